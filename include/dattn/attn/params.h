@@ -1,0 +1,80 @@
+// The one plain parameter struct shared by every attention backend, and the row plan of the spec
+// (which rows are anchors, which are the dense tail). See ../shared/spec/delta-attention.md.
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+#include "dattn/core/tensor.h"
+
+namespace dattn {
+
+enum class AttentionMode : uint8_t { dense, sparse, recompute, delta };
+enum class Backend : uint8_t { automatic, reference, cpu, cuda };
+
+std::string_view mode_name(AttentionMode m);
+AttentionMode parse_mode(std::string_view name);
+std::string_view backend_name(Backend b);
+Backend parse_backend(std::string_view name);
+
+struct AttentionParams {
+  AttentionMode mode = AttentionMode::delta;
+  int64_t window = 2048;   // keys j with p - j < window
+  int64_t sink = 1024;     // keys j < sink
+  int64_t gamma = 64;      // anchor stride
+  int64_t tail_min = -1;   // < 0: max(128, gamma)
+  double scale = 0.0;      // 0: 1/sqrt(head_dim)
+  Backend backend = Backend::automatic;
+  int num_threads = 0;     // CPU backends: 0 = default_num_threads()
+  void* stream = nullptr;  // CUDA backend: a cudaStream_t, nullptr = default stream
+};
+
+// Everything a kernel needs to know about the shapes, derived once from q and k.
+struct AttentionShape {
+  int64_t batch, n_q, n_kv, h_q, h_kv, head_dim;
+  int64_t group() const { return h_q / h_kv; }     // query heads per kv head
+  int64_t position(int64_t row) const { return n_kv - n_q + row; }  // absolute position of a query row
+};
+
+// Row classes of one chunk of n_q rows (spec "Modes").
+struct RowPlan {
+  int64_t gamma = 1;
+  int64_t tail = 0;          // number of dense rows at the end
+  int64_t sparse_rows = 0;   // s_p = n_q - tail, a multiple of gamma (0 when every row is dense)
+  int64_t num_anchors() const { return sparse_rows / gamma; }
+  int64_t anchor_of(int64_t row) const { return (row / gamma) * gamma; }
+  bool is_tail(int64_t row) const { return row >= sparse_rows; }
+  bool is_anchor(int64_t row) const { return row < sparse_rows && row % gamma == 0; }
+};
+
+inline int64_t effective_tail_min(const AttentionParams& p) {
+  return p.tail_min >= 0 ? p.tail_min : (p.gamma > 128 ? p.gamma : 128);
+}
+
+inline RowPlan make_row_plan(int64_t n_q, const AttentionParams& p) {
+  RowPlan plan;
+  plan.gamma = p.gamma;
+  int64_t tail = n_q % p.gamma + effective_tail_min(p);
+  if (tail >= n_q) tail = n_q;
+  plan.tail = tail;
+  plan.sparse_rows = n_q - tail;
+  return plan;
+}
+
+// Keys visible to a sparse row at absolute position pos: [0, sink_end) and [window_begin, pos].
+// The two ranges never overlap (window_begin >= sink_end), so each key counts once.
+struct SparseKeys {
+  int64_t sink_end;
+  int64_t window_begin;
+};
+inline SparseKeys sparse_keys(int64_t pos, int64_t window, int64_t sink) {
+  int64_t sink_end = sink < pos + 1 ? sink : pos + 1;
+  int64_t window_begin = pos - window + 1;
+  if (window_begin < sink_end) window_begin = sink_end;
+  return {sink_end, window_begin};
+}
+
+// Query-key pairs each mode visits (for GFLOP/s and cost reports), summed over one head.
+double dense_pairs(int64_t n_q, int64_t n_kv);
+double mode_pairs(const AttentionShape& s, const AttentionParams& p);
+
+}  // namespace dattn

@@ -1,0 +1,72 @@
+// `dattn attention`: runs the operator on .npy inputs and writes the output (and LSE) as .npy.
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "dattn/attn/backends.h"
+#include "dattn/core/error.h"
+#include "dattn/delta/delta_attention.h"
+#include "tensor_io.h"
+
+namespace dattn::cli {
+namespace {
+
+struct AttentionOptions {
+  std::string q, k, v, out, lse;
+  std::string mode = "delta", dtype = "fp32", backend = "cpu";
+  int64_t window = 2048, sink = 1024, gamma = 64, tail_min = -1;
+  double scale = 0.0;
+  int threads = 0;
+};
+
+void run_attention(const AttentionOptions& o) {
+  AttentionParams params;
+  params.mode = parse_mode(o.mode);
+  params.window = o.window;
+  params.sink = o.sink;
+  params.gamma = o.gamma;
+  params.tail_min = o.tail_min;
+  params.scale = o.scale;
+  params.num_threads = o.threads;
+  params.backend = parse_backend(o.backend);
+  DType dtype = parse_dtype(o.dtype);
+  Device device = resolve_backend(params.backend, Device::cpu) == Backend::cuda ? Device::cuda : Device::cpu;
+  DATTN_CHECK(device == Device::cpu || cuda::available(), "--backend cuda: no CUDA device is available");
+
+  Tensor q = load_attention_npy(o.q, "q", dtype), k = load_attention_npy(o.k, "k", dtype),
+         v = load_attention_npy(o.v, "v", dtype);
+  if (device == Device::cuda) {
+    q = Tensor::copy_of(q, dtype, device);
+    k = Tensor::copy_of(k, dtype, device);
+    v = Tensor::copy_of(v, dtype, device);
+  }
+  const auto& qs = q.view().shape;
+  Tensor out(qs, device == Device::cuda ? dtype : DType::f32, device);
+  Tensor lse({qs[0], qs[2], qs[1], 1}, DType::f32, device);
+  delta_attention_lse(q, k, v, out, lse, params);
+  save_f32_npy(o.out, out, 4);
+  if (!o.lse.empty()) save_f32_npy(o.lse, lse, 3);
+}
+
+}  // namespace
+
+void add_attention_command(CLI::App& app) {
+  auto options = std::make_shared<AttentionOptions>();
+  CLI::App* cmd = app.add_subcommand("attention", "Run Delta Attention on .npy tensors (batch, seq, heads, head_dim)");
+  cmd->add_option("--q", options->q, "queries .npy (float32/float16)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--k", options->k, "keys .npy")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--v", options->v, "values .npy")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", options->out, "output .npy (float32, Q's shape)")->required();
+  cmd->add_option("--lse", options->lse, "log-sum-exp .npy (float32, batch x heads x n_q)");
+  cmd->add_option("--mode", options->mode, "dense|sparse|recompute|delta")->capture_default_str();
+  cmd->add_option("--window", options->window, "sliding window")->capture_default_str();
+  cmd->add_option("--sink", options->sink, "attention sink keys")->capture_default_str();
+  cmd->add_option("--gamma", options->gamma, "anchor stride")->capture_default_str();
+  cmd->add_option("--tail-min", options->tail_min, "minimum dense tail rows (default max(128, gamma))");
+  cmd->add_option("--scale", options->scale, "softmax scale (default 1/sqrt(head_dim))");
+  cmd->add_option("--dtype", options->dtype, "compute input dtype fp32|bf16|fp16")->capture_default_str();
+  cmd->add_option("--backend", options->backend, "reference|cpu|cuda")->capture_default_str();
+  cmd->add_option("--threads", options->threads, "CPU threads (0 = all cores)");
+  cmd->callback([options] { run_attention(*options); });
+}
+
+}  // namespace dattn::cli
