@@ -14,6 +14,7 @@ struct SyntheticInputs {
 // sink keys at the start that every query attends to, and (c) "needle" keys far back in the context
 // whose value rows are distinct and which blocks of later queries look up. Sliding-window attention
 // misses (c), which is the distribution shift Delta Attention corrects.
+// Values: a shared mean plus a component that varies slowly along the sequence.
 SyntheticInputs make_structured_inputs(int64_t n, int64_t heads, int64_t kv_heads, int64_t head_dim, uint64_t seed);
 
 }  // namespace dattn::cli
