@@ -1,0 +1,61 @@
+// The architecture description of a Hugging Face causal LM (config.json), reduced to what the runtime
+// computes with. Every field the runtime cannot honour is rejected with a dattn::Error naming it.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dattn::model {
+
+enum class Architecture : uint8_t { llama, mistral, qwen2, qwen3 };
+std::string_view architecture_name(Architecture a);
+
+// Rotary embedding as transformers computes it (ROPE_INIT_FUNCTIONS): the frequency table depends on
+// the rope type; the attention factor multiplies cos and sin (1 except for yarn).
+struct RopeConfig {
+  enum class Type : uint8_t { default_, linear, llama3 };
+  Type type = Type::default_;
+  double theta = 10000.0;
+  double factor = 1.0;                      // linear, llama3
+  double low_freq_factor = 1.0;             // llama3
+  double high_freq_factor = 4.0;            // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3
+};
+
+struct ModelConfig {
+  Architecture architecture = Architecture::llama;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  RopeConfig rope;
+  bool tie_word_embeddings = false;
+  bool qkv_bias = false;   // q_proj, k_proj, v_proj have a bias (Qwen2; Llama/Qwen3 attention_bias)
+  bool o_bias = false;     // o_proj has a bias (Llama/Qwen3 attention_bias)
+  bool mlp_bias = false;   // gate/up/down have a bias (Llama mlp_bias)
+  bool qk_norm = false;    // per-head RMSNorm of q and k before RoPE (Qwen3)
+  // Mistral's sliding window: the model equals full attention only while the context fits in it.
+  std::optional<int64_t> sliding_window;
+  std::vector<int32_t> eos_token_ids;   // config.json, then generation_config.json
+  std::optional<int32_t> bos_token_id;
+};
+
+// Parses the text of config.json. Throws dattn::Error naming the first unsupported or invalid field.
+ModelConfig parse_model_config(std::string_view json_text);
+
+// Reads DIR/config.json and, when present, DIR/generation_config.json (adds its eos ids).
+ModelConfig load_model_config(const std::filesystem::path& dir);
+
+// The inverse frequencies of each rotary pair (head_dim / 2 values), rounded as transformers rounds them
+// (fp32 tensors), so that positions far into the context rotate by the same angles.
+std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t head_dim);
+
+}  // namespace dattn::model

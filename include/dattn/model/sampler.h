@@ -1,0 +1,31 @@
+// Next-token choice from logits: greedy, or temperature + top-k + top-p sampling with a seeded generator.
+#pragma once
+#include <cstdint>
+#include <random>
+#include <span>
+
+namespace dattn::model {
+
+struct SamplingParams {
+  double temperature = 0.0;  // <= 0: greedy (argmax)
+  int64_t top_k = 0;         // 0: no top-k cut
+  double top_p = 1.0;        // 1: no nucleus cut
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplingParams params);  // throws dattn::Error on invalid values
+  // The chosen token id. Ties in greedy mode go to the lowest id.
+  int32_t sample(std::span<const float> logits);
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  double uniform();  // [0, 1), the same sequence on every platform for a seed
+};
+
+int32_t argmax(std::span<const float> logits);
+
+}  // namespace dattn::model

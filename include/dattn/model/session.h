@@ -1,0 +1,73 @@
+// One inference stream over a Model on the CPU: a KV cache preallocated for the context, chunked
+// prefill through the Delta Attention operator, and dense single-token decode.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "dattn/attn/params.h"
+#include "dattn/model/model.h"
+
+namespace dattn::model {
+
+// Which attention each layer uses during prefill. Decode (a one-token step) is always dense.
+struct AttentionPlan {
+  AttentionParams params{.mode = AttentionMode::dense};  // mode, window, sink, gamma, backend
+  int64_t dense_first_layers = 0;                       // layers [0, N) use dense whatever params.mode
+  std::map<int64_t, AttentionParams> layer_overrides;   // layer index -> its own params (wins over both)
+
+  AttentionParams for_layer(int64_t layer) const;
+};
+
+struct SessionOptions {
+  int64_t context = 4096;     // tokens the KV cache holds (prompt + generated)
+  int64_t chunk_size = 2048;  // prefill rows per forward pass (continued prefill between chunks)
+  AttentionPlan attention;
+  int num_threads = 0;        // 0 = default_num_threads()
+};
+
+struct PrefillOptions {
+  bool all_logits = false;  // logits of every position, else only of the last one
+  // Called after each chunk with (tokens done, tokens total).
+  std::function<void(int64_t, int64_t)> on_progress;
+};
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, SessionOptions options);
+
+  // Appends tokens to the context and returns logits: (n, vocab) row-major with all_logits, else (vocab)
+  // for the last token. Throws dattn::Error (before computing anything) when the tokens do not fit the
+  // context or an id is outside the vocabulary.
+  std::vector<float> prefill(std::span<const int32_t> ids, const PrefillOptions& options = {});
+  // Appends one token with dense attention over the whole cache; returns its logits (vocab).
+  std::vector<float> decode(int32_t id);
+
+  // Changes the prefill attention for the following calls (the cache is kept).
+  void set_attention(AttentionPlan plan);
+
+  int64_t position() const { return position_; }  // tokens in the cache
+  int64_t context() const { return options_.context; }
+  void reset() { position_ = 0; }
+  const Model& model() const { return *model_; }
+  uint64_t kv_cache_bytes() const;
+
+ private:
+  std::shared_ptr<const Model> model_;
+  SessionOptions options_;
+  int64_t position_ = 0;
+  // per layer (context, kv_heads, head_dim); left uninitialised so untouched context costs no memory
+  std::unique_ptr<float[]> k_cache_, v_cache_;
+  struct Workspace;
+  std::shared_ptr<Workspace> work_;
+
+  // Runs the layers over ids at positions [position_, position_ + n); writes the final-norm hidden states of
+  // rows [first_logit_row, n) and their logits into `logits`.
+  void forward_chunk(std::span<const int32_t> ids, bool decode_step, int64_t first_logit_row, float* logits);
+  void check_ids(std::span<const int32_t> ids) const;
+};
+
+}  // namespace dattn::model

@@ -1,0 +1,135 @@
+// Memory-mapped safetensors files and the single-file / sharded checkpoint layouts of save_pretrained.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "dattn/core/error.h"
+#include "dattn/model/safetensors.h"
+
+namespace dattn::model {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+MappedFile::MappedFile(const fs::path& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  DATTN_CHECK(fd >= 0, "cannot open {}: {}", path.string(), std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("{} is not a regular file", path.string());
+  }
+  size_ = size_t(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    int err = errno;
+    ::close(fd);
+    DATTN_CHECK(p != MAP_FAILED, "cannot memory-map {}: {}", path.string(), std::strerror(err));
+    data_ = static_cast<const std::byte*>(p);
+  } else {
+    ::close(fd);
+  }
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+}
+
+void Checkpoint::add_shard(const fs::path& path) {
+  auto shard = std::make_unique<Shard>();
+  shard->file = std::make_unique<MappedFile>(path);
+  std::span<const std::byte> bytes = shard->file->bytes();
+  shard->header = parse_safetensors_header(bytes, bytes.size(), path.string());
+  for (const auto& [name, info] : shard->header.tensors) {
+    auto [it, inserted] = index_.emplace(name, std::make_pair(shard.get(), &info));
+    DATTN_CHECK(inserted, "tensor '{}' is stored twice: in {} and in {}", name, it->second.first->file->path().string(),
+                path.string());
+  }
+  shards_.push_back(std::move(shard));
+}
+
+Checkpoint Checkpoint::open_files(const std::vector<fs::path>& files) {
+  Checkpoint c;
+  for (const fs::path& f : files) c.add_shard(f);
+  return c;
+}
+
+Checkpoint Checkpoint::open(const fs::path& dir) {
+  fs::path single = dir / "model.safetensors";
+  fs::path index_path = dir / "model.safetensors.index.json";
+  if (fs::is_regular_file(index_path)) {
+    std::ifstream in(index_path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    json index = json::parse(text.str(), nullptr, false);
+    DATTN_CHECK(!index.is_discarded() && index.is_object(), "{} is not a JSON object", index_path.string());
+    DATTN_CHECK(index.contains("weight_map") && index.at("weight_map").is_object(),
+                "{}: field 'weight_map' is missing or not an object", index_path.string());
+    const json& weight_map = index.at("weight_map");
+    std::set<std::string> shard_names;
+    for (const auto& [tensor, file] : weight_map.items()) {
+      DATTN_CHECK(file.is_string(), "{}: weight_map['{}'] must be a file name", index_path.string(), tensor);
+      std::string name = file.get<std::string>();
+      // shard names are plain file names in the same directory; anything else could escape it
+      DATTN_CHECK(!name.empty() && name.find('/') == std::string::npos && name.find('\\') == std::string::npos &&
+                      name != "." && name != "..",
+                  "{}: weight_map['{}'] names '{}', which is not a file in the model directory", index_path.string(),
+                  tensor, name);
+      shard_names.insert(name);
+    }
+    DATTN_CHECK(!shard_names.empty(), "{}: weight_map is empty", index_path.string());
+    std::vector<fs::path> files;
+    for (const std::string& name : shard_names) {
+      DATTN_CHECK(fs::is_regular_file(dir / name), "{} lists shard '{}', which is missing", index_path.string(), name);
+      files.push_back(dir / name);
+    }
+    Checkpoint c = open_files(files);
+    for (const auto& [tensor, file] : weight_map.items()) {
+      auto it = c.index_.find(tensor);
+      DATTN_CHECK(it != c.index_.end(), "{} maps tensor '{}' to {}, which does not contain it", index_path.string(),
+                  tensor, file.get<std::string>());
+      DATTN_CHECK(it->second.first->file->path().filename() == file.get<std::string>(),
+                  "{} maps tensor '{}' to {}, but it is stored in {}", index_path.string(), tensor,
+                  file.get<std::string>(), it->second.first->file->path().filename().string());
+    }
+    return c;
+  }
+  DATTN_CHECK(fs::is_regular_file(single), "no weights in {}: expected model.safetensors or model.safetensors.index.json",
+              dir.string());
+  return open_files({single});
+}
+
+TensorRef Checkpoint::get(const std::string& name) const {
+  auto it = index_.find(name);
+  DATTN_CHECK(it != index_.end(), "tensor '{}' is missing from the checkpoint", name);
+  const Shard& shard = *it->second.first;
+  const TensorInfo& info = *it->second.second;
+  TensorRef ref;
+  ref.info = &info;
+  ref.bytes = shard.file->bytes().subspan(size_t(shard.header.data_offset + info.begin), size_t(info.end - info.begin));
+  ref.file = &shard.file->path();
+  return ref;
+}
+
+std::vector<std::string> Checkpoint::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, where] : index_) out.push_back(name);
+  return out;
+}
+
+uint64_t Checkpoint::data_bytes() const {
+  uint64_t total = 0;
+  for (const auto& [name, where] : index_) total += where.second->end - where.second->begin;
+  return total;
+}
+
+}  // namespace dattn::model

@@ -1,0 +1,320 @@
+// config.json parsing for Llama, Mistral, Qwen2 and Qwen3 causal LMs, with the defaults transformers'
+// config classes use when a field is absent.
+#include "dattn/model/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "dattn/core/error.h"
+
+namespace dattn::model {
+
+using nlohmann::json;
+
+std::string_view architecture_name(Architecture a) {
+  switch (a) {
+    case Architecture::llama: return "LlamaForCausalLM";
+    case Architecture::mistral: return "MistralForCausalLM";
+    case Architecture::qwen2: return "Qwen2ForCausalLM";
+    case Architecture::qwen3: return "Qwen3ForCausalLM";
+  }
+  return "?";
+}
+
+namespace {
+
+bool present(const json& j, const char* key) { return j.contains(key) && !j.at(key).is_null(); }
+
+int64_t int_field(const json& j, const char* key, std::string_view where) {
+  const json& v = j.at(key);
+  if (v.is_number_integer()) return v.get<int64_t>();
+  // transformers writes some integers as floats (e.g. 8192.0); accept them when integral
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return int64_t(d);
+  }
+  fail("{}field '{}' must be an integer, got {}", where, key, v.dump());
+}
+
+int64_t required_int(const json& j, const char* key, int64_t min_value, std::string_view where = "config.json: ") {
+  DATTN_CHECK(present(j, key), "{}field '{}' is missing", where, key);
+  int64_t value = int_field(j, key, where);
+  DATTN_CHECK(value >= min_value, "{}field '{}' is {} (must be >= {})", where, key, value, min_value);
+  return value;
+}
+
+int64_t optional_int(const json& j, const char* key, int64_t fallback, int64_t min_value,
+                     std::string_view where = "config.json: ") {
+  if (!present(j, key)) return fallback;
+  return required_int(j, key, min_value, where);
+}
+
+double number_field(const json& j, const char* key, std::string_view where) {
+  DATTN_CHECK(present(j, key), "{}field '{}' is missing", where, key);
+  const json& v = j.at(key);
+  DATTN_CHECK(v.is_number(), "{}field '{}' must be a number, got {}", where, key, v.dump());
+  double d = v.get<double>();
+  DATTN_CHECK(std::isfinite(d), "{}field '{}' must be finite, got {}", where, key, v.dump());
+  return d;
+}
+
+double positive_number(const json& j, const char* key, std::string_view where = "config.json: ") {
+  double d = number_field(j, key, where);
+  DATTN_CHECK(d > 0, "{}field '{}' is {} (must be > 0)", where, key, d);
+  return d;
+}
+
+bool bool_field(const json& j, const char* key, bool fallback) {
+  if (!present(j, key)) return fallback;
+  const json& v = j.at(key);
+  DATTN_CHECK(v.is_boolean(), "config.json: field '{}' must be true or false, got {}", key, v.dump());
+  return v.get<bool>();
+}
+
+std::string string_field(const json& j, const char* key) {
+  const json& v = j.at(key);
+  DATTN_CHECK(v.is_string(), "config.json: field '{}' must be a string, got {}", key, v.dump());
+  return v.get<std::string>();
+}
+
+Architecture parse_architecture(const json& j) {
+  std::string name;
+  if (present(j, "architectures")) {
+    const json& list = j.at("architectures");
+    DATTN_CHECK(list.is_array() && !list.empty() && list[0].is_string(),
+                "config.json: field 'architectures' must be a non-empty list of names, got {}", list.dump());
+    name = list[0].get<std::string>();
+    if (name == "LlamaForCausalLM") return Architecture::llama;
+    if (name == "MistralForCausalLM") return Architecture::mistral;
+    if (name == "Qwen2ForCausalLM") return Architecture::qwen2;
+    if (name == "Qwen3ForCausalLM") return Architecture::qwen3;
+    fail("config.json: architectures '{}' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
+         "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+         name);
+  }
+  DATTN_CHECK(present(j, "model_type"), "config.json: neither 'architectures' nor 'model_type' is given");
+  name = string_field(j, "model_type");
+  if (name == "llama") return Architecture::llama;
+  if (name == "mistral") return Architecture::mistral;
+  if (name == "qwen2") return Architecture::qwen2;
+  if (name == "qwen3") return Architecture::qwen3;
+  fail("config.json: model_type '{}' is not supported (supported: llama, mistral, qwen2, qwen3)", name);
+}
+
+// One rope object: rope_scaling (4.x, theta given separately) or rope_parameters (5.x, theta inside).
+RopeConfig parse_rope_object(const json& obj, const char* field, double theta) {
+  DATTN_CHECK(obj.is_object(), "config.json: field '{}' must be an object or null, got {}", field, obj.dump());
+  std::string where = fmt::format("config.json: {}: ", field);
+  RopeConfig rope;
+  rope.theta = theta;
+  std::string type = "default";
+  const char* type_key = present(obj, "rope_type") ? "rope_type" : (present(obj, "type") ? "type" : nullptr);
+  if (type_key) {
+    DATTN_CHECK(obj.at(type_key).is_string(), "{}field '{}' must be a string, got {}", where, type_key,
+                obj.at(type_key).dump());
+    type = obj.at(type_key).get<std::string>();
+  }
+  if (type == "default") {
+    rope.type = RopeConfig::Type::default_;
+  } else if (type == "linear") {
+    rope.type = RopeConfig::Type::linear;
+    rope.factor = positive_number(obj, "factor", where);
+  } else if (type == "llama3") {
+    rope.type = RopeConfig::Type::llama3;
+    rope.factor = positive_number(obj, "factor", where);
+    rope.low_freq_factor = positive_number(obj, "low_freq_factor", where);
+    rope.high_freq_factor = positive_number(obj, "high_freq_factor", where);
+    rope.original_max_position_embeddings = required_int(obj, "original_max_position_embeddings", 1, where);
+    DATTN_CHECK(rope.high_freq_factor > rope.low_freq_factor,
+                "{}high_freq_factor ({}) must exceed low_freq_factor ({})", where, rope.high_freq_factor,
+                rope.low_freq_factor);
+  } else {
+    fail("{}rope type '{}' is not supported (supported: default, linear, llama3)", where, type);
+  }
+  if (present(obj, "partial_rotary_factor")) {
+    double f = number_field(obj, "partial_rotary_factor", where);
+    DATTN_CHECK(f == 1.0, "{}partial_rotary_factor {} is not supported (only 1)", where, f);
+  }
+  return rope;
+}
+
+RopeConfig parse_rope(const json& j) {
+  if (present(j, "partial_rotary_factor")) {
+    double f = number_field(j, "partial_rotary_factor", "config.json: ");
+    DATTN_CHECK(f == 1.0, "config.json: partial_rotary_factor {} is not supported (only 1)", f);
+  }
+  if (present(j, "rope_parameters")) {
+    const json& params = j.at("rope_parameters");
+    DATTN_CHECK(params.is_object(), "config.json: field 'rope_parameters' must be an object, got {}",
+                params.dump());
+    DATTN_CHECK(!params.contains("full_attention") && !params.contains("sliding_attention"),
+                "config.json: rope_parameters per layer type are not supported (one set for all layers only)");
+    double theta = present(params, "rope_theta") ? positive_number(params, "rope_theta", "config.json: rope_parameters: ")
+                                                 : (present(j, "rope_theta") ? positive_number(j, "rope_theta") : 10000.0);
+    return parse_rope_object(params, "rope_parameters", theta);
+  }
+  double theta = present(j, "rope_theta") ? positive_number(j, "rope_theta") : 10000.0;
+  if (present(j, "rope_scaling")) return parse_rope_object(j.at("rope_scaling"), "rope_scaling", theta);
+  RopeConfig rope;
+  rope.theta = theta;
+  return rope;
+}
+
+void append_token_ids(const json& j, const char* key, std::vector<int32_t>& ids, std::string_view file) {
+  if (!present(j, key)) return;
+  const json& v = j.at(key);
+  auto add = [&](const json& item) {
+    DATTN_CHECK(item.is_number_integer() && item.get<int64_t>() >= 0 && item.get<int64_t>() <= INT32_MAX,
+                "{}: field '{}' must hold non-negative token ids, got {}", file, key, v.dump());
+    int32_t id = int32_t(item.get<int64_t>());
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  if (v.is_array()) {
+    for (const json& item : v) add(item);
+  } else {
+    add(v);
+  }
+}
+
+void reject_sliding_layers(const json& j) {
+  if (bool_field(j, "use_sliding_window", false))
+    fail("config.json: use_sliding_window=true is not supported (only full attention layers)");
+  if (present(j, "layer_types")) {
+    const json& types = j.at("layer_types");
+    DATTN_CHECK(types.is_array(), "config.json: field 'layer_types' must be a list, got {}", types.dump());
+    for (size_t i = 0; i < types.size(); ++i)
+      DATTN_CHECK(types[i] == "full_attention", "config.json: layer_types[{}] is {} (only \"full_attention\" is supported)",
+                  i, types[i].dump());
+  }
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(std::string_view json_text) {
+  json j = json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
+  DATTN_CHECK(!j.is_discarded(), "config.json is not valid JSON");
+  DATTN_CHECK(j.is_object(), "config.json must hold a JSON object, got {}", j.type_name());
+
+  ModelConfig c;
+  c.architecture = parse_architecture(j);
+  DATTN_CHECK(!present(j, "quantization_config"),
+              "config.json: quantization_config is not supported (quantized checkpoints)");
+  if (present(j, "hidden_act")) {
+    std::string act = string_field(j, "hidden_act");
+    DATTN_CHECK(act == "silu" || act == "swish", "config.json: hidden_act '{}' is not supported (only silu)", act);
+  }
+  c.vocab_size = required_int(j, "vocab_size", 1);
+  c.hidden_size = required_int(j, "hidden_size", 1);
+  c.intermediate_size = required_int(j, "intermediate_size", 1);
+  c.num_layers = required_int(j, "num_hidden_layers", 1);
+  c.num_heads = required_int(j, "num_attention_heads", 1);
+  c.num_kv_heads = optional_int(j, "num_key_value_heads", c.num_heads, 1);
+  DATTN_CHECK(c.num_heads % c.num_kv_heads == 0,
+              "config.json: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", c.num_heads,
+              c.num_kv_heads);
+  if (present(j, "head_dim")) {
+    c.head_dim = required_int(j, "head_dim", 1);
+  } else {
+    DATTN_CHECK(c.hidden_size % c.num_heads == 0,
+                "config.json: hidden_size ({}) is not a multiple of num_attention_heads ({}) and head_dim is not given",
+                c.hidden_size, c.num_heads);
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  DATTN_CHECK(c.head_dim % 2 == 0, "config.json: head_dim {} must be even (rotary pairs)", c.head_dim);
+  c.max_position_embeddings = optional_int(j, "max_position_embeddings", 0, 0);
+  if (present(j, "rms_norm_eps")) c.rms_norm_eps = positive_number(j, "rms_norm_eps");
+  c.rope = parse_rope(j);
+  c.tie_word_embeddings = bool_field(j, "tie_word_embeddings", false);
+
+  switch (c.architecture) {
+    case Architecture::llama:
+      c.qkv_bias = c.o_bias = bool_field(j, "attention_bias", false);
+      c.mlp_bias = bool_field(j, "mlp_bias", false);
+      break;
+    case Architecture::mistral:
+      if (present(j, "sliding_window")) c.sliding_window = required_int(j, "sliding_window", 1);
+      break;
+    case Architecture::qwen2:
+      c.qkv_bias = true;
+      reject_sliding_layers(j);
+      break;
+    case Architecture::qwen3:
+      c.qkv_bias = c.o_bias = bool_field(j, "attention_bias", false);
+      c.qk_norm = true;
+      reject_sliding_layers(j);
+      break;
+  }
+
+  append_token_ids(j, "eos_token_id", c.eos_token_ids, "config.json");
+  std::vector<int32_t> bos;
+  append_token_ids(j, "bos_token_id", bos, "config.json");
+  if (!bos.empty()) c.bos_token_id = bos[0];
+  return c;
+}
+
+namespace {
+std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  DATTN_CHECK(in.good(), "cannot open {}", path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  DATTN_CHECK(!in.bad(), "cannot read {}", path.string());
+  return text.str();
+}
+}  // namespace
+
+ModelConfig load_model_config(const std::filesystem::path& dir) {
+  std::filesystem::path config_path = dir / "config.json";
+  DATTN_CHECK(std::filesystem::is_regular_file(config_path), "{} not found: is '{}' a Hugging Face model directory?",
+              config_path.string(), dir.string());
+  ModelConfig config;
+  try {
+    config = parse_model_config(read_text_file(config_path));
+  } catch (const Error& e) {
+    fail("{}: {}", config_path.string(), e.what());
+  }
+  std::filesystem::path generation_path = dir / "generation_config.json";
+  if (std::filesystem::is_regular_file(generation_path)) {
+    std::string text = read_text_file(generation_path);
+    json j = json::parse(text, nullptr, false);
+    DATTN_CHECK(!j.is_discarded() && j.is_object(), "{} is not a JSON object", generation_path.string());
+    append_token_ids(j, "eos_token_id", config.eos_token_ids, "generation_config.json");
+  }
+  return config;
+}
+
+std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t head_dim) {
+  // Mirrors transformers' fp32 tensor arithmetic step by step (modeling_rope_utils.py).
+  std::vector<float> inv_freq(size_t(head_dim / 2));
+  const float base = float(rope.theta);
+  for (int64_t i = 0; i < head_dim / 2; ++i) {
+    float exponent = float(2 * i) / float(head_dim);
+    inv_freq[size_t(i)] = 1.0f / std::pow(base, exponent);  // torch: pow(base, e).reciprocal()
+  }
+  if (rope.type == RopeConfig::Type::linear) {
+    for (float& f : inv_freq) f /= float(rope.factor);
+  } else if (rope.type == RopeConfig::Type::llama3) {
+    const float factor = float(rope.factor);
+    const float low = float(rope.low_freq_factor), high = float(rope.high_freq_factor);
+    const float old_len = float(rope.original_max_position_embeddings);
+    const float low_freq_wavelen = old_len / low, high_freq_wavelen = old_len / high;
+    const float two_pi = float(2.0 * M_PI);
+    for (float& f : inv_freq) {
+      float wavelen = (1.0f / f) * two_pi;  // torch evaluates scalar / tensor as reciprocal * scalar
+      float scaled = wavelen > low_freq_wavelen ? f / factor : f;
+      bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+      if (medium) {
+        float smooth = ((1.0f / wavelen) * old_len - low) / (high - low);
+        scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+      }
+      f = scaled;
+    }
+  }
+  return inv_freq;
+}
+
+}  // namespace dattn::model

@@ -1,0 +1,206 @@
+// config.json parsing: both rope styles, defaults, and a clear error naming the field for everything else.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "dattn/core/error.h"
+#include "dattn/model/config.h"
+#include "dattn/model/session.h"
+#include "model_fixtures.h"
+
+namespace dattn::model {
+namespace {
+
+using nlohmann::json;
+
+json base_llama() {
+  return json{{"architectures", {"LlamaForCausalLM"}},
+              {"hidden_size", 64},
+              {"intermediate_size", 128},
+              {"num_hidden_layers", 2},
+              {"num_attention_heads", 4},
+              {"vocab_size", 100}};
+}
+
+ModelConfig parse(const json& j) { return parse_model_config(j.dump()); }
+
+// The parse must fail and the message must name `field`.
+void expect_error_naming(const json& j, const std::string& field) {
+  try {
+    parse(j);
+    ADD_FAILURE() << "accepted: " << j.dump();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << "message: " << e.what();
+  }
+}
+
+TEST(ModelConfig, DefaultsOfAMinimalLlamaConfig) {
+  ModelConfig c = parse(base_llama());
+  EXPECT_EQ(c.architecture, Architecture::llama);
+  EXPECT_EQ(c.num_kv_heads, 4);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_EQ(c.rope.type, RopeConfig::Type::default_);
+  EXPECT_EQ(c.rope.theta, 10000.0);
+  EXPECT_TRUE(c.eos_token_ids.empty());
+}
+
+TEST(ModelConfig, ArchitectureSpecificFields) {
+  json q2 = base_llama();
+  q2["architectures"] = {"Qwen2ForCausalLM"};
+  EXPECT_TRUE(parse(q2).qkv_bias);
+  EXPECT_FALSE(parse(q2).o_bias);
+  json q3 = base_llama();
+  q3["architectures"] = {"Qwen3ForCausalLM"};
+  q3["head_dim"] = 24;
+  ModelConfig c3 = parse(q3);
+  EXPECT_TRUE(c3.qk_norm);
+  EXPECT_EQ(c3.head_dim, 24);
+  json llama_bias = base_llama();
+  llama_bias["attention_bias"] = true;
+  llama_bias["mlp_bias"] = true;
+  ModelConfig cb = parse(llama_bias);
+  EXPECT_TRUE(cb.qkv_bias && cb.o_bias && cb.mlp_bias);
+  json by_type = base_llama();
+  by_type.erase("architectures");
+  by_type["model_type"] = "mistral";
+  by_type["sliding_window"] = nullptr;
+  EXPECT_EQ(parse(by_type).architecture, Architecture::mistral);
+  EXPECT_FALSE(parse(by_type).sliding_window.has_value());
+}
+
+TEST(ModelConfig, RopeStylesOfTransformers4And5AreEquivalent) {
+  json v4 = base_llama();
+  v4["rope_theta"] = 500000.0;
+  v4["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                        {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  json v5 = base_llama();
+  v5["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                           {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                           {"original_max_position_embeddings", 8192}};
+  ModelConfig a = parse(v4), b = parse(v5);
+  EXPECT_EQ(a.rope.type, RopeConfig::Type::llama3);
+  EXPECT_EQ(rope_inverse_frequencies(a.rope, 128), rope_inverse_frequencies(b.rope, 128));
+  json legacy_type_key = base_llama();
+  legacy_type_key["rope_scaling"] = {{"type", "linear"}, {"factor", 4.0}};
+  EXPECT_EQ(parse(legacy_type_key).rope.type, RopeConfig::Type::linear);
+}
+
+TEST(ModelConfig, RopeFrequencies) {
+  RopeConfig plain{.theta = 10000.0};
+  auto f = rope_inverse_frequencies(plain, 8);
+  ASSERT_EQ(f.size(), 4u);
+  EXPECT_FLOAT_EQ(f[0], 1.0f);
+  EXPECT_FLOAT_EQ(f[1], 0.1f);
+  EXPECT_FLOAT_EQ(f[2], 0.01f);
+  RopeConfig linear = plain;
+  linear.type = RopeConfig::Type::linear;
+  linear.factor = 4.0;
+  EXPECT_FLOAT_EQ(rope_inverse_frequencies(linear, 8)[1], 0.025f);
+  // llama3 at Llama 3.1's values: high frequencies kept, low ones divided by the factor
+  RopeConfig llama3{.type = RopeConfig::Type::llama3, .theta = 500000.0, .factor = 8.0, .low_freq_factor = 1.0,
+                    .high_freq_factor = 4.0, .original_max_position_embeddings = 8192};
+  auto base = rope_inverse_frequencies({.theta = 500000.0}, 128), scaled = rope_inverse_frequencies(llama3, 128);
+  EXPECT_EQ(scaled[0], base[0]);
+  EXPECT_FLOAT_EQ(scaled[63], base[63] / 8.0f);
+  for (size_t i = 0; i < 64; ++i) EXPECT_LE(scaled[i], base[i]);
+}
+
+TEST(ModelConfig, EosIdsFromConfigAndGenerationConfig) {
+  test::TempDir dir;
+  json c = base_llama();
+  c["eos_token_id"] = {7, 9};
+  c["bos_token_id"] = 3;
+  test::write_text(dir.path / "config.json", c.dump());
+  test::write_text(dir.path / "generation_config.json", R"({"eos_token_id": [9, 11]})");
+  ModelConfig loaded = load_model_config(dir.path);
+  EXPECT_EQ(loaded.eos_token_ids, (std::vector<int32_t>{7, 9, 11}));
+  EXPECT_EQ(loaded.bos_token_id, 3);
+  test::write_text(dir.path / "generation_config.json", "{not json");
+  EXPECT_THROW(load_model_config(dir.path), Error);
+}
+
+TEST(ModelConfig, ErrorsNameTheField) {
+  auto with = [](const char* key, json value) {
+    json j = base_llama();
+    j[key] = std::move(value);
+    return j;
+  };
+  auto without = [](const char* key) {
+    json j = base_llama();
+    j.erase(key);
+    return j;
+  };
+  expect_error_naming(without("hidden_size"), "hidden_size");
+  expect_error_naming(without("vocab_size"), "vocab_size");
+  expect_error_naming(with("hidden_size", "64"), "hidden_size");
+  expect_error_naming(with("num_hidden_layers", 0), "num_hidden_layers");
+  expect_error_naming(with("num_hidden_layers", 2.5), "num_hidden_layers");
+  expect_error_naming(with("num_key_value_heads", 3), "num_key_value_heads");
+  expect_error_naming(with("head_dim", 15), "head_dim");
+  expect_error_naming(with("num_attention_heads", 5), "num_attention_heads");
+  expect_error_naming(with("architectures", json::array({"GPT2LMHeadModel"})), "GPT2LMHeadModel");
+  expect_error_naming(with("architectures", json::array()), "architectures");
+  expect_error_naming(with("hidden_act", "gelu"), "hidden_act");
+  expect_error_naming(with("rms_norm_eps", -1.0), "rms_norm_eps");
+  expect_error_naming(with("rope_theta", "big"), "rope_theta");
+  expect_error_naming(with("rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}}), "yarn");
+  expect_error_naming(with("rope_scaling", {{"rope_type", "dynamic"}, {"factor", 2.0}}), "dynamic");
+  expect_error_naming(with("rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}}), "low_freq_factor");
+  expect_error_naming(with("rope_scaling", {{"rope_type", "linear"}, {"factor", -2.0}}), "factor");
+  expect_error_naming(with("rope_scaling", "linear"), "rope_scaling");
+  expect_error_naming(with("rope_parameters", {{"full_attention", {{"rope_type", "default"}}}}), "rope_parameters");
+  expect_error_naming(with("partial_rotary_factor", 0.5), "partial_rotary_factor");
+  expect_error_naming(with("quantization_config", {{"quant_method", "gptq"}}), "quantization_config");
+  expect_error_naming(with("tie_word_embeddings", "yes"), "tie_word_embeddings");
+  expect_error_naming(with("eos_token_id", "</s>"), "eos_token_id");
+  json qwen = with("use_sliding_window", true);
+  qwen["architectures"] = {"Qwen2ForCausalLM"};
+  expect_error_naming(qwen, "use_sliding_window");
+  json qwen3 = with("layer_types", {"full_attention", "sliding_attention"});
+  qwen3["architectures"] = {"Qwen3ForCausalLM"};
+  expect_error_naming(qwen3, "layer_types");
+  EXPECT_THROW(parse_model_config("{\"hidden_size\": "), Error);
+  EXPECT_THROW(parse_model_config("[1, 2]"), Error);
+  EXPECT_THROW(parse_model_config(""), Error);
+}
+
+TEST(ModelConfig, MistralSlidingWindowLimitsTheContext) {
+  test::TempDir dir;
+  for (const auto& entry : std::filesystem::directory_iterator(test::models_dir() / "mistral_bf16"))
+    std::filesystem::copy(entry.path(), dir.path / entry.path().filename());
+  json c = json::parse(test::read_text(dir.path / "config.json"));
+  c["sliding_window"] = 32;
+  test::write_text(dir.path / "config.json", c.dump());
+  auto model = Model::load(dir.path);
+  EXPECT_EQ(model->config().sliding_window, 32);
+  SessionOptions o;
+  o.context = 32;
+  EXPECT_NO_THROW(Session(model, o));
+  o.context = 33;
+  try {
+    Session s(model, o);
+    ADD_FAILURE() << "context beyond the sliding window accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sliding_window"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelConfig, MissingDirectoryOrConfig) {
+  test::TempDir dir;
+  EXPECT_THROW(load_model_config(dir.path), Error);
+  EXPECT_THROW(Model::load(dir.path / "nope"), Error);
+  // a config error from a file names the file
+  test::write_text(dir.path / "config.json", R"({"architectures": ["LlamaForCausalLM"]})");
+  try {
+    load_model_config(dir.path);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("vocab_size"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace dattn::model
