@@ -93,6 +93,8 @@ TEXTS = [
 
 LLAMA3_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                   "<|eot_id|>", "<|reserved_special_token_0|>", "<|reserved_special_token_1|>"]
+# Written with merges in the older "a b" string form (files from tokenizers < 0.20 look like this).
+STRING_MERGES = {"llama2_bpe"}
 QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
@@ -167,7 +169,7 @@ def make_qwen2() -> tuple[Tokenizer, dict, list[str]]:
     return tok, config, texts_for(QWEN_SPECIAL) + ["<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"]
 
 
-def with_byte_fallback_vocab(tok: Tokenizer, specials: list[str], string_merges: bool) -> Tokenizer:
+def with_byte_fallback_vocab(tok: Tokenizer, specials: list[str]) -> Tokenizer:
     """Renumber as SentencePiece-converted Llama 2 / Mistral vocabularies are: specials, then the 256
     <0xXX> byte tokens, then the learned pieces."""
     data = json.loads(tok.to_str())
@@ -179,8 +181,6 @@ def with_byte_fallback_vocab(tok: Tokenizer, specials: list[str], string_merges:
         if piece not in vocab:
             vocab[piece] = len(vocab)
     data["model"]["vocab"] = vocab
-    if string_merges:
-        data["model"]["merges"] = [f"{a} {b}" for a, b in data["model"]["merges"]]
     data["added_tokens"] = [{"id": vocab[s], "content": s, "single_word": False, "lstrip": False, "rstrip": False,
                              "normalized": False, "special": True} for s in specials]
     return Tokenizer.from_str(json.dumps(data))
@@ -202,7 +202,7 @@ def llama2_template_processing(tok: Tokenizer):
 
 def make_llama2() -> tuple[Tokenizer, dict, list[str]]:
     tok = metaspace_trained(700, seed=3, limit_alphabet=90)
-    tok = with_byte_fallback_vocab(tok, ["<unk>", "<s>", "</s>"], string_merges=True)
+    tok = with_byte_fallback_vocab(tok, ["<unk>", "<s>", "</s>"])
     # Llama 2's tokenizer.json: the prefix and the spaces are handled by normalizers, no pre-tokenizer.
     tok.pre_tokenizer = None
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
@@ -216,7 +216,7 @@ def make_llama2() -> tuple[Tokenizer, dict, list[str]]:
 
 def make_mistral() -> tuple[Tokenizer, dict, list[str]]:
     tok = metaspace_trained(800, seed=4, limit_alphabet=100)
-    tok = with_byte_fallback_vocab(tok, ["<unk>", "<s>", "</s>"], string_merges=False)
+    tok = with_byte_fallback_vocab(tok, ["<unk>", "<s>", "</s>"])
     # Newer conversions (legacy=False): Metaspace pre-tokenizer, prefix only on the text's first piece.
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
     tok.decoder = decoders.Sequence([decoders.Metaspace(replacement="▁", prepend_scheme="first", split=False),
@@ -296,7 +296,10 @@ def main() -> None:
         tok, config, texts = build()
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "tokenizer.json").write_text(tok.to_str(pretty=False), encoding="utf-8")
+        data = json.loads(tok.to_str())
+        if name in STRING_MERGES:
+            data["model"]["merges"] = [f"{a} {b}" for a, b in data["model"]["merges"]]
+        (folder / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         expected = record(tok, texts, seed=100 + index)
         if name == "llama3_bpe":

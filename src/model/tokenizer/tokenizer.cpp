@@ -1,0 +1,105 @@
+// The public Tokenizer API over TokenizerImpl.
+#include "dattn/model/tokenizer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "dattn/core/error.h"
+#include "tokenizer_impl.h"
+
+namespace dattn {
+namespace {
+
+using tokenizer_detail::Json;
+
+std::optional<std::string> read_file_if_present(const std::filesystem::path& path) {
+  std::error_code error;
+  if (!std::filesystem::exists(path, error)) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("tokenizer: cannot open {}", path.string());
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) fail("tokenizer: cannot read {}", path.string());
+  return contents.str();
+}
+
+Json parse_optional_json(std::string_view text, const char* name) {
+  if (text.empty()) return Json();
+  try {
+    Json value = Json::parse(text);
+    if (!value.is_object()) fail("tokenizer: {} must be a JSON object, got {}", name, value.type_name());
+    return value;
+  } catch (const Json::exception& e) {
+    fail("tokenizer: {} is not valid JSON: {}", name, e.what());
+  }
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(std::unique_ptr<tokenizer_detail::TokenizerImpl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
+  const std::optional<std::string> tokenizer_json = read_file_if_present(model_dir / "tokenizer.json");
+  if (!tokenizer_json) fail("tokenizer: {} not found", (model_dir / "tokenizer.json").string());
+  const std::string config = read_file_if_present(model_dir / "tokenizer_config.json").value_or("");
+  const std::string generation = read_file_if_present(model_dir / "generation_config.json").value_or("");
+  return from_json(*tokenizer_json, config, generation);
+}
+
+Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json,
+                               std::string_view generation_config_json) {
+  try {
+    std::unique_ptr<tokenizer_detail::TokenizerImpl> impl = tokenizer_detail::parse_tokenizer_json(tokenizer_json);
+    const Json config = parse_optional_json(config_json, "tokenizer_config.json");
+    if (!config.is_null()) tokenizer_detail::merge_config_added_tokens(*impl, config);
+    impl->finish_tables();
+    const Json generation = parse_optional_json(generation_config_json, "generation_config.json");
+    tokenizer_detail::apply_special_token_config(*impl, config, generation);
+    return Tokenizer(std::move(impl));
+  } catch (const Json::exception& e) {
+    // Every access is type-checked first; this only guards against a case the checks missed.
+    fail("tokenizer: malformed JSON value: {}", e.what());
+  }
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  return impl_->encode(text, add_special_tokens);
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  return impl_->decode(ids, skip_special_tokens);
+}
+
+std::string Tokenizer::token_to_piece(int32_t id) const { return impl_->token_to_piece(id); }
+
+const std::string& Tokenizer::id_to_token(int32_t id) const {
+  if (!impl_->has_id(id)) fail("tokenizer: token id {} is not in the vocabulary (size {})", id, vocab_size());
+  return impl_->token_by_id[id];
+}
+
+std::optional<int32_t> Tokenizer::token_id(std::string_view token) const { return impl_->find(token); }
+
+bool Tokenizer::is_special(int32_t id) const { return impl_->has_id(id) && impl_->id_special[id]; }
+
+std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos_id; }
+
+const std::vector<int32_t>& Tokenizer::eos_ids() const { return impl_->eos_ids; }
+
+int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(impl_->token_by_id.size()); }
+
+std::optional<ChatFamily> Tokenizer::chat_family() const { return impl_->chat_family; }
+
+std::string Tokenizer::format_chat(ChatFamily family, const std::vector<ChatMessage>& messages,
+                                   bool add_generation_prompt) const {
+  return tokenizer_detail::format_chat(*impl_, family, messages, add_generation_prompt);
+}
+
+std::vector<int32_t> Tokenizer::encode_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  if (!impl_->chat_family) fail("chat: cannot tell the chat family of this tokenizer (no chat template or known chat tokens)");
+  return encode(format_chat(*impl_->chat_family, messages, add_generation_prompt), false);
+}
+
+}  // namespace dattn
