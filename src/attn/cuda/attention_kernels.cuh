@@ -1,0 +1,108 @@
+// The two kernels of the family, both built on attention_tile.cuh:
+//  - dense_rows_kernel: query tiles of consecutive rows (dense mode, the dense tail) and tiles of gathered
+//    anchor rows, dense over their causal keys. In delta mode an anchor tile also runs its sparse keys and
+//    writes Δ = dense - sparse into p.delta; in recompute mode it writes the anchors' dense rows.
+//  - sparse_rows_kernel: window + sink attention over consecutive rows; its epilogue adds each row's Δ.
+// Both schedule the longest tiles first: blockIdx.y counts from the tile with the most keys down.
+#pragma once
+#include "attention_tile.cuh"
+
+namespace dattn::cuda::detail {
+
+template <typename Elem, int kHeadDim>
+__global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHeadDim>::kMinBlocksPerSm)
+    dense_rows_kernel(const __grid_constant__ AttentionKernelParams p) {
+  using S = TileShape<kHeadDim>;
+  extern __shared__ __align__(16) unsigned char smem_bytes[];
+  Elem* smem = reinterpret_cast<Elem*>(smem_bytes);
+  const int b = blockIdx.x / p.h_q, h = blockIdx.x % p.h_q, kv_head = h / p.group;
+
+  // Work order: consecutive-row tiles (the dense tail sits at the end: longest), then anchor tiles, each
+  // from the last (most keys) to the first.
+  const int work = blockIdx.y;
+  const bool anchor_tile = work >= p.contiguous_tiles;
+  QueryTile qt;
+  if (!anchor_tile) {
+    const int t = p.contiguous_tiles - 1 - work;
+    const int first = p.contiguous_row_begin + t * S::kBlockM;
+    qt = make_query_tile(p, first, 1, min(S::kBlockM, p.n_q - first));
+  } else {
+    const int t = p.anchor_tiles - 1 - (work - p.contiguous_tiles);
+    const int first_anchor = t * S::kBlockM;
+    qt = make_query_tile(p, first_anchor * p.gamma, p.gamma, min(S::kBlockM, p.num_anchors - first_anchor));
+  }
+
+  const Elem* k_base = head_base<Elem>(p.k, b, kv_head);
+  const Elem* v_base = head_base<Elem>(p.v, b, kv_head);
+  constexpr int kM = S::kMTiles;
+  int pos[kM][2];
+  load_query_tile<Elem, kHeadDim>(p, qt, head_base<Elem>(p.q, b, h), smem, pos);
+
+  SoftmaxAccumulator<kHeadDim> acc;
+  float lse[kM][2];
+  const int lane = threadIdx.x % 32;
+  if (anchor_tile && p.anchors_to_delta) {
+    // Δ = dense - sparse: first write -sparse, then each thread adds its own dense values back.
+    acc.reset();
+    attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base, pos, smem, acc);
+    acc.finish(lse);
+    auto delta_row = [&](int m, int r) -> float* {
+      const int local = local_row<kHeadDim>(m, r);
+      if (local >= qt.rows) return nullptr;
+      return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + qt.row(local) / p.gamma) * kHeadDim;
+    };
+#pragma unroll
+    for (int m = 0; m < kM; ++m)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        if (float* row = delta_row(m, r))
+#pragma unroll
+          for (int d = 0; d < kHeadDim / 8; ++d)
+            *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) =
+                make_float2(-acc.o[m][d][2 * r], -acc.o[m][d][2 * r + 1]);
+    acc.reset();
+    attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_key_tiles<S::kBlockN>(qt), k_base, v_base, pos, smem, acc);
+    acc.finish(lse);
+#pragma unroll
+    for (int m = 0; m < kM; ++m)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        if (float* row = delta_row(m, r))
+#pragma unroll
+          for (int d = 0; d < kHeadDim / 8; ++d) {
+            float2* cell = reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4));
+            const float2 minus_sparse = *cell;
+            *cell = make_float2(acc.o[m][d][2 * r] + minus_sparse.x, acc.o[m][d][2 * r + 1] + minus_sparse.y);
+          }
+    return;
+  }
+
+  acc.reset();
+  attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_key_tiles<S::kBlockN>(qt), k_base, v_base, pos, smem, acc);
+  acc.finish(lse);
+  store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
+}
+
+template <typename Elem, int kHeadDim>
+__global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHeadDim>::kMinBlocksPerSm)
+    sparse_rows_kernel(const __grid_constant__ AttentionKernelParams p) {
+  using S = TileShape<kHeadDim>;
+  extern __shared__ __align__(16) unsigned char smem_bytes[];
+  Elem* smem = reinterpret_cast<Elem*>(smem_bytes);
+  const int b = blockIdx.x / p.h_q, h = blockIdx.x % p.h_q, kv_head = h / p.group;
+  const int t = int(gridDim.y) - 1 - int(blockIdx.y);
+  const int first = t * S::kBlockM;
+  const QueryTile qt = make_query_tile(p, first, 1, min(S::kBlockM, p.sparse_row_end - first));
+
+  int pos[S::kMTiles][2];
+  load_query_tile<Elem, kHeadDim>(p, qt, head_base<Elem>(p.q, b, h), smem, pos);
+  SoftmaxAccumulator<kHeadDim> acc;
+  acc.reset();
+  attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), head_base<Elem>(p.k, b, kv_head),
+                                         head_base<Elem>(p.v, b, kv_head), pos, smem, acc);
+  float lse[S::kMTiles][2];
+  acc.finish(lse);
+  store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
+}
+
+}  // namespace dattn::cuda::detail

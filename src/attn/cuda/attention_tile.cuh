@@ -1,0 +1,402 @@
+// The FlashAttention-2 style core shared by every kernel of the family: one CTA of 4 warps owns a tile
+// of 128 query rows (32 per warp, Q kept in shared memory), streams 64-key K/V tiles through a two-stage
+// cp.async pipeline, and keeps the online softmax (running max and sum, exp2 domain) in fp32.
+//
+// A query tile is either consecutive rows or rows gathered with a stride (every gamma-th row: the
+// anchors). Keys come as at most two ranges of key tiles: [0, last] for dense rows, or the sink tiles
+// plus the window tiles for sparse rows. Only tiles that straddle a boundary (diagonal, window start,
+// sink end, sequence end) evaluate the per-element mask.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "kernel_params.h"
+#include "mma_primitives.cuh"
+
+// Query m-tiles (16 rows) per warp; a build option only so that 1 and 2 can be timed against each other.
+#ifndef DATTN_CUDA_M_TILES
+#define DATTN_CUDA_M_TILES 2
+#endif
+
+namespace dattn::cuda::detail {
+
+template <int kHeadDim_>
+struct TileShape {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  // Each warp owns kMTiles x 16 query rows: every K/V fragment read from shared memory feeds kMTiles
+  // matrix products, halving shared-memory traffic per flop against 16 rows per warp.
+  static constexpr int kMTiles = DATTN_CUDA_M_TILES;
+  static constexpr int kBlockM = 16 * kMTiles * kWarps;  // query rows per CTA
+  static constexpr int kBlockN = 64;                     // keys per tile
+  // A 16-byte pad per shared-memory row puts the 8 rows that one ldmatrix reads in distinct banks.
+  static constexpr int kRowElems = kHeadDim + 8;
+  static constexpr int kTileElems = kBlockN * kRowElems;
+  static constexpr int kQueryElems = kBlockM * kRowElems;
+  // Q (re-read every key tile, so it never occupies registers), then K and V in two stages each.
+  static constexpr int kSmemBytes = (kQueryElems + 4 * kTileElems) * 2;
+  static constexpr int kMinBlocksPerSm = 2;
+};
+
+constexpr float kNegInf = -__builtin_huge_valf();
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// The rows of one query tile: row r (0 <= r < rows) is query row row_begin + r * row_step.
+struct QueryTile {
+  int row_begin, row_step, rows;
+  int pos_first, pos_last;  // absolute positions of the first and last valid row
+  __device__ int row(int r) const { return row_begin + r * row_step; }
+};
+
+__device__ inline QueryTile make_query_tile(const AttentionKernelParams& p, int row_begin, int row_step,
+                                            int rows) {
+  const int offset = p.n_kv - p.n_q;
+  return {row_begin, row_step, rows, offset + row_begin, offset + row_begin + (rows - 1) * row_step};
+}
+
+// Key tiles to visit: [begin0, end0) then [begin1, end1).
+struct KeyTileRanges {
+  int begin0, end0, begin1, end1;
+};
+
+template <int kBlockN>
+__device__ inline KeyTileRanges dense_key_tiles(const QueryTile& qt) {
+  return {0, qt.pos_last / kBlockN + 1, 0, 0};
+}
+
+template <int kBlockN>
+__device__ inline KeyTileRanges sparse_key_tiles(const AttentionKernelParams& p, const QueryTile& qt) {
+  const int last = qt.pos_last / kBlockN;
+  const int sink_keys = min(p.sink, qt.pos_last + 1);
+  const int sink_tiles = (sink_keys + kBlockN - 1) / kBlockN;
+  const int window_first = max(qt.pos_first - p.window + 1, 0) / kBlockN;
+  if (window_first <= sink_tiles) return {0, last + 1, 0, 0};
+  return {0, sink_tiles, window_first, last + 1};
+}
+
+// Copies up to kRows rows of head_dim elements (rows first_row + r * row_step, r < valid_rows) into a
+// padded shared tile; missing rows become zeros so that masked products stay finite.
+template <typename Elem, int kHeadDim, int kRows>
+__device__ __forceinline__ void load_tile_async(Elem* tile, const Elem* base, int64_t row_stride, int first_row,
+                                                int row_step, int valid_rows) {
+  using S = TileShape<kHeadDim>;
+  constexpr int kChunksPerRow = kHeadDim / 8;
+  constexpr int kChunks = kRows * kChunksPerRow;
+  static_assert(kChunks % S::kThreads == 0);
+#pragma unroll
+  for (int i = 0; i < kChunks / S::kThreads; ++i) {
+    const int chunk = int(threadIdx.x) + i * S::kThreads;
+    const int r = chunk / kChunksPerRow, col = (chunk % kChunksPerRow) * 8;
+    const bool valid = r < valid_rows;
+    const Elem* src = valid ? base + int64_t(first_row + r * row_step) * row_stride + col : base;
+    cp_async_16(tile + r * S::kRowElems + col, src, valid);
+  }
+}
+
+// Per-warp softmax state for its kMTiles x 16 rows; in m-tile m each thread holds rows (lane / 4) and
+// (lane / 4 + 8), indexed [m][0] and [m][1].
+template <int kHeadDim>
+struct SoftmaxAccumulator {
+  static constexpr int kM = TileShape<kHeadDim>::kMTiles;
+  float o[kM][kHeadDim / 8][4];
+  float row_max[kM][2];
+  float row_sum[kM][2];  // partial over this thread's columns until finish()
+
+  __device__ void reset() {
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+#pragma unroll
+      for (int d = 0; d < kHeadDim / 8; ++d)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[m][d][e] = 0.f;
+      row_max[m][0] = row_max[m][1] = kNegInf;
+      row_sum[m][0] = row_sum[m][1] = 0.f;
+    }
+  }
+
+  // Normalises o in place and returns the natural-log LSE of every row the thread holds.
+  __device__ void finish(float (&lse)[kM][2]) {
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        row_sum[m][r] += __shfl_xor_sync(0xffffffffu, row_sum[m][r], 1);
+        row_sum[m][r] += __shfl_xor_sync(0xffffffffu, row_sum[m][r], 2);
+        lse[m][r] = row_max[m][r] * kLn2 + __logf(row_sum[m][r]);
+      }
+      const float inv0 = 1.f / row_sum[m][0], inv1 = 1.f / row_sum[m][1];
+#pragma unroll
+      for (int d = 0; d < kHeadDim / 8; ++d) {
+        o[m][d][0] *= inv0;
+        o[m][d][1] *= inv0;
+        o[m][d][2] *= inv1;
+        o[m][d][3] *= inv1;
+      }
+    }
+  }
+};
+
+// Query row (within the CTA tile) of the thread's row r (0/1) in m-tile m.
+template <int kHeadDim>
+__device__ __forceinline__ int local_row(int m, int r) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  return (warp * TileShape<kHeadDim>::kMTiles + m) * 16 + lane / 4 + 8 * r;
+}
+
+// Is key `key` visible to the query at position `pos`? (sparse_keys() of attn/params.h, or causal)
+template <bool kSparse>
+__device__ __forceinline__ bool key_visible(const AttentionKernelParams& p, int key, int pos) {
+  if (key > pos) return false;
+  if constexpr (kSparse) return key < p.sink || key > pos - p.window;
+  return true;
+}
+
+// Does any row of a strided query tile see a key of tile [kb, kb + kBlockN)? Gathered anchors are
+// gamma positions apart, so the window tiles between their windows can be skipped entirely.
+template <bool kSparse, int kBlockN>
+__device__ __forceinline__ bool key_tile_needed(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
+  if (!kSparse || qt.row_step == 1) return true;
+  const int kb = tile * kBlockN;
+  if (kb < p.sink) return true;
+  const int lo = kb, hi = kb + kBlockN - 1 + p.window - 1;  // rows whose window reaches the tile
+  const int r = lo <= qt.pos_first ? 0 : (lo - qt.pos_first + qt.row_step - 1) / qt.row_step;
+  return r < qt.rows && qt.pos_first + r * qt.row_step <= hi;
+}
+
+template <bool kSparse, int kBlockN>
+__device__ __forceinline__ bool key_tile_unmasked(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
+  const int kb = tile * kBlockN, ke = kb + kBlockN - 1;
+  if (ke > qt.pos_first) return false;  // causal diagonal, or past the sequence end
+  if constexpr (kSparse) return ke < p.sink || kb > qt.pos_last - p.window;
+  return true;
+}
+
+// Accumulates softmax(q k^T) v over the key tiles in `ranges` into acc. The Q tile sits in smem (loaded
+// by load_query_tile); the 4 K/V tile buffers after it are free on entry and again on return (the loop
+// ends with a barrier).
+template <typename Elem, int kHeadDim, bool kSparse>
+__device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
+                                                 KeyTileRanges ranges, const Elem* k_base, const Elem* v_base,
+                                                 const int (&pos)[TileShape<kHeadDim>::kMTiles][2], Elem* smem,
+                                                 SoftmaxAccumulator<kHeadDim>& acc) {
+  using S = TileShape<kHeadDim>;
+  constexpr int kBlockN = S::kBlockN, kM = S::kMTiles;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const Elem* q_smem = smem;
+  Elem* kv_smem = smem + S::kQueryElems;
+  const int num0 = ranges.end0 - ranges.begin0;
+  const int total = num0 + (ranges.end1 - ranges.begin1);
+  auto tile_at = [&](int i) { return i < num0 ? ranges.begin0 + i : ranges.begin1 + (i - num0); };
+  auto next_needed = [&](int i) {
+    while (i < total && !key_tile_needed<kSparse, kBlockN>(p, qt, tile_at(i))) ++i;
+    return i;
+  };
+  auto load_kv = [&](int tile, int stage) {
+    const int kb = tile * kBlockN, valid = min(kBlockN, p.n_kv - kb);
+    Elem* ks = kv_smem + stage * 2 * S::kTileElems;
+    load_tile_async<Elem, kHeadDim, kBlockN>(ks, k_base, p.k.row_stride, kb, 1, valid);
+    load_tile_async<Elem, kHeadDim, kBlockN>(ks + S::kTileElems, v_base, p.v.row_stride, kb, 1, valid);
+    cp_async_commit();
+  };
+
+  int i = next_needed(0);
+  if (i < total) load_kv(tile_at(i), 0);
+  int stage = 0;
+  while (i < total) {
+    const int next = next_needed(i + 1);
+    if (next < total) {
+      load_kv(tile_at(next), stage ^ 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+
+    const int tile = tile_at(i);
+    const Elem* ks = kv_smem + stage * 2 * S::kTileElems;
+    const Elem* vs = ks + S::kTileElems;
+
+    // S = Q K^T for this warp's rows and the tile's 64 keys; each K fragment serves every m-tile.
+    float s[kM][kBlockN / 8][4];
+#pragma unroll
+    for (int m = 0; m < kM; ++m)
+#pragma unroll
+      for (int n = 0; n < kBlockN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[m][n][e] = 0.f;
+    const int k_row = (lane % 8) + (lane / 16) * 8, k_col = ((lane / 8) % 2) * 8;
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      uint32_t q_frag[kM][4];
+#pragma unroll
+      for (int m = 0; m < kM; ++m)
+        ldmatrix_x4(q_frag[m], q_smem + ((warp * kM + m) * 16 + lane % 16) * S::kRowElems + kk * 16 + (lane / 16) * 8);
+#pragma unroll
+      for (int nn = 0; nn < kBlockN / 16; ++nn) {
+        uint32_t b[4];
+        ldmatrix_x4(b, ks + (nn * 16 + k_row) * S::kRowElems + kk * 16 + k_col);
+#pragma unroll
+        for (int m = 0; m < kM; ++m) {
+          mma_16x8x16<Elem>(s[m][2 * nn], q_frag[m], b[0], b[1]);
+          mma_16x8x16<Elem>(s[m][2 * nn + 1], q_frag[m], b[2], b[3]);
+        }
+      }
+    }
+
+    // Scale into the exp2 domain; mask only tiles that straddle a boundary.
+    const bool unmasked = key_tile_unmasked<kSparse, kBlockN>(p, qt, tile);
+    const int key0 = tile * kBlockN + 2 * (lane % 4);
+#pragma unroll
+    for (int m = 0; m < kM; ++m)
+#pragma unroll
+      for (int n = 0; n < kBlockN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[m][n][e] * p.scale_log2;
+          if (!unmasked && !key_visible<kSparse>(p, key0 + n * 8 + (e & 1), pos[m][e / 2])) x = kNegInf;
+          s[m][n][e] = x;
+        }
+
+    // Online softmax: new running max per row (a row's 64 columns live in one quad of lanes).
+#pragma unroll
+    for (int m = 0; m < kM; ++m) {
+      float new_max[2] = {acc.row_max[m][0], acc.row_max[m][1]};
+#pragma unroll
+      for (int n = 0; n < kBlockN / 8; ++n) {
+        new_max[0] = fmaxf(new_max[0], fmaxf(s[m][n][0], s[m][n][1]));
+        new_max[1] = fmaxf(new_max[1], fmaxf(s[m][n][2], s[m][n][3]));
+      }
+      float base[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 1));
+        new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 2));
+        base[r] = new_max[r] == kNegInf ? 0.f : new_max[r];  // a row with no visible key yet stays at zero
+        const float alpha = fast_exp2(acc.row_max[m][r] - base[r]);
+        acc.row_max[m][r] = new_max[r];
+        acc.row_sum[m][r] *= alpha;
+#pragma unroll
+        for (int d = 0; d < kHeadDim / 8; ++d) {
+          acc.o[m][d][2 * r] *= alpha;
+          acc.o[m][d][2 * r + 1] *= alpha;
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < kBlockN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[m][n][e] = fast_exp2(s[m][n][e] - base[e / 2]);
+          acc.row_sum[m][e / 2] += s[m][n][e];
+        }
+    }
+
+    // O += P V: the S accumulators of two adjacent 8-key tiles form one A fragment of P; each V fragment
+    // serves every m-tile.
+    const int v_row = lane % 16, v_col = (lane / 16) * 8;
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      uint32_t a[kM][4];
+#pragma unroll
+      for (int m = 0; m < kM; ++m) {
+        a[m][0] = pack_pair<Elem>(s[m][2 * kk][0], s[m][2 * kk][1]);
+        a[m][1] = pack_pair<Elem>(s[m][2 * kk][2], s[m][2 * kk][3]);
+        a[m][2] = pack_pair<Elem>(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+        a[m][3] = pack_pair<Elem>(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int dd = 0; dd < kHeadDim / 16; ++dd) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, vs + (kk * 16 + v_row) * S::kRowElems + dd * 16 + v_col);
+#pragma unroll
+        for (int m = 0; m < kM; ++m) {
+          mma_16x8x16<Elem>(acc.o[m][2 * dd], a[m], b[0], b[1]);
+          mma_16x8x16<Elem>(acc.o[m][2 * dd + 1], a[m], b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // every warp is done with this stage before it is refilled
+    i = next;
+    stage ^= 1;
+  }
+}
+
+// Loads the query tile into smem (it stays there for every key pass) and the positions of the thread's
+// rows (rows past the tile's end borrow the last valid position; they are never stored).
+template <typename Elem, int kHeadDim>
+__device__ __forceinline__ void load_query_tile(const AttentionKernelParams& p, const QueryTile& qt, const Elem* q_base,
+                                                Elem* smem, int (&pos)[TileShape<kHeadDim>::kMTiles][2]) {
+  using S = TileShape<kHeadDim>;
+  load_tile_async<Elem, kHeadDim, S::kBlockM>(smem, q_base, p.q.row_stride, qt.row_begin, qt.row_step, qt.rows);
+  cp_async_commit();
+#pragma unroll
+  for (int m = 0; m < S::kMTiles; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int local = local_row<kHeadDim>(m, r);
+      pos[m][r] = local < qt.rows ? qt.pos_first + local * qt.row_step : qt.pos_last;
+    }
+  // The first key pass waits for this group together with its first K/V tile.
+}
+
+template <typename Elem>
+__device__ __forceinline__ const Elem* head_base(const OperandPtr& t, int b, int h) {
+  return static_cast<const Elem*>(t.data) + int64_t(b) * t.batch_stride + int64_t(h) * t.head_stride;
+}
+
+__device__ __forceinline__ void store_pair(const AttentionKernelParams& p, int64_t index, float a, float b) {
+  switch (p.out_type) {
+    case OutType::f32: *reinterpret_cast<float2*>(static_cast<float*>(p.out) + index) = make_float2(a, b); break;
+    case OutType::bf16:
+      *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + index) = __floats2bfloat162_rn(a, b);
+      break;
+    case OutType::f16:
+      *reinterpret_cast<__half2*>(static_cast<__half*>(p.out) + index) = __floats2half2_rn(a, b);
+      break;
+  }
+}
+
+// Writes the thread's rows of acc (plus Δ of their anchors when add_delta) and their LSE.
+template <int kHeadDim>
+__device__ __forceinline__ void store_rows(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
+                                           const SoftmaxAccumulator<kHeadDim>& acc,
+                                           const float (&lse)[TileShape<kHeadDim>::kMTiles][2], bool add_delta,
+                                           bool skip_anchor_rows) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int m = 0; m < TileShape<kHeadDim>::kMTiles; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int local = local_row<kHeadDim>(m, r);
+      if (local >= qt.rows) continue;
+      const int row = qt.row(local);
+      const bool sparse_block_row = row < p.sparse_rows;
+      if (skip_anchor_rows && sparse_block_row && row % p.gamma == 0) continue;
+      const float* delta = nullptr;
+      if (add_delta && sparse_block_row)
+        delta = p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim;
+      const int64_t out_row = int64_t(b) * p.out_batch_stride + int64_t(row) * p.out_row_stride +
+                              int64_t(h) * p.out_head_stride;
+#pragma unroll
+      for (int d = 0; d < kHeadDim / 8; ++d) {
+        const int col = d * 8 + 2 * (lane % 4);
+        float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
+        if (delta) {
+          const float2 dv = *reinterpret_cast<const float2*>(delta + col);
+          x0 += dv.x;
+          x1 += dv.y;
+        }
+        store_pair(p, out_row + col, x0, x1);
+      }
+      if (p.lse && lane % 4 == 0)
+        p.lse[int64_t(b) * p.lse_batch_stride + int64_t(h) * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
+            lse[m][r];
+    }
+}
+
+}  // namespace dattn::cuda::detail

@@ -1,0 +1,178 @@
+// Host side of the cuda backend: validates what the kernels need beyond dattn::delta_attention's checks,
+// derives the kernel parameters and the row plan, and launches the kernels of each mode in order.
+#include <cmath>
+#include <cstdint>
+
+#include "cuda_check.h"
+#include "dattn/attn/backends.h"
+#include "dattn/core/error.h"
+#include "launch.h"
+
+namespace dattn::cuda {
+namespace detail {
+
+void check_cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) fail("cuda backend: {} failed: {} ({})", what, cudaGetErrorString(status), int(status));
+}
+
+namespace {
+
+OperandPtr operand(const TensorView& t) { return {t.data, t.stride[0], t.stride[1], t.stride[2]}; }
+
+// cp.async moves 16-byte chunks, so every row start of q, k, v must be 16-byte aligned.
+void check_input_layout(const TensorView& t, const char* name) {
+  DATTN_CHECK(t.stride[3] == 1, "cuda backend: {} must have head_dim contiguous (stride[3] == 1), got stride {}",
+              name, t.stride[3]);
+  DATTN_CHECK(reinterpret_cast<uintptr_t>(t.data) % 16 == 0, "cuda backend: {} data must be 16-byte aligned", name);
+  for (int i = 0; i < 3; ++i)
+    DATTN_CHECK(t.stride[i] % 8 == 0,
+                "cuda backend: {} stride[{}] = {} elements is not a multiple of 8 (rows must start 16-byte aligned)",
+                name, i, t.stride[i]);
+}
+
+// The epilogue stores two adjacent elements at once.
+void check_output_layout(const TensorView& t) {
+  DATTN_CHECK(t.stride[3] == 1, "cuda backend: out must have head_dim contiguous (stride[3] == 1), got stride {}",
+              t.stride[3]);
+  DATTN_CHECK(reinterpret_cast<uintptr_t>(t.data) % (2 * dtype_size(t.dtype)) == 0,
+              "cuda backend: out data must be aligned to two elements");
+  for (int i = 0; i < 3; ++i)
+    DATTN_CHECK(t.stride[i] % 2 == 0, "cuda backend: out stride[{}] = {} must be even", i, t.stride[i]);
+}
+
+OutType out_type(DType t) {
+  switch (t) {
+    case DType::f32: return OutType::f32;
+    case DType::bf16: return OutType::bf16;
+    case DType::f16: return OutType::f16;
+  }
+  fail("cuda backend: unknown output dtype {}", int(t));
+}
+
+template <ElemType kElem>
+void launch_for_head_dim(int head_dim, bool dense_rows, const AttentionKernelParams& p, cudaStream_t stream) {
+  if (head_dim == 64)
+    dense_rows ? launch_dense_rows<kElem, 64>(p, stream) : launch_sparse_rows<kElem, 64>(p, stream);
+  else
+    dense_rows ? launch_dense_rows<kElem, 128>(p, stream) : launch_sparse_rows<kElem, 128>(p, stream);
+}
+
+void launch(DType dtype, int head_dim, bool dense_rows, const AttentionKernelParams& p, cudaStream_t stream) {
+  if (dtype == DType::bf16)
+    launch_for_head_dim<ElemType::bf16>(head_dim, dense_rows, p, stream);
+  else
+    launch_for_head_dim<ElemType::f16>(head_dim, dense_rows, p, stream);
+}
+
+// Stream-ordered scratch for Δ, freed after the kernels that use it (also on error).
+class DeltaBuffer {
+ public:
+  DeltaBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
+    if (bytes) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), bytes, stream), "allocating the delta buffer");
+  }
+  ~DeltaBuffer() {
+    if (data_) cudaFreeAsync(data_, stream_);
+  }
+  DeltaBuffer(const DeltaBuffer&) = delete;
+  DeltaBuffer& operator=(const DeltaBuffer&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  float* data_ = nullptr;
+  cudaStream_t stream_;
+};
+
+}  // namespace
+}  // namespace detail
+
+bool available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" status
+    return false;
+  }
+  return count > 0;
+}
+
+void attention(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
+               const TensorView& lse, const AttentionParams& params) {
+  using namespace detail;
+  DATTN_CHECK(q.dtype == DType::bf16 || q.dtype == DType::f16,
+              "cuda backend supports bf16 and fp16 inputs, got {} (use the cpu backend for fp32)", dtype_name(q.dtype));
+  const AttentionShape s = attention_shape(q, k);
+  DATTN_CHECK(s.head_dim == 64 || s.head_dim == 128, "cuda backend supports head_dim 64 and 128, got {}", s.head_dim);
+  check_input_layout(q, "q");
+  check_input_layout(k, "k");
+  check_input_layout(v, "v");
+  check_output_layout(out);
+  constexpr int64_t kMaxKeys = int64_t(1) << 30;  // positions + window stay inside int32 in the kernels
+  DATTN_CHECK(s.n_kv < kMaxKeys, "cuda backend supports n_kv < 2^30, got {}", s.n_kv);
+  DATTN_CHECK(s.n_q / kQueryTileRows < 65535, "cuda backend supports n_q < {}, got {}", 65535 * kQueryTileRows,
+              s.n_q);
+  DATTN_CHECK(s.batch * s.h_q < (int64_t(1) << 31), "cuda backend: batch * h_q = {} is too large", s.batch * s.h_q);
+
+  AttentionKernelParams p{};
+  p.q = operand(q);
+  p.k = operand(k);
+  p.v = operand(v);
+  p.out = out.data;
+  p.out_batch_stride = out.stride[0];
+  p.out_row_stride = out.stride[1];
+  p.out_head_stride = out.stride[2];
+  p.out_type = out_type(out.dtype);
+  p.lse = static_cast<float*>(lse.data);
+  if (p.lse) {
+    p.lse_batch_stride = lse.stride[0];
+    p.lse_head_stride = lse.stride[1];
+    p.lse_row_stride = lse.stride[2];
+  }
+  p.batch = int(s.batch);
+  p.h_q = int(s.h_q);
+  p.h_kv = int(s.h_kv);
+  p.group = int(s.group());
+  p.n_q = int(s.n_q);
+  p.n_kv = int(s.n_kv);
+  const double scale = params.scale != 0.0 ? params.scale : 1.0 / std::sqrt(double(s.head_dim));
+  p.scale_log2 = float(scale * 1.4426950408889634);
+  p.window = int(std::min<int64_t>(params.window, s.n_kv + 1));
+  p.sink = int(std::min<int64_t>(params.sink, s.n_kv + 1));
+
+  const AttentionMode mode = params.mode;
+  const RowPlan plan = make_row_plan(s.n_q, params);
+  p.gamma = int(std::min<int64_t>(plan.gamma, s.n_q + 1));
+  p.sparse_rows = mode == AttentionMode::dense || mode == AttentionMode::sparse ? 0 : int(plan.sparse_rows);
+  // Every row of [0, sparse_rows) belongs to the block of its anchor (row / gamma) * gamma; when tail_min
+  // is not a multiple of gamma the last block is partial but still has its anchor, so round up.
+  p.num_anchors = (p.sparse_rows + p.gamma - 1) / p.gamma;
+  const auto tiles_of = [](int64_t rows) { return int((rows + kQueryTileRows - 1) / kQueryTileRows); };
+
+  cudaStream_t stream = static_cast<cudaStream_t>(params.stream);
+  const int head_dim = int(s.head_dim);
+  if (mode == AttentionMode::dense) {
+    p.contiguous_row_begin = 0;
+    p.contiguous_tiles = tiles_of(s.n_q);
+    launch(q.dtype, head_dim, true, p, stream);
+    return;
+  }
+  if (mode == AttentionMode::sparse) {
+    p.sparse_row_end = int(s.n_q);
+    launch(q.dtype, head_dim, false, p, stream);
+    return;
+  }
+  // recompute and delta: anchors and the dense tail first, then the sparse rows.
+  const bool delta = mode == AttentionMode::delta;
+  DeltaBuffer delta_buffer(delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) * 4 : 0,
+                           stream);
+  p.delta = delta_buffer.data();
+  p.contiguous_row_begin = p.sparse_rows;
+  p.contiguous_tiles = tiles_of(s.n_q - p.sparse_rows);
+  p.anchor_tiles = tiles_of(p.num_anchors);
+  p.anchors_to_delta = delta;
+  launch(q.dtype, head_dim, true, p, stream);
+  p.sparse_row_end = p.sparse_rows;
+  p.add_delta = delta;
+  p.skip_anchor_rows = !delta;
+  launch(q.dtype, head_dim, false, p, stream);
+}
+
+}  // namespace dattn::cuda

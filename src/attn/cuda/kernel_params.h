@@ -1,0 +1,44 @@
+// The plain parameter struct of the CUDA attention kernel family (FlashAttention style): everything a
+// launch needs, derived once on the host from the views and AttentionParams. No CUDA types here.
+#pragma once
+#include <cstdint>
+
+namespace dattn::cuda::detail {
+
+enum class OutType : int { f32 = 0, bf16 = 1, f16 = 2 };
+
+// One 4-D operand: (batch, seq, head, dim) with dim contiguous; strides in elements.
+struct OperandPtr {
+  const void* data;
+  int64_t batch_stride, row_stride, head_stride;
+};
+
+struct AttentionKernelParams {
+  OperandPtr q, k, v;
+  void* out;
+  int64_t out_batch_stride, out_row_stride, out_head_stride;
+  OutType out_type;
+  float* lse;  // nullptr: not requested
+  int64_t lse_batch_stride, lse_head_stride, lse_row_stride;
+
+  int batch, h_q, h_kv, group;  // group = h_q / h_kv
+  int n_q, n_kv;                // query row i sits at position n_kv - n_q + i
+  float scale_log2;             // softmax scale * log2(e): scores live in the exp2 domain
+  int window, sink;             // clamped to n_kv + 1 on the host, so int arithmetic cannot overflow
+
+  // Row plan (make_row_plan): rows [0, sparse_rows) form blocks of gamma rows led by an anchor.
+  int gamma, sparse_rows, num_anchors;
+  float* delta;  // (batch, h_q, num_anchors, head_dim) fp32: dense(anchor) - sparse(anchor)
+
+  // Dense-rows kernel work list: first `contiguous_tiles` tiles of consecutive rows starting at
+  // `contiguous_row_begin` (dense mode or the dense tail), then `anchor_tiles` tiles of gathered anchors.
+  int contiguous_row_begin, contiguous_tiles, anchor_tiles;
+  bool anchors_to_delta;  // delta mode: anchors write Δ; recompute mode: anchors write their dense rows
+
+  // Sparse kernel: rows [0, sparse_row_end); add Δ to rows < sparse_rows (delta) or leave anchor rows to
+  // the dense-rows kernel (recompute).
+  int sparse_row_end;
+  bool add_delta, skip_anchor_rows;
+};
+
+}  // namespace dattn::cuda::detail

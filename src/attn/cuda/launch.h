@@ -1,0 +1,26 @@
+// Launchers of the kernel family, one explicit instantiation per (element type, head_dim) in its own
+// small .cu file. Private header: the public API never sees CUDA types.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "kernel_params.h"
+
+#ifndef DATTN_CUDA_M_TILES
+#define DATTN_CUDA_M_TILES 2
+#endif
+
+namespace dattn::cuda::detail {
+
+enum class ElemType { bf16, f16 };
+
+// Query tiles of consecutive rows and of gathered anchors, dense over causal keys (see attention_kernels.cuh).
+template <ElemType kElem, int kHeadDim>
+void launch_dense_rows(const AttentionKernelParams& p, cudaStream_t stream);
+
+// Window + sink rows [0, p.sparse_row_end), with Δ added or anchor rows skipped per p.
+template <ElemType kElem, int kHeadDim>
+void launch_sparse_rows(const AttentionKernelParams& p, cudaStream_t stream);
+
+inline constexpr int kQueryTileRows = 64 * DATTN_CUDA_M_TILES;  // TileShape::kBlockM, needed by the host to size grids
+
+}  // namespace dattn::cuda::detail
