@@ -1,6 +1,7 @@
 #include "bpe_model.h"
 
 #include <algorithm>
+#include <bit>
 #include <queue>
 #include <utility>
 
@@ -13,7 +14,7 @@ namespace {
 struct QueuedMerge {
   int32_t rank;
   int32_t position;
-  int32_t new_id;
+  int32_t left, right;  // the pair when queued; the entry is stale once either side changed
   // std::priority_queue pops the largest; make the lowest rank, then the leftmost position, largest.
   bool operator<(const QueuedMerge& other) const {
     if (rank != other.rank) return rank > other.rank;
@@ -38,6 +39,29 @@ std::pair<std::string, std::string> merge_parts(const Json& entry, std::string_v
 }
 
 }  // namespace
+
+void PairMergeMap::reserve(size_t count) {
+  size_t capacity = 16;
+  while (capacity < count * 2) capacity *= 2;
+  keys_.assign(capacity, kEmpty);
+  values_.assign(capacity, Merge{});
+  mask_ = capacity - 1;
+  shift_ = 64 - std::countr_zero(capacity);
+  size_ = 0;
+}
+
+void PairMergeMap::insert_or_assign(uint64_t key, Merge merge) {
+  for (size_t slot = hash(key);; slot = (slot + 1) & mask_) {
+    if (keys_[slot] == kEmpty) {
+      keys_[slot] = key;
+      ++size_;
+    }
+    if (keys_[slot] == key) {
+      values_[slot] = merge;
+      return;
+    }
+  }
+}
 
 BpeModel BpeModel::parse(const Json& spec, std::string_view path) {
   require_object(spec, path);
@@ -70,6 +94,10 @@ BpeModel BpeModel::parse(const Json& spec, std::string_view path) {
   model.fuse_unk_ = bool_or(spec, "fuse_unk", path, false);
   model.byte_fallback_ = bool_or(spec, "byte_fallback", path, false);
   model.ignore_merges_ = bool_or(spec, "ignore_merges", path, false);
+  for (int c = 0; c < 128; ++c) {
+    const auto it = model.vocab_.find(std::string(1, static_cast<char>(c)));
+    model.ascii_ids_[c] = it == model.vocab_.end() ? -1 : it->second;
+  }
   for (int b = 0; b < 256; ++b) {
     const auto it = model.vocab_.find(fmt::format("<0x{:02X}>", b));
     model.byte_ids_[b] = it == model.vocab_.end() ? -1 : it->second;
@@ -81,7 +109,7 @@ BpeModel BpeModel::parse(const Json& spec, std::string_view path) {
 void BpeModel::parse_merges(const Json& merges, std::string_view path) {
   require_array(merges, path);
   if (merges.size() > static_cast<size_t>(kMaxTokenId)) fail("tokenizer: {} has too many entries ({})", path, merges.size());
-  merges_.reserve(merges.size());
+  merges_.reserve(merges.size());  // the map never holds more than the list
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const std::string entry_path = std::string(path) + "[" + std::to_string(rank) + "]";
     const auto [left, right] = merge_parts(merges[rank], entry_path);
@@ -92,7 +120,7 @@ void BpeModel::parse_merges(const Json& merges, std::string_view path) {
     };
     const int32_t left_id = find_token(left), right_id = find_token(right), new_id = find_token(left + right);
     // A repeated pair keeps its last rank, as a Rust HashMap built from the list does.
-    merges_[pair_key(left_id, right_id)] = {static_cast<int32_t>(rank), new_id};
+    merges_.insert_or_assign(pair_key(left_id, right_id), {static_cast<int32_t>(rank), new_id});
   }
 }
 
@@ -111,9 +139,15 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
     const size_t length = utf8_char_length(word, pos);
     const std::string_view character = word.substr(pos, length);
     pos += length;
-    if (const auto it = vocab_.find(character); it != vocab_.end()) {
+    int32_t known_id = -1;
+    if (length == 1) {
+      known_id = ascii_ids_[static_cast<uint8_t>(character[0])];
+    } else if (const auto it = vocab_.find(character); it != vocab_.end()) {
+      known_id = it->second;
+    }
+    if (known_id >= 0) {
       if (pending_unk) symbols.push_back(*std::exchange(pending_unk, std::nullopt));
-      symbols.push_back(it->second);
+      symbols.push_back(known_id);
       continue;
     }
     if (byte_fallback_) {
@@ -147,19 +181,19 @@ void BpeModel::merge_symbols(std::vector<int32_t>& symbols) const {
   std::priority_queue<QueuedMerge> queue;
   const auto enqueue = [&](int32_t position) {
     if (position < 0 || next[position] < 0) return;
-    const auto it = merges_.find(pair_key(symbols[position], symbols[next[position]]));
-    if (it != merges_.end()) queue.push({it->second.rank, position, it->second.new_id});
+    const int32_t left = symbols[position], right = symbols[next[position]];
+    if (const PairMergeMap::Merge* merge = merges_.find(pair_key(left, right))) {
+      queue.push({merge->rank, position, left, right});
+    }
   };
   for (int32_t i = 0; i + 1 < count; ++i) enqueue(i);
   while (!queue.empty()) {
     const QueuedMerge top = queue.top();
     queue.pop();
     const int32_t right = next[top.position];
-    if (symbols[top.position] < 0 || right < 0) continue;
     // Skip entries made stale by an earlier merge of either neighbour.
-    const auto it = merges_.find(pair_key(symbols[top.position], symbols[right]));
-    if (it == merges_.end() || it->second.new_id != top.new_id) continue;
-    symbols[top.position] = top.new_id;
+    if (right < 0 || symbols[top.position] != top.left || symbols[right] != top.right) continue;
+    symbols[top.position] = merges_.find(pair_key(top.left, top.right))->new_id;
     symbols[right] = -1;
     next[top.position] = next[right];
     if (next[right] >= 0) previous[next[right]] = top.position;

@@ -52,7 +52,7 @@ class ByteLevelPreTokenizer final : public PreTokenizer {
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     if (add_prefix_space_) {
       for (Piece& piece : pieces) {
-        if (piece.text.empty() || piece.text[0] != ' ') piece.text.insert(0, " ");
+        if (piece.text.empty() || piece.text[0] != ' ') piece.text = " " + piece.text;  // not insert(): GCC 12 -Wrestrict false positive
       }
     }
     if (words_) words_->pre_tokenize(pieces);
