@@ -2,7 +2,7 @@
 # Installs the Debian packages the build needs (idempotent; needs root or sudo).
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
-          libcli11-dev libfmt-dev libpcre2-dev libopenblas-dev libcpp-httplib-dev)
+          libcli11-dev libfmt-dev libpcre2-dev libopenblas-dev libcpp-httplib-dev libicu-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
