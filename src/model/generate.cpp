@@ -15,7 +15,7 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 }
 }  // namespace
 
-GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateOptions& options) {
+GenerateResult generate(InferenceSession& session, std::span<const int32_t> prompt, const GenerateOptions& options) {
   DATTN_CHECK(!prompt.empty(), "the prompt has no tokens");
   DATTN_CHECK(options.max_new_tokens >= 0, "max_new_tokens must be >= 0, got {}", options.max_new_tokens);
   const int64_t room = session.context() - session.position();
@@ -47,6 +47,7 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
       break;
     }
     logits = session.decode(token);
+    ++result.stats.decode_steps;
   }
   result.stats.decode_ms = elapsed_ms(start);
   result.stats.generated_tokens = int64_t(result.tokens.size());

@@ -3,7 +3,9 @@
 #include "dattn/model/session.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <new>
 
 #include "cpu_ops.h"
 #include "dattn/core/error.h"
@@ -17,6 +19,32 @@ AttentionParams AttentionPlan::for_layer(int64_t layer) const {
   AttentionParams p = params;
   if (layer < dense_first_layers) p.mode = AttentionMode::dense;
   return p;
+}
+
+void AttentionPlan::add_layer_modes(std::string_view spec) {
+  auto parse_layer = [&](std::string_view text, std::string_view item) {
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    DATTN_CHECK(ec == std::errc() && end == text.data() + text.size() && value >= 0 && !text.empty(),
+                "layer modes: '{}' in '{}' is not a layer index", text, item);
+    return value;
+  };
+  while (!spec.empty()) {
+    size_t comma = spec.find(',');
+    std::string_view item = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
+    size_t colon = item.find(':');
+    DATTN_CHECK(colon != std::string_view::npos, "layer modes: '{}' must look like LAYER:MODE or FIRST-LAST:MODE", item);
+    std::string_view layers = item.substr(0, colon);
+    AttentionParams p = params;
+    p.mode = parse_mode(item.substr(colon + 1));
+    size_t dash = layers.find('-');
+    int64_t first = parse_layer(layers.substr(0, dash), item);
+    int64_t last = dash == std::string_view::npos ? first : parse_layer(layers.substr(dash + 1), item);
+    DATTN_CHECK(first <= last, "layer modes: range '{}' is empty", layers);
+    DATTN_CHECK(last - first < (int64_t(1) << 20), "layer modes: range '{}' is too large", layers);
+    for (int64_t layer = first; layer <= last; ++layer) layer_overrides[layer] = p;
+  }
 }
 
 // Activations for one chunk of at most chunk_size rows, allocated once per session.
@@ -37,9 +65,18 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
                 options_.context, *c.sliding_window);
   set_attention(options_.attention);
 
+  // the cache is allocated up front: a context that cannot fit fails here, with its size, not mid-prompt
+  const double cache_gib = double(kv_cache_bytes()) / double(1ull << 30);
+  DATTN_CHECK(options_.context <= (int64_t(1) << 31) && cache_gib < 1e6,
+              "context {} is too large (KV cache of {:.1f} GiB)", options_.context, cache_gib);
   const size_t cache_elems = size_t(c.num_layers) * size_t(options_.context) * size_t(c.num_kv_heads * c.head_dim);
-  k_cache_ = std::make_unique_for_overwrite<float[]>(cache_elems);
-  v_cache_ = std::make_unique_for_overwrite<float[]>(cache_elems);
+  try {
+    k_cache_ = std::make_unique_for_overwrite<float[]>(cache_elems);
+    v_cache_ = std::make_unique_for_overwrite<float[]>(cache_elems);
+  } catch (const std::bad_alloc&) {
+    fail("cannot allocate the KV cache for a context of {} tokens ({:.1f} GiB): lower --ctx", options_.context,
+         cache_gib);
+  }
 
   const size_t rows = size_t(std::min(options_.chunk_size, options_.context));
   work_ = std::make_shared<Workspace>();

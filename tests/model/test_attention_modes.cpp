@@ -110,6 +110,37 @@ TEST_F(ModelModes, DecodeIsDenseWhateverThePrefillMode) {
   EXPECT_GT(relative_l2(step, sparse_row.prefill(std::span(ids).last(1))), 1e-3);
 }
 
+TEST(AttentionPlanText, LayerModesParse) {
+  AttentionPlan p = plan(AttentionMode::delta, 16, 8, 4);
+  p.dense_first_layers = 1;
+  p.add_layer_modes("0-1:sparse,3:recompute");
+  EXPECT_EQ(p.for_layer(0).mode, AttentionMode::sparse);  // an override wins over dense_first_layers
+  EXPECT_EQ(p.for_layer(1).mode, AttentionMode::sparse);
+  EXPECT_EQ(p.for_layer(1).window, 16);
+  EXPECT_EQ(p.for_layer(2).mode, AttentionMode::delta);
+  EXPECT_EQ(p.for_layer(3).mode, AttentionMode::recompute);
+  AttentionPlan dense_first = plan(AttentionMode::delta, 16, 8, 4);
+  dense_first.dense_first_layers = 2;
+  EXPECT_EQ(dense_first.for_layer(1).mode, AttentionMode::dense);
+  EXPECT_EQ(dense_first.for_layer(2).mode, AttentionMode::delta);
+  for (const char* bad : {"0", "a:dense", "0:fast", "3-1:dense", "-1:dense", "0-:dense", "0:dense,,1:dense"}) {
+    AttentionPlan q;
+    EXPECT_THROW(q.add_layer_modes(bad), Error) << bad;
+  }
+}
+
+TEST(ModelModeErrors, ContextTooLargeForMemory) {
+  auto model = test::load_fixture_model(kModel);
+  SessionOptions o;
+  o.context = int64_t(1) << 40;
+  EXPECT_THROW(Session(model, o), Error);
+  o.context = 0;
+  EXPECT_THROW(Session(model, o), Error);
+  o.context = 16;
+  o.chunk_size = 0;
+  EXPECT_THROW(Session(model, o), Error);
+}
+
 TEST(ModelModeErrors, OverrideOfAMissingLayerIsRejected) {
   auto model = test::load_fixture_model(kModel);
   SessionOptions o;

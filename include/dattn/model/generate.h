@@ -22,12 +22,13 @@ struct GenerateOptions {
 struct GenerateStats {
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
+  int64_t decode_steps = 0;  // forward passes after the prefill (the last token needs none)
   double prefill_ms = 0;
   double decode_ms = 0;
   bool stopped_by_stop_token = false;
   bool stopped_by_context = false;
   double prefill_tokens_per_s() const { return prefill_ms > 0 ? prompt_tokens * 1000.0 / prefill_ms : 0; }
-  double decode_tokens_per_s() const { return decode_ms > 0 ? generated_tokens * 1000.0 / decode_ms : 0; }
+  double decode_tokens_per_s() const { return decode_ms > 0 ? decode_steps * 1000.0 / decode_ms : 0; }
 };
 
 struct GenerateResult {
@@ -37,7 +38,7 @@ struct GenerateResult {
 
 // Continues the session's context with `prompt`. Throws dattn::Error when the prompt does not fit the
 // session's context (the message gives both lengths); generation also ends when the context is full.
-GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateOptions& options);
+GenerateResult generate(InferenceSession& session, std::span<const int32_t> prompt, const GenerateOptions& options);
 
 // Peak resident memory of this process in bytes (VmHWM), 0 when unknown.
 uint64_t peak_resident_bytes();

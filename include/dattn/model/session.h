@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "dattn/attn/params.h"
@@ -20,6 +21,9 @@ struct AttentionPlan {
   std::map<int64_t, AttentionParams> layer_overrides;   // layer index -> its own params (wins over both)
 
   AttentionParams for_layer(int64_t layer) const;
+  // Adds overrides from text like "0-3:dense,10:sparse": the listed layers take that mode with the
+  // plan's window, sink and gamma. Throws dattn::Error naming the bad item.
+  void add_layer_modes(std::string_view spec);
 };
 
 struct SessionOptions {
@@ -35,25 +39,40 @@ struct PrefillOptions {
   std::function<void(int64_t, int64_t)> on_progress;
 };
 
-class Session {
+// What the generation loop and the CLI need of a session, whatever device runs it (Session on the CPU,
+// CudaSession in cuda_session.h on the GPU).
+class InferenceSession {
+ public:
+  virtual ~InferenceSession() = default;
+  virtual std::vector<float> prefill(std::span<const int32_t> ids, const PrefillOptions& options = {}) = 0;
+  virtual std::vector<float> decode(int32_t id) = 0;
+  virtual void set_attention(AttentionPlan plan) = 0;
+  virtual int64_t position() const = 0;
+  virtual int64_t context() const = 0;
+  virtual uint64_t kv_cache_bytes() const = 0;
+  // Highest device memory in use seen by the session, 0 for a CPU session.
+  virtual uint64_t peak_device_bytes() const { return 0; }
+};
+
+class Session : public InferenceSession {
  public:
   Session(std::shared_ptr<const Model> model, SessionOptions options);
 
   // Appends tokens to the context and returns logits: (n, vocab) row-major with all_logits, else (vocab)
   // for the last token. Throws dattn::Error (before computing anything) when the tokens do not fit the
   // context or an id is outside the vocabulary.
-  std::vector<float> prefill(std::span<const int32_t> ids, const PrefillOptions& options = {});
+  std::vector<float> prefill(std::span<const int32_t> ids, const PrefillOptions& options = {}) override;
   // Appends one token with dense attention over the whole cache; returns its logits (vocab).
-  std::vector<float> decode(int32_t id);
+  std::vector<float> decode(int32_t id) override;
 
   // Changes the prefill attention for the following calls (the cache is kept).
-  void set_attention(AttentionPlan plan);
+  void set_attention(AttentionPlan plan) override;
 
-  int64_t position() const { return position_; }  // tokens in the cache
-  int64_t context() const { return options_.context; }
+  int64_t position() const override { return position_; }  // tokens in the cache
+  int64_t context() const override { return options_.context; }
   void reset() { position_ = 0; }
   const Model& model() const { return *model_; }
-  uint64_t kv_cache_bytes() const;
+  uint64_t kv_cache_bytes() const override;
 
  private:
   std::shared_ptr<const Model> model_;

@@ -1,0 +1,183 @@
+// `dattn generate`: tokenizes a prompt, prefills it (dense or Delta Attention), streams the continuation.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "dattn/attn/backends.h"
+#include "dattn/core/error.h"
+#include "dattn/model/generate.h"
+#include "dattn/model/tokenizer.h"
+
+namespace dattn::cli {
+namespace {
+
+struct GenerateFlags {
+  std::string model_dir, prompt, prompt_file, system, device = "cpu";
+  bool chat = false;
+  std::string attention = "dense", layer_modes, backend = "auto";
+  int64_t window = 2048, sink = 1024, gamma = 64, dense_layers = 0;
+  int64_t max_new_tokens = 128, context = 0, chunk = 2048;
+  double temperature = 0.0, top_p = 1.0;
+  int64_t top_k = 0;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+std::string read_prompt_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  DATTN_CHECK(in.good(), "--prompt-file: cannot open '{}'", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Redraws one stderr line: a bar, tokens done, tokens/s and the time left at that rate.
+class PrefillProgress {
+ public:
+  explicit PrefillProgress(bool enabled) : enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+  void update(int64_t done, int64_t total) {
+    if (!enabled_) return;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = seconds > 0 ? done / seconds : 0;
+    const double eta = rate > 0 ? (total - done) / rate : 0;
+    constexpr int kWidth = 30;
+    const int filled = int(kWidth * done / std::max<int64_t>(total, 1));
+    fmt::print(stderr, "\rprefill [{}{}] {}/{} tokens  {:.0f} tok/s  ETA {:.1f}s ", std::string(size_t(filled), '#'),
+               std::string(size_t(kWidth - filled), '.'), done, total, rate, eta);
+    if (done == total) fmt::print(stderr, "\r\033[K");  // leave the line clean for the output
+    std::fflush(stderr);
+  }
+
+ private:
+  bool enabled_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+void check_device(const std::string& device) {
+  if (device == "cpu") return;
+  DATTN_CHECK(device == "cuda", "--device must be cpu or cuda, got '{}'", device);
+  DATTN_CHECK(cuda::available(), "--device cuda: this build has no CUDA support or no GPU is present; use --device cpu");
+  fail("--device cuda: the GPU forward pass of the model runtime is not implemented yet; use --device cpu");
+}
+
+model::AttentionPlan attention_plan(const GenerateFlags& f) {
+  model::AttentionPlan plan;
+  plan.params.mode = parse_mode(f.attention);
+  plan.params.window = f.window;
+  plan.params.sink = f.sink;
+  plan.params.gamma = f.gamma;
+  plan.params.backend = parse_backend(f.backend);
+  plan.dense_first_layers = f.dense_layers;
+  plan.add_layer_modes(f.layer_modes);
+  return plan;
+}
+
+void run_generate(const GenerateFlags& f) {
+  check_device(f.device);
+  model::AttentionPlan plan = attention_plan(f);
+  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+
+  Tokenizer tokenizer = Tokenizer::load(f.model_dir);
+  std::vector<int32_t> ids;
+  if (f.chat) {
+    std::vector<ChatMessage> messages;
+    if (!f.system.empty()) messages.push_back({"system", f.system});
+    messages.push_back({"user", prompt});
+    ids = tokenizer.encode_chat(messages, /*add_generation_prompt=*/true);
+  } else {
+    DATTN_CHECK(f.system.empty(), "--system needs --chat");
+    ids = tokenizer.encode(prompt, /*add_special_tokens=*/true);
+  }
+  DATTN_CHECK(!ids.empty(), "the prompt encodes to no tokens");
+
+  auto model = model::Model::load(f.model_dir);
+  DATTN_CHECK(tokenizer.vocab_size() <= model->config().vocab_size,
+              "the tokenizer has {} ids but the model's vocab_size is {}", tokenizer.vocab_size(),
+              model->config().vocab_size);
+  model::SessionOptions session_options;
+  session_options.context = f.context > 0 ? f.context : int64_t(ids.size()) + f.max_new_tokens;
+  session_options.chunk_size = f.chunk;
+  session_options.attention = plan;
+  session_options.num_threads = f.threads;
+  DATTN_CHECK(int64_t(ids.size()) <= session_options.context,
+              "the prompt has {} tokens, more than the context of {} (raise --ctx)", ids.size(),
+              session_options.context);
+  model::Session session(model, session_options);
+
+  model::GenerateOptions options;
+  options.max_new_tokens = f.max_new_tokens;
+  options.sampling = {.temperature = f.temperature, .top_k = f.top_k, .top_p = f.top_p, .seed = f.seed};
+  options.stop_ids = model->config().eos_token_ids;
+  for (int32_t id : tokenizer.eos_ids())
+    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) == options.stop_ids.end())
+      options.stop_ids.push_back(id);
+  PrefillProgress progress(::isatty(STDERR_FILENO) != 0);
+  options.on_prefill_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
+  StreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+  options.on_token = [&](int32_t id) {
+    std::string piece = stream.push(id);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+
+  model::GenerateResult result = model::generate(session, ids, options);
+  std::string tail = stream.finish();
+  std::fwrite(tail.data(), 1, tail.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+
+  const model::GenerateStats& s = result.stats;
+  fmt::print(stderr,
+             "prefill: {} tokens in {:.1f} ms ({:.1f} tok/s, attention {})\n"
+             "decode: {} tokens, {:.1f} tok/s{}\n"
+             "peak memory: {:.1f} MiB (KV cache {:.1f} MiB)\n",
+             s.prompt_tokens, s.prefill_ms, s.prefill_tokens_per_s(), f.attention, s.generated_tokens,
+             s.decode_tokens_per_s(),
+             s.stopped_by_stop_token ? " (stop token)" : (s.stopped_by_context ? " (context full)" : ""),
+             double(model::peak_resident_bytes()) / (1 << 20), double(session.kv_cache_bytes()) / (1 << 20));
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto f = std::make_shared<GenerateFlags>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text with a Hugging Face Llama/Mistral/Qwen model directory");
+  cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors, tokenizer.json)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  auto* prompt = cmd->add_option("--prompt", f->prompt, "prompt text");
+  auto* prompt_file = cmd->add_option("--prompt-file", f->prompt_file, "file holding the prompt text");
+  prompt->excludes(prompt_file);
+  prompt_file->excludes(prompt);
+  cmd->add_flag("--chat", f->chat, "wrap the prompt in the model's chat template (llama3, mistral, chatml)");
+  cmd->add_option("--system", f->system, "system message (with --chat)");
+  cmd->add_option("--attention", f->attention, "prefill attention: dense|sparse|recompute|delta")->capture_default_str();
+  cmd->add_option("--window", f->window, "sliding window of sparse attention")->capture_default_str();
+  cmd->add_option("--sink", f->sink, "sink keys of sparse attention")->capture_default_str();
+  cmd->add_option("--gamma", f->gamma, "delta anchor stride")->capture_default_str();
+  cmd->add_option("--dense-layers", f->dense_layers, "first N layers prefill densely")->capture_default_str();
+  cmd->add_option("--layer-modes", f->layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
+  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu")->capture_default_str();
+  cmd->add_option("--max-new-tokens", f->max_new_tokens, "tokens to generate at most")->capture_default_str();
+  cmd->add_option("--ctx", f->context, "context (KV cache) size in tokens (default: prompt + max new tokens)");
+  cmd->add_option("--chunk", f->chunk, "prefill chunk size in tokens")->capture_default_str();
+  cmd->add_option("--device", f->device, "cpu|cuda")->capture_default_str();
+  cmd->add_option("--temperature", f->temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", f->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
+  cmd->add_option("--top-p", f->top_p, "nucleus sampling mass (1 = all)")->capture_default_str();
+  cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
+  cmd->callback([f, prompt, prompt_file] {
+    DATTN_CHECK(prompt->count() + prompt_file->count() == 1, "give the prompt with --prompt or --prompt-file");
+    run_generate(*f);
+  });
+}
+
+}  // namespace dattn::cli

@@ -1,0 +1,87 @@
+// `dattn logits`: float32 logits of every position of a token sequence, written as (n_tokens, vocab) .npy.
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "dattn/attn/backends.h"
+#include "dattn/core/error.h"
+#include "dattn/io/npy.h"
+#include "dattn/model/session.h"
+#include "dattn/model/tokenizer.h"
+
+namespace dattn::cli {
+namespace {
+
+struct LogitsFlags {
+  std::string model_dir, text, ids, out, device = "cpu";
+  std::string attention = "dense", layer_modes, backend = "auto";
+  int64_t window = 2048, sink = 1024, gamma = 64, tail_min = -1, dense_layers = 0, chunk = 2048;
+  int threads = 0;
+};
+
+void run_logits(const LogitsFlags& f) {
+  if (f.device != "cpu") {
+    DATTN_CHECK(f.device == "cuda", "--device must be cpu or cuda, got '{}'", f.device);
+    DATTN_CHECK(cuda::available(), "--device cuda: this build has no CUDA support or no GPU is present; use --device cpu");
+    fail("--device cuda: the GPU forward pass of the model runtime is not implemented yet; use --device cpu");
+  }
+  model::AttentionPlan plan;
+  plan.params.mode = parse_mode(f.attention);
+  plan.params.window = f.window;
+  plan.params.sink = f.sink;
+  plan.params.gamma = f.gamma;
+  plan.params.tail_min = f.tail_min;
+  plan.params.backend = parse_backend(f.backend);
+  plan.dense_first_layers = f.dense_layers;
+  plan.add_layer_modes(f.layer_modes);
+
+  // --ids are used exactly as given; --text is encoded as transformers' tokenizer(text) does (BOS added)
+  std::vector<int32_t> ids =
+      f.ids.empty() ? Tokenizer::load(f.model_dir).encode(f.text, /*add_special_tokens=*/true) : parse_token_ids(f.ids);
+  DATTN_CHECK(!ids.empty(), "--text encodes to no tokens");
+
+  auto model = model::Model::load(f.model_dir);
+  model::SessionOptions options;
+  options.context = int64_t(ids.size());
+  options.chunk_size = f.chunk;
+  options.attention = plan;
+  options.num_threads = f.threads;
+  model::Session session(model, options);
+  std::vector<float> logits = session.prefill(ids, {.all_logits = true});
+  const int64_t vocab = model->config().vocab_size;
+  npy::save_f32(f.out, {int64_t(ids.size()), vocab}, logits.data());
+  fmt::print(stderr, "wrote {} ({} tokens x {} vocab, float32)\n", f.out, ids.size(), vocab);
+}
+
+}  // namespace
+
+void add_logits_command(CLI::App& app) {
+  auto f = std::make_shared<LogitsFlags>();
+  CLI::App* cmd = app.add_subcommand("logits", "Write the logits of every position as a (n_tokens, vocab) .npy");
+  cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  auto* text = cmd->add_option("--text", f->text, "text, encoded with the model's tokenizer (BOS added)");
+  auto* ids = cmd->add_option("--ids", f->ids, "token ids used as given, e.g. 1,2,3");
+  text->excludes(ids);
+  ids->excludes(text);
+  cmd->add_option("--out", f->out, "output .npy")->required();
+  cmd->add_option("--attention", f->attention, "prefill attention: dense|sparse|recompute|delta")->capture_default_str();
+  cmd->add_option("--window", f->window, "sliding window of sparse attention")->capture_default_str();
+  cmd->add_option("--sink", f->sink, "sink keys of sparse attention")->capture_default_str();
+  cmd->add_option("--gamma", f->gamma, "delta anchor stride")->capture_default_str();
+  cmd->add_option("--tail-min", f->tail_min, "minimum dense tail rows (default max(128, gamma))");
+  cmd->add_option("--dense-layers", f->dense_layers, "first N layers prefill densely")->capture_default_str();
+  cmd->add_option("--layer-modes", f->layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
+  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu")->capture_default_str();
+  cmd->add_option("--chunk", f->chunk, "prefill chunk size in tokens")->capture_default_str();
+  cmd->add_option("--device", f->device, "cpu|cuda")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
+  cmd->callback([f, text, ids] {
+    DATTN_CHECK(text->count() + ids->count() == 1, "give the input with --text or --ids");
+    run_logits(*f);
+  });
+}
+
+}  // namespace dattn::cli

@@ -1,0 +1,143 @@
+// `dattn logits`, `tokenize`, `detokenize` and `generate` end to end on the fixtures: outputs equal the
+// in-process results, and bad input ends in exit code 1 with a message naming the problem.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <sys/wait.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "dattn/io/npy.h"
+#include "dattn/model/generate.h"
+#include "dattn/model/tokenizer.h"
+#include "model_fixtures.h"
+
+namespace dattn::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommandResult {
+  int exit_code;
+  std::string out, err;
+};
+
+CommandResult run_dattn(const std::string& args, const fs::path& dir) {
+  fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
+  std::string command = fmt::format("{} {} > {} 2> {}", DATTN_BINARY, args, out.string(), err.string());
+  int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_text(out), test::read_text(err)};
+}
+
+std::string model_arg(const std::string& fixture) { return "--model " + (test::models_dir() / fixture).string(); }
+
+TEST(CliLogits, IdsGiveTheTransformersLogits) {
+  test::TempDir dir;
+  const std::string fixture = "mistral_bf16";
+  const auto c = test::load_cases(fixture).back();
+  fs::path out = dir.path / "l.npy";
+  auto r = run_dattn(fmt::format("logits {} --ids {} --chunk 7 --out {}", model_arg(fixture), fmt::join(c.ids, ","),
+                                 out.string()),
+                     dir.path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  npy::Array a = npy::load(out);
+  ASSERT_EQ(a.shape, (std::vector<int64_t>{int64_t(c.ids.size()), 1058}));
+  std::vector<float> logits(size_t(a.numel()));
+  std::memcpy(logits.data(), a.bytes.data(), logits.size() * 4);
+  EXPECT_LE(test::relative_l2(logits, c.logits), 1e-4);
+}
+
+TEST(CliLogits, TextUsesTheTokenizerWithSpecialTokens) {
+  test::TempDir dir;
+  const std::string fixture = "llama3_tied_sharded";
+  fs::path out = dir.path / "l.npy";
+  auto r = run_dattn(fmt::format("logits {} --text 'Hello world' --attention delta --window 2 --sink 1 --gamma 2 "
+                                 "--tail-min 1 --out {}",
+                                 model_arg(fixture), out.string()),
+                     dir.path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Tokenizer tokenizer = Tokenizer::load(test::models_dir() / fixture);
+  std::vector<int32_t> ids = tokenizer.encode("Hello world", true);
+  EXPECT_EQ(npy::load(out).shape[0], int64_t(ids.size()));
+}
+
+TEST(CliTokenize, RoundTrip) {
+  test::TempDir dir;
+  const std::string fixture = "qwen2_bias_tied";
+  Tokenizer tokenizer = Tokenizer::load(test::models_dir() / fixture);
+  std::vector<int32_t> ids = tokenizer.encode("The quick brown fox, 42 times.", true);
+  auto r = run_dattn(fmt::format("tokenize {} --text 'The quick brown fox, 42 times.'", model_arg(fixture)), dir.path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, fmt::format("[{}]\n", fmt::join(ids, ", ")));
+  r = run_dattn(fmt::format("detokenize {} --ids {}", model_arg(fixture), fmt::join(ids, ",")), dir.path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, tokenizer.decode(ids, true) + "\n");
+}
+
+TEST(CliGenerate, GreedyOutputEqualsInProcessGeneration) {
+  test::TempDir dir;
+  const std::string fixture = "llama3_tied_sharded";
+  auto r = run_dattn(fmt::format("generate {} --prompt 'Hello world' --max-new-tokens 10 --attention delta "
+                                 "--window 4 --sink 2 --gamma 2 --dense-layers 1",
+                                 model_arg(fixture)),
+                     dir.path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("prefill: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("decode: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("peak memory: "), std::string::npos) << r.err;
+
+  auto model = Model::load(test::models_dir() / fixture);
+  Tokenizer tokenizer = Tokenizer::load(test::models_dir() / fixture);
+  std::vector<int32_t> prompt = tokenizer.encode("Hello world", true);
+  SessionOptions o;
+  o.context = 64;
+  o.attention.params = {.mode = AttentionMode::delta, .window = 4, .sink = 2, .gamma = 2};
+  o.attention.dense_first_layers = 1;
+  Session session(model, o);
+  std::vector<int32_t> stops = model->config().eos_token_ids;
+  for (int32_t id : tokenizer.eos_ids()) stops.push_back(id);
+  GenerateResult g = generate(session, prompt, {.max_new_tokens = 10, .stop_ids = stops});
+  EXPECT_EQ(r.out, tokenizer.decode(g.tokens, true) + "\n");
+}
+
+TEST(CliModelErrors, ClearMessagesAndExitCode1) {
+  test::TempDir dir;
+  const std::string m = model_arg("qwen2_bias_tied");
+  struct Case {
+    std::string args, needle;
+  };
+  const std::vector<Case> cases = {
+      {"generate " + m + " --prompt 'a long prompt of several words' --ctx 3", "raise --ctx"},
+      {"generate " + m + " --prompt hi --device cuda", "--device cuda"},
+      {"generate " + m + " --prompt hi --attention fast", "unknown attention mode"},
+      {"generate " + m + " --prompt hi --layer-modes 0:dense,x:sparse", "not a layer index"},
+      {"generate " + m + " --prompt hi --temperature -1", "temperature"},
+      {"generate " + m, "--prompt"},
+      {"logits " + m + " --ids 1,x,3 --out " + (dir.path / "x.npy").string(), "'x' is not a token id"},
+      {"logits " + m + " --ids 1,999999 --out " + (dir.path / "x.npy").string(), "outside the vocabulary"},
+      {"logits " + m + " --ids 1,2 --device cuda --out " + (dir.path / "x.npy").string(), "--device cuda"},
+      {"detokenize " + m + " --ids ,", "token id"},
+  };
+  for (const Case& c : cases) {
+    auto r = run_dattn(c.args, dir.path);
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << "\nstderr: " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir.path / "x.npy"));
+}
+
+TEST(CliModelErrors, CorruptCheckpoint) {
+  test::TempDir dir;
+  for (const auto& entry : fs::directory_iterator(test::models_dir() / "qwen2_bias_tied"))
+    fs::copy(entry.path(), dir.path / entry.path().filename());
+  fs::resize_file(dir.path / "model.safetensors", 1000);
+  auto r = run_dattn(fmt::format("logits --model {} --ids 1,2 --out {}", dir.path.string(), (dir.path / "o.npy").string()),
+                     dir.path);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace dattn::model
