@@ -104,6 +104,10 @@ def run_torch(args, results):
     from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
     dev = "cuda"
+    # Three FlexAttention shapes per length (sparse, anchors, tail), six lengths: more recompiles than
+    # dynamo's default limit of 8, past which it silently falls back to the unfused (n x n) path.
+    torch._dynamo.config.recompile_limit = 128
+    torch._dynamo.config.accumulated_recompile_limit = 1024
     flex = torch.compile(flex_attention, dynamic=False)
     log(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
 

@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
     // Δ = dense - sparse: first write -sparse, then each thread adds its own dense values back.
     acc.reset();
     attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base, pos, smem, acc);
-    acc.finish(lse);
+    acc.finish(p.scale_log2, lse);
     auto delta_row = [&](int m, int r) -> float* {
       const int local = local_row<kHeadDim>(m, r);
       if (local >= qt.rows) return nullptr;
@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
                 make_float2(-acc.o[m][d][2 * r], -acc.o[m][d][2 * r + 1]);
     acc.reset();
     attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_key_tiles<S::kBlockN>(qt), k_base, v_base, pos, smem, acc);
-    acc.finish(lse);
+    acc.finish(p.scale_log2, lse);
 #pragma unroll
     for (int m = 0; m < kM; ++m)
 #pragma unroll
@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
 
   acc.reset();
   attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_key_tiles<S::kBlockN>(qt), k_base, v_base, pos, smem, acc);
-  acc.finish(lse);
+  acc.finish(p.scale_log2, lse);
   store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
 }
 
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), head_base<Elem>(p.k, b, kv_head),
                                          head_base<Elem>(p.v, b, kv_head), pos, smem, acc);
   float lse[S::kMTiles][2];
-  acc.finish(lse);
+  acc.finish(p.scale_log2, lse);
   store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
 }
 

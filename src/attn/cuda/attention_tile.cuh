@@ -105,7 +105,7 @@ template <int kHeadDim>
 struct SoftmaxAccumulator {
   static constexpr int kM = TileShape<kHeadDim>::kMTiles;
   float o[kM][kHeadDim / 8][4];
-  float row_max[kM][2];
+  float row_max[kM][2];  // unscaled scores
   float row_sum[kM][2];  // partial over this thread's columns until finish()
 
   __device__ void reset() {
@@ -120,15 +120,16 @@ struct SoftmaxAccumulator {
     }
   }
 
-  // Normalises o in place and returns the natural-log LSE of every row the thread holds.
-  __device__ void finish(float (&lse)[kM][2]) {
+  // Normalises o in place and returns the natural-log LSE of every row the thread holds (row_max is in
+  // unscaled score units, scale_log2 = softmax scale * log2(e)).
+  __device__ void finish(float scale_log2, float (&lse)[kM][2]) {
 #pragma unroll
     for (int m = 0; m < kM; ++m) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         row_sum[m][r] += __shfl_xor_sync(0xffffffffu, row_sum[m][r], 1);
         row_sum[m][r] += __shfl_xor_sync(0xffffffffu, row_sum[m][r], 2);
-        lse[m][r] = row_max[m][r] * kLn2 + __logf(row_sum[m][r]);
+        lse[m][r] = row_max[m][r] * (scale_log2 * kLn2) + __logf(row_sum[m][r]);
       }
       const float inv0 = 1.f / row_sum[m][0], inv1 = 1.f / row_sum[m][1];
 #pragma unroll
@@ -249,19 +250,19 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
       }
     }
 
-    // Scale into the exp2 domain; mask only tiles that straddle a boundary.
-    const bool unmasked = key_tile_unmasked<kSparse, kBlockN>(p, qt, tile);
-    const int key0 = tile * kBlockN + 2 * (lane % 4);
+    // Mask only tiles that straddle a boundary. Scores stay unscaled: the scale folds into one FFMA
+    // before exp2 (the running max is kept in unscaled units; scale > 0 keeps the order).
+    if (!key_tile_unmasked<kSparse, kBlockN>(p, qt, tile)) {
+      const int key0 = tile * kBlockN + 2 * (lane % 4);
 #pragma unroll
-    for (int m = 0; m < kM; ++m)
+      for (int m = 0; m < kM; ++m)
 #pragma unroll
-      for (int n = 0; n < kBlockN / 8; ++n)
+        for (int n = 0; n < kBlockN / 8; ++n)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[m][n][e] * p.scale_log2;
-          if (!unmasked && !key_visible<kSparse>(p, key0 + n * 8 + (e & 1), pos[m][e / 2])) x = kNegInf;
-          s[m][n][e] = x;
-        }
+          for (int e = 0; e < 4; ++e)
+            if (!key_visible<kSparse>(p, key0 + n * 8 + (e & 1), pos[m][e / 2])) s[m][n][e] = kNegInf;
+    }
+    const float scale = p.scale_log2;
 
     // Online softmax: new running max per row (a row's 64 columns live in one quad of lanes).
 #pragma unroll
@@ -272,26 +273,32 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
         new_max[0] = fmaxf(new_max[0], fmaxf(s[m][n][0], s[m][n][1]));
         new_max[1] = fmaxf(new_max[1], fmaxf(s[m][n][2], s[m][n][3]));
       }
-      float base[2];
+      float base_scaled[2], alpha[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 1));
         new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 2));
-        base[r] = new_max[r] == kNegInf ? 0.f : new_max[r];  // a row with no visible key yet stays at zero
-        const float alpha = fast_exp2(acc.row_max[m][r] - base[r]);
+        const float base = new_max[r] == kNegInf ? 0.f : new_max[r];  // a row with no visible key yet stays at zero
+        base_scaled[r] = base * scale;
+        alpha[r] = fast_exp2((acc.row_max[m][r] - base) * scale);
         acc.row_max[m][r] = new_max[r];
-        acc.row_sum[m][r] *= alpha;
+        acc.row_sum[m][r] *= alpha[r];
+      }
+      // Once a row's max settles (most tiles of a long row), alpha is exactly 1: skip the rescale then.
+      if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
         for (int d = 0; d < kHeadDim / 8; ++d) {
-          acc.o[m][d][2 * r] *= alpha;
-          acc.o[m][d][2 * r + 1] *= alpha;
+          acc.o[m][d][0] *= alpha[0];
+          acc.o[m][d][1] *= alpha[0];
+          acc.o[m][d][2] *= alpha[1];
+          acc.o[m][d][3] *= alpha[1];
         }
       }
 #pragma unroll
       for (int n = 0; n < kBlockN / 8; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[m][n][e] = fast_exp2(s[m][n][e] - base[e / 2]);
+          s[m][n][e] = fast_exp2(fmaf(s[m][n][e], scale, -base_scaled[e / 2]));
           acc.row_sum[m][e / 2] += s[m][n][e];
         }
     }
