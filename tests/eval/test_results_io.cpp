@@ -1,0 +1,117 @@
+// The result writers produce files that parse: JSON (nlohmann), CSV (fields and quoting), SVG (an XML
+// document with one polyline per mode).
+#include <gtest/gtest.h>
+
+#include "dattn/core/error.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "dattn/eval/ruler_results.h"
+#include "dattn/eval/svg_plot.h"
+
+namespace dattn::eval {
+namespace {
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<RulerRecord> sample_records() {
+  std::vector<RulerRecord> records;
+  for (int64_t length : {1024, 2048})
+    for (const char* mode : {"dense", "sparse"})
+      for (int64_t i = 0; i < 2; ++i) {
+        RulerRecord r;
+        r.task = "niah_single_1";
+        r.length = length;
+        r.mode = mode;
+        r.sample = i;
+        r.prediction = i == 0 ? "1234567, \"quoted\"\nline" : "wrong";
+        r.references = {"1234567"};
+        r.score = i == 0 ? 1.0 : 0.0;
+        records.push_back(r);
+        r.task = "vt";
+        r.score = 0.5;
+        records.push_back(r);
+      }
+  return records;
+}
+
+TEST(RulerResults, SummaryAveragesSamplesAndTasks) {
+  const auto cells = summarize_ruler(sample_records());
+  ASSERT_EQ(cells.size(), 2u * 2 * 2 + 2 * 2);  // tasks x lengths x modes + averages
+  EXPECT_EQ(cells[0].task, "niah_single_1");
+  EXPECT_DOUBLE_EQ(cells[0].score_percent, 50.0);
+  EXPECT_EQ(cells[0].samples, 2);
+  EXPECT_EQ(cells.back().task, "average");
+  EXPECT_DOUBLE_EQ(cells.back().score_percent, 50.0);
+  const std::string table = format_ruler_table(cells);
+  EXPECT_NE(table.find("niah_single_1"), std::string::npos);
+  EXPECT_NE(table.find("50.00"), std::string::npos);
+}
+
+TEST(RulerResults, JsonCsvAndSvgParse) {
+  const auto dir = std::filesystem::temp_directory_path() / "dattn_test_results_io";
+  std::filesystem::remove_all(dir);
+  const auto records = sample_records();
+  const auto cells = summarize_ruler(records);
+  RulerRunInfo info;
+  info.model = "m";
+  info.window = 64;
+  write_ruler_json(dir / "results.json", info, records, cells);
+  write_ruler_csv(dir / "results.csv", cells);
+  write_ruler_plot(dir / "plot.svg", cells, "test <plot> & co");
+
+  const auto doc = nlohmann::json::parse(read_file(dir / "results.json"));
+  EXPECT_EQ(doc["run"]["window"], 64);
+  EXPECT_EQ(doc["samples"].size(), records.size());
+  EXPECT_EQ(doc["samples"][0]["prediction"], records[0].prediction);
+  EXPECT_EQ(doc["summary"].size(), cells.size());
+
+  std::istringstream csv(read_file(dir / "results.csv"));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "task,length,mode,score,samples,mean_prefill_ms");
+  int rows = 0;
+  while (std::getline(csv, line)) {
+    ++rows;
+    EXPECT_EQ(std::count(line.begin(), line.end(), ','), 5) << line;
+  }
+  EXPECT_EQ(rows, int(cells.size()));
+
+  const std::string svg = read_file(dir / "plot.svg");
+  EXPECT_TRUE(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  EXPECT_NE(svg.find("test &lt;plot&gt; &amp; co"), std::string::npos);
+  size_t polylines = 0;
+  for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++polylines;
+  EXPECT_EQ(polylines, 2u);  // dense, sparse
+  // every opened element is closed: count '<' tags without a '/' against self-closing and closing ones
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '<'), std::count(svg.begin(), svg.end(), '>'));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RulerResults, CsvFieldsAreQuotedWhenNeeded) {
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+}
+
+TEST(SvgPlot, RejectsMismatchedSeriesAndNonPositiveLogX) {
+  PlotSpec spec;
+  spec.series.push_back({"bad", {1, 2}, {1}});
+  EXPECT_THROW(render_svg_line_plot(spec), Error);
+  spec.series = {{"zero", {0, 1}, {1, 2}}};
+  spec.log2_x = true;
+  EXPECT_THROW(render_svg_line_plot(spec), Error);
+}
+
+}  // namespace
+}  // namespace dattn::eval
