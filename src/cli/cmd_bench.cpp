@@ -1,6 +1,8 @@
-// `dattn bench attention`: dense, sparse and delta time per length, speedup and effective GFLOP/s.
+// `dattn bench attention`: dense, sparse and delta time per length, speedup and effective GFLOP/s, and
+// the work ratio (dense pairs / mode pairs) with the efficiency (speedup / work ratio) it implies.
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <random>
 #include <sstream>
@@ -12,6 +14,7 @@
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "dattn/core/threads.h"
 #include "dattn/delta/delta_attention.h"
 
 namespace dattn::cli {
@@ -58,7 +61,10 @@ void run_bench(const BenchOptions& o) {
   const Device device = backend == Backend::cuda ? Device::cuda : Device::cpu;
   DATTN_CHECK(device == Device::cpu || cuda::available(), "--backend cuda: no CUDA device is available");
   DATTN_CHECK(o.repeats >= 1, "--repeats must be >= 1, got {}", o.repeats);
+  DATTN_CHECK(o.heads > 0 && o.kv_heads > 0 && o.heads % o.kv_heads == 0,
+              "--heads ({}) must be a positive multiple of --kv-heads ({})", o.heads, o.kv_heads);
   const AttentionMode modes[] = {AttentionMode::dense, AttentionMode::sparse, AttentionMode::delta};
+  const int threads = o.threads > 0 ? o.threads : default_num_threads();
   std::mt19937 rng(7);
   nlohmann::json results = nlohmann::json::array();
   std::vector<std::string> table;
@@ -66,8 +72,9 @@ void run_bench(const BenchOptions& o) {
     Tensor q = random_tensor({1, n, o.heads, o.head_dim}, dtype, device, rng);
     Tensor k = random_tensor({1, n, o.kv_heads, o.head_dim}, dtype, device, rng);
     Tensor v = random_tensor({1, n, o.kv_heads, o.head_dim}, dtype, device, rng);
-    Tensor out({1, n, o.heads, o.head_dim}, device == Device::cuda ? dtype : DType::f32, device);
-    AttentionShape shape{1, n, n, o.heads, o.kv_heads, o.head_dim};
+    Tensor out({1, n, o.heads, o.head_dim}, dtype, device);
+    const AttentionShape shape{1, n, n, o.heads, o.kv_heads, o.head_dim};
+    const double dense_pairs_all_heads = dense_pairs(n, n) * double(o.heads);
     double dense_ms = 0;
     for (AttentionMode mode : modes) {
       AttentionParams params;
@@ -76,36 +83,54 @@ void run_bench(const BenchOptions& o) {
       params.sink = o.sink;
       params.gamma = o.gamma;
       params.backend = backend;
-      params.num_threads = o.threads;
-      std::vector<double> times;
+      params.num_threads = threads;
+      std::vector<double> times, cpu_times;
       for (int r = 0; r <= o.repeats; ++r) {  // run 0 is the warm-up
         fmt::print(stderr, "\r  n={:<8} {:<7} run {}/{}   ", n, mode_name(mode), r, o.repeats);
         std::fflush(stderr);
-        auto start = std::chrono::steady_clock::now();
+        const std::clock_t cpu_start = std::clock();
+        const auto start = std::chrono::steady_clock::now();
         delta_attention(q, k, v, out, params);
         if (device == Device::cuda) device_synchronize();
-        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-        if (r > 0) times.push_back(ms);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        const double cpu_ms = 1e3 * double(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+        if (r > 0) {
+          times.push_back(ms);
+          cpu_times.push_back(cpu_ms);
+        }
       }
       std::sort(times.begin(), times.end());
-      double median = times[times.size() / 2];
+      std::sort(cpu_times.begin(), cpu_times.end());
+      const double median = times[times.size() / 2];
+      // CPU time of all our threads: on a shared machine wall time also counts neighbours' load
+      const double cpu_median = cpu_times[cpu_times.size() / 2];
       if (mode == AttentionMode::dense) dense_ms = median;
-      double pairs = mode_pairs(shape, params) * double(o.heads);
-      double gflops = 4.0 * double(o.head_dim) * pairs / (median * 1e6);
-      results.push_back({{"n", n}, {"mode", mode_name(mode)}, {"ms", median}, {"speedup_vs_dense", dense_ms / median},
-                         {"gflops", gflops}, {"pairs", pairs}});
-      table.push_back(fmt::format("{:>8} {:<7} {:>11.2f} {:>8.2f}x {:>10.1f}", n, mode_name(mode), median,
-                                  dense_ms / median, gflops));
+      const double pairs = mode_pairs(shape, params) * double(o.heads);
+      const double gflops = 4.0 * double(o.head_dim) * pairs / (median * 1e6);
+      const double speedup = dense_ms / median, work_ratio = dense_pairs_all_heads / pairs;
+      // efficiency: the speedup as a fraction of the work saved (1.0 = as fast per pair as dense)
+      results.push_back({{"n", n}, {"mode", mode_name(mode)}, {"ms", median}, {"speedup_vs_dense", speedup},
+                         {"gflops", gflops}, {"pairs", pairs}, {"work_ratio", work_ratio},
+                         {"efficiency_vs_dense", speedup / work_ratio}, {"runs_ms", times},
+                         {"cpu_ms", cpu_median}, {"gflops_per_cpu_second", gflops * median / cpu_median}});
+      table.push_back(fmt::format("{:>8} {:<7} {:>11.2f} {:>8.2f}x {:>10.1f} {:>10.2f}x {:>10.2f} {:>11.1f} {:>11.1f}", n,
+                                  mode_name(mode), median, speedup, gflops, work_ratio, speedup / work_ratio,
+                                  cpu_median, gflops * median / cpu_median));
     }
   }
   fmt::print(stderr, "\r{:60}\r", "");
   if (o.json) {
-    fmt::print("{}\n", results.dump(2));
+    nlohmann::json config = {{"backend", o.backend}, {"heads", o.heads},   {"kv_heads", o.kv_heads},
+                             {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"window", o.window},
+                             {"sink", o.sink},         {"gamma", o.gamma}, {"repeats", o.repeats},
+                             {"threads", threads}};
+    fmt::print("{}\n", nlohmann::json{{"config", config}, {"results", results}}.dump(2));
     return;
   }
-  fmt::print("backend {}, {} heads / {} kv heads, head_dim {}, {}, window {}, sink {}, gamma {}, median of {}\n",
-             o.backend, o.heads, o.kv_heads, o.head_dim, o.dtype, o.window, o.sink, o.gamma, o.repeats);
-  fmt::print("{:>8} {:<7} {:>11} {:>9} {:>10}\n", "n", "mode", "time (ms)", "speedup", "GFLOP/s");
+  fmt::print("backend {}, {} threads, {} heads / {} kv heads, head_dim {}, {}, window {}, sink {}, gamma {}, median of {}\n",
+             o.backend, threads, o.heads, o.kv_heads, o.head_dim, o.dtype, o.window, o.sink, o.gamma, o.repeats);
+  fmt::print("{:>8} {:<7} {:>11} {:>9} {:>10} {:>11} {:>10} {:>11} {:>11}\n", "n", "mode", "time (ms)", "speedup",
+             "GFLOP/s", "work ratio", "efficiency", "cpu ms", "GFLOP/cpu-s");
   for (const auto& line : table) fmt::print("{}\n", line);
 }
 
