@@ -2,13 +2,18 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
+
+#include "dattn/core/threads.h"
 
 namespace dattn::model::cpu_ops {
 
 namespace {
 // Below this many rows the OpenMP fork costs more than the work.
 constexpr int64_t kParallelRows = 8;
+// Narrower slices of a weight matrix make BLAS repack the activations for too little work.
+constexpr int64_t kMinFeaturesPerThread = 64;
 }  // namespace
 
 void rms_norm(const float* x, const float* weight, float* out, int64_t rows, int64_t dim, double eps) {
@@ -25,21 +30,29 @@ void rms_norm(const float* x, const float* weight, float* out, int64_t rows, int
   }
 }
 
-void linear(const float* x, const Linear& layer, float* out, int64_t rows, bool accumulate) {
+void linear(const float* x, const Linear& layer, float* out, int64_t rows, bool accumulate, int num_threads) {
   linear(x, layer.weight.data(), layer.bias ? layer.bias->data() : nullptr, layer.out_features, layer.in_features, out,
-         rows, accumulate);
+         rows, accumulate, num_threads);
 }
 
 void linear(const float* x, const float* weight, const float* bias, int64_t n, int64_t k, float* out, int64_t rows,
-            bool accumulate) {
+            bool accumulate, int num_threads) {
   const float beta = accumulate ? 1.0f : 0.0f;
-  if (rows == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(n), blasint(k), 1.0f, weight, blasint(k), x, 1, beta,
-                out, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(n), blasint(k), 1.0f, x, blasint(k),
-                weight, blasint(k), beta, out, blasint(n));
-  }
+  // OpenBLAS runs single-threaded (set_blas_threads); the output features are split across our own
+  // OpenMP team instead, so one thread pool serves BLAS, attention and the elementwise ops alike.
+  const int threads = num_threads > 0 ? num_threads : default_num_threads();
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(threads, n / kMinFeaturesPerThread));
+  parallel_for(blocks, threads, [&](int64_t block, int) {
+    const int64_t first = block * n / blocks, count = (block + 1) * n / blocks - first;
+    const float* w = weight + first * k;
+    if (rows == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(count), blasint(k), 1.0f, w, blasint(k), x, 1, beta,
+                  out + first, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(count), blasint(k), 1.0f, x,
+                  blasint(k), w, blasint(k), beta, out + first, blasint(n));
+    }
+  });
   if (bias) {
 #pragma omp parallel for if (rows >= kParallelRows) schedule(static)
     for (int64_t r = 0; r < rows; ++r)
@@ -86,8 +99,6 @@ void silu_mul(float* gate, const float* up, int64_t n) {
   }
 }
 
-void set_blas_threads(int num_threads) {
-  if (num_threads > 0) openblas_set_num_threads(num_threads);
-}
+void use_single_threaded_blas() { openblas_set_num_threads(1); }
 
 }  // namespace dattn::model::cpu_ops

@@ -10,10 +10,11 @@ namespace dattn::model::cpu_ops {
 void rms_norm(const float* x, const float* weight, float* out, int64_t rows, int64_t dim, double eps);
 
 // out = x W^T (+ bias); with accumulate, out += x W^T (+ bias). x: (rows, in), out: (rows, out_features).
-void linear(const float* x, const Linear& layer, float* out, int64_t rows, bool accumulate = false);
+// num_threads: 0 = default_num_threads().
+void linear(const float* x, const Linear& layer, float* out, int64_t rows, bool accumulate, int num_threads);
 // The same with a raw weight (out_features, in_features) and an optional bias.
 void linear(const float* x, const float* weight, const float* bias, int64_t out_features, int64_t in_features,
-            float* out, int64_t rows, bool accumulate = false);
+            float* out, int64_t rows, bool accumulate, int num_threads);
 
 // Rotates each head of x (rows, heads, head_dim) in place, the rotate_half pairing of transformers
 // (element i with i + head_dim/2); cos/sin: (rows, head_dim/2).
@@ -26,7 +27,8 @@ void rope_tables(const float* inv_freq, int64_t half_dim, int64_t first_position
 // gate = silu(gate) * up, elementwise over n values.
 void silu_mul(float* gate, const float* up, int64_t n);
 
-// Sets the thread count of the BLAS library (0 leaves its default).
-void set_blas_threads(int num_threads);
+// Makes OpenBLAS run in the calling thread: linear() parallelises over output features itself, and two
+// thread pools spinning against each other cost far more than they gain.
+void use_single_threaded_blas();
 
 }  // namespace dattn::model::cpu_ops

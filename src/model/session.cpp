@@ -88,7 +88,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   work_->up.resize(rows * size_t(c.intermediate_size));
   work_->rope_cos.resize(rows * size_t(c.head_dim / 2));
   work_->rope_sin.resize(rows * size_t(c.head_dim / 2));
-  cpu_ops::set_blas_threads(options_.num_threads);
+  cpu_ops::use_single_threaded_blas();
 }
 
 void Session::set_attention(AttentionPlan plan) {
@@ -151,6 +151,7 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
   const int64_t rows = int64_t(ids.size()), pos0 = position_;
   const int64_t hidden = c.hidden_size, d = c.head_dim, hq = c.num_heads, hkv = c.num_kv_heads;
   const int64_t q_dim = hq * d, kv_dim = hkv * d, ctx = options_.context;
+  const int threads = options_.num_threads;
   float* x = w.x.data();
 
   const float* embed = m.embed_tokens().data();
@@ -166,9 +167,9 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
     float* v_new = v_layer + pos0 * kv_dim;
 
     cpu_ops::rms_norm(x, lw.input_norm.data(), w.normed.data(), rows, hidden, c.rms_norm_eps);
-    cpu_ops::linear(w.normed.data(), lw.q_proj, w.q.data(), rows);
-    cpu_ops::linear(w.normed.data(), lw.k_proj, k_new, rows);
-    cpu_ops::linear(w.normed.data(), lw.v_proj, v_new, rows);
+    cpu_ops::linear(w.normed.data(), lw.q_proj, w.q.data(), rows, false, threads);
+    cpu_ops::linear(w.normed.data(), lw.k_proj, k_new, rows, false, threads);
+    cpu_ops::linear(w.normed.data(), lw.v_proj, v_new, rows, false, threads);
     if (lw.q_norm) {
       cpu_ops::rms_norm(w.q.data(), lw.q_norm->data(), w.q.data(), rows * hq, d, c.rms_norm_eps);
       cpu_ops::rms_norm(k_new, lw.k_norm->data(), k_new, rows * hkv, d, c.rms_norm_eps);
@@ -185,19 +186,20 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
     params.num_threads = options_.num_threads;
     delta_attention(q_view, k_view, v_view, out_view, params);
 
-    cpu_ops::linear(w.attn.data(), lw.o_proj, x, rows, /*accumulate=*/true);
+    cpu_ops::linear(w.attn.data(), lw.o_proj, x, rows, /*accumulate=*/true, threads);
     cpu_ops::rms_norm(x, lw.post_attention_norm.data(), w.normed.data(), rows, hidden, c.rms_norm_eps);
-    cpu_ops::linear(w.normed.data(), lw.gate_proj, w.gate.data(), rows);
-    cpu_ops::linear(w.normed.data(), lw.up_proj, w.up.data(), rows);
+    cpu_ops::linear(w.normed.data(), lw.gate_proj, w.gate.data(), rows, false, threads);
+    cpu_ops::linear(w.normed.data(), lw.up_proj, w.up.data(), rows, false, threads);
     cpu_ops::silu_mul(w.gate.data(), w.up.data(), rows * c.intermediate_size);
-    cpu_ops::linear(w.gate.data(), lw.down_proj, x, rows, /*accumulate=*/true);
+    cpu_ops::linear(w.gate.data(), lw.down_proj, x, rows, /*accumulate=*/true, threads);
   }
 
   const int64_t logit_rows = rows - first_logit_row;
   if (logit_rows > 0) {
     const float* x_rows = x + first_logit_row * hidden;
     cpu_ops::rms_norm(x_rows, m.final_norm().data(), w.normed.data(), logit_rows, hidden, c.rms_norm_eps);
-    cpu_ops::linear(w.normed.data(), m.lm_head().data(), nullptr, c.vocab_size, hidden, logits, logit_rows);
+    cpu_ops::linear(w.normed.data(), m.lm_head().data(), nullptr, c.vocab_size, hidden, logits, logit_rows, false,
+                    threads);
   }
   position_ = pos0 + rows;
 }
