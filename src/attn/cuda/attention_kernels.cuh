@@ -14,7 +14,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
     dense_rows_kernel(const __grid_constant__ AttentionKernelParams p) {
   using S = TileShape<kHeadDim>;
   extern __shared__ __align__(16) unsigned char smem_bytes[];
-  Elem* smem = reinterpret_cast<Elem*>(smem_bytes);
+  Elem* smem = aligned_smem<Elem>(smem_bytes);
   const int b = blockIdx.x / p.h_q, h = blockIdx.x % p.h_q, kv_head = h / p.group;
 
   // Work order: consecutive-row tiles (the dense tail sits at the end: longest), then anchor tiles, each
@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
     sparse_rows_kernel(const __grid_constant__ AttentionKernelParams p) {
   using S = TileShape<kHeadDim>;
   extern __shared__ __align__(16) unsigned char smem_bytes[];
-  Elem* smem = reinterpret_cast<Elem*>(smem_bytes);
+  Elem* smem = aligned_smem<Elem>(smem_bytes);
   const int b = blockIdx.x / p.h_q, h = blockIdx.x % p.h_q, kv_head = h / p.group;
   const int t = int(gridDim.y) - 1 - int(blockIdx.y);
   const int first = t * S::kBlockM;

@@ -11,6 +11,7 @@
 
 #include "kernel_params.h"
 #include "mma_primitives.cuh"
+#include "wgmma_primitives.cuh"
 
 // Query m-tiles (16 rows) per warp; a build option only so that 1 and 2 can be timed against each other.
 #ifndef DATTN_CUDA_M_TILES
@@ -33,8 +34,10 @@ struct TileShape {
   static constexpr int kRowElems = kHeadDim + 8;
   static constexpr int kTileElems = kBlockN * kRowElems;
   static constexpr int kQueryElems = kBlockM * kRowElems;
-  // Q (re-read every key tile, so it never occupies registers), then K and V in two stages each.
-  static constexpr int kSmemBytes = (kQueryElems + 4 * kTileElems) * 2;
+  // Q (re-read every key tile, so it never occupies registers), then K and V in two stages each; every
+  // region starts 1024-byte aligned (the swizzled wgmma layout needs it), plus 1024 bytes to align the base.
+  static constexpr int kSmemBytes = (kQueryElems + 4 * kTileElems) * 2 + 1024;
+  static_assert(kQueryElems * 2 % 1024 == 0 && kTileElems * 2 % 1024 == 0);
   static constexpr int kMinBlocksPerSm = 2;
 };
 
@@ -45,6 +48,13 @@ __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
+}
+
+// Dynamic shared memory is only guaranteed 16-byte aligned: round up to 1024 (kSmemBytes has the slack).
+template <typename Elem>
+__device__ __forceinline__ Elem* aligned_smem(unsigned char* raw) {
+  const uint32_t address = shared_address(raw);
+  return reinterpret_cast<Elem*>(raw + ((1024 - (address & 1023)) & 1023));
 }
 
 // The rows of one query tile: row r (0 <= r < rows) is query row row_begin + r * row_step.
@@ -82,7 +92,7 @@ __device__ inline KeyTileRanges sparse_key_tiles(const AttentionKernelParams& p,
 
 // Copies up to kRows rows of head_dim elements (rows first_row + r * row_step, r < valid_rows) into a
 // padded shared tile; missing rows become zeros so that masked products stay finite.
-template <typename Elem, int kHeadDim, int kRows>
+template <typename Elem, int kHeadDim, int kRows, bool kSwizzled = false>
 __device__ __forceinline__ void load_tile_async(Elem* tile, const Elem* base, int64_t row_stride, int first_row,
                                                 int row_step, int valid_rows) {
   using S = TileShape<kHeadDim>;
@@ -95,7 +105,8 @@ __device__ __forceinline__ void load_tile_async(Elem* tile, const Elem* base, in
     const int r = chunk / kChunksPerRow, col = (chunk % kChunksPerRow) * 8;
     const bool valid = r < valid_rows;
     const Elem* src = valid ? base + int64_t(first_row + r * row_step) * row_stride + col : base;
-    cp_async_16(tile + r * S::kRowElems + col, src, valid);
+    Elem* dst = kSwizzled ? tile + swizzled_offset(kRows, r, col / 8) : tile + r * S::kRowElems + col;
+    cp_async_16(dst, src, valid);
   }
 }
 
@@ -143,10 +154,13 @@ struct SoftmaxAccumulator {
   }
 };
 
-// Query row (within the CTA tile) of the thread's row r (0/1) in m-tile m.
+// Query row (within the CTA tile) of the thread's row r (0/1) in m-tile m. With wgmma, m-tile m is the
+// m-th 64-row half (one warpgroup instruction, warp w owning rows 16w..16w+15 of it); with mma.sync a
+// warp owns kMTiles consecutive 16-row tiles.
 template <int kHeadDim>
 __device__ __forceinline__ int local_row(int m, int r) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if constexpr (kHaveWgmma) return m * 64 + warp * 16 + lane / 4 + 8 * r;
   return (warp * TileShape<kHeadDim>::kMTiles + m) * 16 + lane / 4 + 8 * r;
 }
 
@@ -201,7 +215,7 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
   auto load_kv = [&](int tile, int stage) {
     const int kb = tile * kBlockN, valid = min(kBlockN, p.n_kv - kb);
     Elem* ks = kv_smem + stage * 2 * S::kTileElems;
-    load_tile_async<Elem, kHeadDim, kBlockN>(ks, k_base, p.k.row_stride, kb, 1, valid);
+    load_tile_async<Elem, kHeadDim, kBlockN, kHaveWgmma>(ks, k_base, p.k.row_stride, kb, 1, valid);
     load_tile_async<Elem, kHeadDim, kBlockN>(ks + S::kTileElems, v_base, p.v.row_stride, kb, 1, valid);
     cp_async_commit();
   };
@@ -217,35 +231,55 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
     } else {
       cp_async_wait<0>();
     }
+    if constexpr (kHaveWgmma) fence_proxy_async();
     __syncthreads();
 
     const int tile = tile_at(i);
     const Elem* ks = kv_smem + stage * 2 * S::kTileElems;
     const Elem* vs = ks + S::kTileElems;
 
-    // S = Q K^T for this warp's rows and the tile's 64 keys; each K fragment serves every m-tile.
+    // S = Q K^T for this warp's rows and the tile's 64 keys.
     float s[kM][kBlockN / 8][4];
-#pragma unroll
-    for (int m = 0; m < kM; ++m)
-#pragma unroll
-      for (int n = 0; n < kBlockN / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[m][n][e] = 0.f;
-    const int k_row = (lane % 8) + (lane / 16) * 8, k_col = ((lane / 8) % 2) * 8;
-#pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-      uint32_t q_frag[kM][4];
+    if constexpr (kHaveWgmma) {
+      // One warpgroup instruction per 64-row half and 16-wide k step; A = Q, B = K, both swizzled K-major.
+      static_assert(kM == 2 && S::kBlockM == 128 && kBlockN == 64, "wgmma path assumes 128x64 tiles");
+      wgmma_fence();
 #pragma unroll
       for (int m = 0; m < kM; ++m)
-        ldmatrix_x4(q_frag[m], q_smem + ((warp * kM + m) * 16 + lane % 16) * S::kRowElems + kk * 16 + (lane / 16) * 8);
 #pragma unroll
-      for (int nn = 0; nn < kBlockN / 16; ++nn) {
-        uint32_t b[4];
-        ldmatrix_x4(b, ks + (nn * 16 + k_row) * S::kRowElems + kk * 16 + k_col);
+        for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+          const uint64_t desc_q =
+              sw128_descriptor(q_smem + (kk / 4) * S::kBlockM * 64 + m * 64 * 64 + (kk % 4) * 16);
+          const uint64_t desc_k = sw128_descriptor(ks + (kk / 4) * kBlockN * 64 + (kk % 4) * 16);
+          wgmma_m64n64k16<Elem>(reinterpret_cast<float(&)[32]>(s[m]), desc_q, desc_k, kk > 0);
+        }
+      wgmma_commit();
+      wgmma_wait_all();
+    } else {
+      // Each K fragment serves every m-tile.
 #pragma unroll
-        for (int m = 0; m < kM; ++m) {
-          mma_16x8x16<Elem>(s[m][2 * nn], q_frag[m], b[0], b[1]);
-          mma_16x8x16<Elem>(s[m][2 * nn + 1], q_frag[m], b[2], b[3]);
+      for (int m = 0; m < kM; ++m)
+#pragma unroll
+        for (int n = 0; n < kBlockN / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[m][n][e] = 0.f;
+      const int k_row = (lane % 8) + (lane / 16) * 8, k_col = ((lane / 8) % 2) * 8;
+#pragma unroll
+      for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+        uint32_t q_frag[kM][4];
+#pragma unroll
+        for (int m = 0; m < kM; ++m)
+          ldmatrix_x4(q_frag[m],
+                      q_smem + ((warp * kM + m) * 16 + lane % 16) * S::kRowElems + kk * 16 + (lane / 16) * 8);
+#pragma unroll
+        for (int nn = 0; nn < kBlockN / 16; ++nn) {
+          uint32_t b[4];
+          ldmatrix_x4(b, ks + (nn * 16 + k_row) * S::kRowElems + kk * 16 + k_col);
+#pragma unroll
+          for (int m = 0; m < kM; ++m) {
+            mma_16x8x16<Elem>(s[m][2 * nn], q_frag[m], b[0], b[1]);
+            mma_16x8x16<Elem>(s[m][2 * nn + 1], q_frag[m], b[2], b[3]);
+          }
         }
       }
     }
@@ -339,7 +373,8 @@ template <typename Elem, int kHeadDim>
 __device__ __forceinline__ void load_query_tile(const AttentionKernelParams& p, const QueryTile& qt, const Elem* q_base,
                                                 Elem* smem, int (&pos)[TileShape<kHeadDim>::kMTiles][2]) {
   using S = TileShape<kHeadDim>;
-  load_tile_async<Elem, kHeadDim, S::kBlockM>(smem, q_base, p.q.row_stride, qt.row_begin, qt.row_step, qt.rows);
+  load_tile_async<Elem, kHeadDim, S::kBlockM, kHaveWgmma>(smem, q_base, p.q.row_stride, qt.row_begin, qt.row_step,
+                                                          qt.rows);
   cp_async_commit();
 #pragma unroll
   for (int m = 0; m < S::kMTiles; ++m)

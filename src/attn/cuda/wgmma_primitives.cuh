@@ -1,0 +1,57 @@
+// Hopper (sm_90a) warpgroup matrix instructions for S = Q K^T: both operands from shared memory in the
+// 128-byte-swizzled K-major layout, fp32 accumulators in registers. Compiled only for sm_90a.
+#pragma once
+#include <cstdint>
+
+#include "mma_primitives.cuh"
+
+namespace dattn::cuda::detail {
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+inline constexpr bool kHaveWgmma = true;
+#else
+inline constexpr bool kHaveWgmma = false;
+#endif
+
+// Element offset of 16-byte chunk `chunk` of row `row` in a tile of `rows` rows stored 128-byte
+// swizzled: each 64-element column block is its own [rows][64] array, chunk index XOR (row % 8).
+__device__ __forceinline__ int swizzled_offset(int rows, int row, int chunk) {
+  return (chunk >> 3) * rows * 64 + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+}
+
+// Shared-memory matrix descriptor: K-major, 128-byte swizzle, 8-row groups 1024 bytes apart.
+// The tile base must be 1024-byte aligned; a k offset inside the 64-element block moves the start only.
+__device__ __forceinline__ uint64_t sw128_descriptor(const void* smem) {
+  const uint64_t address = shared_address(smem);
+  return ((address & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Orders this thread's generic-proxy shared stores (cp.async) before later async-proxy (wgmma) reads.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// D(64x64, fp32) = A(64x16) * B(16x64) (+ D when accumulate): A and B K-major in shared memory.
+template <typename Elem>
+__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int accumulate);
+
+#define DATTN_WGMMA_M64N64K16(TYPE, PTX_TYPE)                                                                 \
+  template <>                                                                                               \
+  __device__ __forceinline__ void wgmma_m64n64k16<TYPE>(float (&d)[32], uint64_t desc_a, uint64_t desc_b,   \
+                                                        int accumulate) {                                   \
+    asm volatile(                                                                                           \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                        \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." PTX_TYPE "." PTX_TYPE                                  \
+        " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"                                                          \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                                                                            \
+        : "l"(desc_a), "l"(desc_b), "r"(accumulate));                                                        \
+  }
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+DATTN_WGMMA_M64N64K16(__nv_bfloat16, "bf16")
+DATTN_WGMMA_M64N64K16(__half, "f16")
+#endif
+#undef DATTN_WGMMA_M64N64K16
+
+}  // namespace dattn::cuda::detail
