@@ -5,7 +5,7 @@ Each fixture is a randomly initialised Hugging Face causal LM saved with save_pr
 expected.json (the id sequences) and logits_<i>.npy: float32 logits of every position, computed by
 transformers in float32 with eager attention. The set covers every architecture and config style the
 runtime supports: Llama (llama3 and linear rope scaling, tied and untied, 2 safetensors shards),
-Mistral (bf16 weights), Qwen2 (q/k/v bias), Qwen3 (q/k RMSNorm, explicit head_dim, fp16 weights),
+Mistral (bf16 weights), Qwen2 (q/k/v bias; yarn rope scaling), Qwen3 (q/k RMSNorm, explicit head_dim, fp16 weights),
 GQA and odd sizes, rope config written both as transformers 5.x does (rope_parameters) and as 4.x did
 (rope_theta + rope_scaling).
 
@@ -70,8 +70,10 @@ def logits_of(model, ids):
     return out.logits[0].to(torch.float32).numpy()
 
 
-def make(out_root, name, model_cls, config, *, seed, dtype=torch.float32, shard_size=None, legacy_rope=False,
+def make(out_root, only, name, model_cls, config, *, seed, dtype=torch.float32, shard_size=None, legacy_rope=False,
          tokenizer=None):
+    if only and name not in only:
+        return
     torch.manual_seed(seed)
     config._attn_implementation = "eager"
     model = model_cls(config).eval()
@@ -116,12 +118,13 @@ def make(out_root, name, model_cls, config, *, seed, dtype=torch.float32, shard_
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "models")
+    parser.add_argument("--only", nargs="*", default=[], help="fixture names to (re)write; default all")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     T = transformers
 
     llama3_vocab, llama3_eos = tokenizer_vocab("llama3_bpe")
-    make(args.out, "llama3_tied_sharded", T.LlamaForCausalLM,
+    make(args.out, args.only, "llama3_tied_sharded", T.LlamaForCausalLM,
          T.LlamaConfig(vocab_size=llama3_vocab, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
                        max_position_embeddings=256, eos_token_id=llama3_eos, bos_token_id=llama3_vocab - 10,
@@ -131,7 +134,7 @@ def main():
                        architectures=["LlamaForCausalLM"]),
          seed=1, shard_size="300KB", legacy_rope=True, tokenizer="llama3_bpe")
 
-    make(args.out, "llama_linear_untied", T.LlamaForCausalLM,
+    make(args.out, args.only, "llama_linear_untied", T.LlamaForCausalLM,
          T.LlamaConfig(vocab_size=256, hidden_size=72, intermediate_size=100, num_hidden_layers=2,
                        num_attention_heads=6, num_key_value_heads=2, tie_word_embeddings=False,
                        rms_norm_eps=1e-5, eos_token_id=[1, 2],
@@ -140,25 +143,34 @@ def main():
          seed=2)
 
     mistral_vocab, mistral_eos = tokenizer_vocab("mistral_bpe")
-    make(args.out, "mistral_bf16", T.MistralForCausalLM,
+    make(args.out, args.only, "mistral_bf16", T.MistralForCausalLM,
          T.MistralConfig(vocab_size=mistral_vocab, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=1, sliding_window=None,
                          eos_token_id=mistral_eos, bos_token_id=1, architectures=["MistralForCausalLM"]),
          seed=3, dtype=torch.bfloat16, tokenizer="mistral_bpe")
 
     qwen2_vocab, qwen2_eos = tokenizer_vocab("qwen2_bpe")
-    make(args.out, "qwen2_bias_tied", T.Qwen2ForCausalLM,
+    make(args.out, args.only, "qwen2_bias_tied", T.Qwen2ForCausalLM,
          T.Qwen2Config(vocab_size=qwen2_vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
                        eos_token_id=qwen2_eos, bos_token_id=None, architectures=["Qwen2ForCausalLM"]),
          seed=4, legacy_rope=True, tokenizer="qwen2_bpe")
 
-    make(args.out, "qwen3_qknorm_fp16", T.Qwen3ForCausalLM,
+    make(args.out, args.only, "qwen3_qknorm_fp16", T.Qwen3ForCausalLM,
          T.Qwen3Config(vocab_size=200, hidden_size=64, intermediate_size=88, num_hidden_layers=3,
                        num_attention_heads=4, num_key_value_heads=2, head_dim=24, tie_word_embeddings=False,
                        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
                        architectures=["Qwen3ForCausalLM"]),
          seed=5, dtype=torch.float16)
+
+    make(args.out, args.only, "qwen2_yarn", T.Qwen2ForCausalLM,
+         T.Qwen2Config(vocab_size=160, hidden_size=64, intermediate_size=72, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                       max_position_embeddings=256,
+                       rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                        "original_max_position_embeddings": 64},
+                       architectures=["Qwen2ForCausalLM"]),
+         seed=6, legacy_rope=True)
 
 
 if __name__ == "__main__":

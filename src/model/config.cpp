@@ -105,8 +105,12 @@ Architecture parse_architecture(const json& j) {
   fail("config.json: model_type '{}' is not supported (supported: llama, mistral, qwen2, qwen3)", name);
 }
 
+// transformers' get_mscale of the yarn paper
+double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+
 // One rope object: rope_scaling (4.x, theta given separately) or rope_parameters (5.x, theta inside).
-RopeConfig parse_rope_object(const json& obj, const char* field, double theta) {
+// `config` supplies the fallbacks transformers uses for original_max_position_embeddings.
+RopeConfig parse_rope_object(const json& obj, const char* field, double theta, const json& config) {
   DATTN_CHECK(obj.is_object(), "config.json: field '{}' must be an object or null, got {}", field, obj.dump());
   std::string where = fmt::format("config.json: {}: ", field);
   RopeConfig rope;
@@ -118,6 +122,17 @@ RopeConfig parse_rope_object(const json& obj, const char* field, double theta) {
                 obj.at(type_key).dump());
     type = obj.at(type_key).get<std::string>();
   }
+  // as transformers' standardize_rope_params: the top-level field wins, then the rope object's, then
+  // max_position_embeddings
+  auto original_max_positions = [&]() -> int64_t {
+    if (present(config, "original_max_position_embeddings"))
+      return required_int(config, "original_max_position_embeddings", 1);
+    if (present(obj, "original_max_position_embeddings"))
+      return required_int(obj, "original_max_position_embeddings", 1, where);
+    DATTN_CHECK(present(config, "max_position_embeddings"),
+                "{}original_max_position_embeddings is missing (and so is max_position_embeddings)", where);
+    return required_int(config, "max_position_embeddings", 1);
+  };
   if (type == "default") {
     rope.type = RopeConfig::Type::default_;
   } else if (type == "linear") {
@@ -128,12 +143,34 @@ RopeConfig parse_rope_object(const json& obj, const char* field, double theta) {
     rope.factor = positive_number(obj, "factor", where);
     rope.low_freq_factor = positive_number(obj, "low_freq_factor", where);
     rope.high_freq_factor = positive_number(obj, "high_freq_factor", where);
-    rope.original_max_position_embeddings = required_int(obj, "original_max_position_embeddings", 1, where);
+    rope.original_max_position_embeddings = original_max_positions();
     DATTN_CHECK(rope.high_freq_factor > rope.low_freq_factor,
                 "{}high_freq_factor ({}) must exceed low_freq_factor ({})", where, rope.high_freq_factor,
                 rope.low_freq_factor);
+  } else if (type == "yarn") {
+    rope.type = RopeConfig::Type::yarn;
+    rope.factor = positive_number(obj, "factor", where);
+    rope.original_max_position_embeddings = original_max_positions();
+    // transformers reads these with `or`: a 0 falls back to the default as well
+    if (present(obj, "beta_fast") && number_field(obj, "beta_fast", where) != 0)
+      rope.beta_fast = positive_number(obj, "beta_fast", where);
+    if (present(obj, "beta_slow") && number_field(obj, "beta_slow", where) != 0)
+      rope.beta_slow = positive_number(obj, "beta_slow", where);
+    if (present(obj, "truncate")) {
+      DATTN_CHECK(obj.at("truncate").is_boolean(), "{}field 'truncate' must be true or false", where);
+      rope.truncate = obj.at("truncate").get<bool>();
+    }
+    if (present(obj, "attention_factor")) {
+      rope.attention_factor = positive_number(obj, "attention_factor", where);
+    } else {
+      double mscale = present(obj, "mscale") ? number_field(obj, "mscale", where) : 0.0;
+      double mscale_all_dim = present(obj, "mscale_all_dim") ? number_field(obj, "mscale_all_dim", where) : 0.0;
+      rope.attention_factor = mscale != 0 && mscale_all_dim != 0
+                                  ? yarn_mscale(rope.factor, mscale) / yarn_mscale(rope.factor, mscale_all_dim)
+                                  : yarn_mscale(rope.factor, 1.0);
+    }
   } else {
-    fail("{}rope type '{}' is not supported (supported: default, linear, llama3)", where, type);
+    fail("{}rope type '{}' is not supported (supported: default, linear, llama3, yarn)", where, type);
   }
   if (present(obj, "partial_rotary_factor")) {
     double f = number_field(obj, "partial_rotary_factor", where);
@@ -155,10 +192,10 @@ RopeConfig parse_rope(const json& j) {
                 "config.json: rope_parameters per layer type are not supported (one set for all layers only)");
     double theta = present(params, "rope_theta") ? positive_number(params, "rope_theta", "config.json: rope_parameters: ")
                                                  : (present(j, "rope_theta") ? positive_number(j, "rope_theta") : 10000.0);
-    return parse_rope_object(params, "rope_parameters", theta);
+    return parse_rope_object(params, "rope_parameters", theta, j);
   }
   double theta = present(j, "rope_theta") ? positive_number(j, "rope_theta") : 10000.0;
-  if (present(j, "rope_scaling")) return parse_rope_object(j.at("rope_scaling"), "rope_scaling", theta);
+  if (present(j, "rope_scaling")) return parse_rope_object(j.at("rope_scaling"), "rope_scaling", theta, j);
   RopeConfig rope;
   rope.theta = theta;
   return rope;
@@ -287,13 +324,19 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   return config;
 }
 
+double ModelConfig::attention_scale() const {
+  return rope.attention_factor * rope.attention_factor / std::sqrt(double(head_dim));
+}
+
 std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t head_dim) {
   // Mirrors transformers' fp32 tensor arithmetic step by step (modeling_rope_utils.py).
-  std::vector<float> inv_freq(size_t(head_dim / 2));
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));
   const float base = float(rope.theta);
-  for (int64_t i = 0; i < head_dim / 2; ++i) {
-    float exponent = float(2 * i) / float(head_dim);
-    inv_freq[size_t(i)] = 1.0f / std::pow(base, exponent);  // torch: pow(base, e).reciprocal()
+  std::vector<float> pos_freqs(static_cast<size_t>(half));  // base ** (2i / dim)
+  for (int64_t i = 0; i < half; ++i) {
+    pos_freqs[size_t(i)] = std::pow(base, float(2 * i) / float(head_dim));
+    inv_freq[size_t(i)] = 1.0f / pos_freqs[size_t(i)];  // torch: pow(base, e).reciprocal()
   }
   if (rope.type == RopeConfig::Type::linear) {
     for (float& f : inv_freq) f /= float(rope.factor);
@@ -312,6 +355,29 @@ std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t head
         scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
       }
       f = scaled;
+    }
+  } else if (rope.type == RopeConfig::Type::yarn) {
+    // dimensions rotating fewer than beta_slow times over the original context are interpolated (divided
+    // by factor), more than beta_fast times extrapolated (kept), with a linear ramp in between
+    auto correction_dim = [&](double rotations) {
+      return double(head_dim) * std::log(double(rope.original_max_position_embeddings) / (rotations * 2 * M_PI)) /
+             (2 * std::log(rope.theta));
+    };
+    double low = correction_dim(rope.beta_fast), high = correction_dim(rope.beta_slow);
+    if (rope.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, double(head_dim - 1));
+    if (low == high) high += 0.001;  // transformers' guard against a zero-width ramp
+    const float factor = float(rope.factor), ramp_low = float(low), ramp_width = float(high - low);
+    for (int64_t i = 0; i < half; ++i) {
+      const float interpolation = 1.0f / (factor * pos_freqs[size_t(i)]);
+      const float extrapolation = inv_freq[size_t(i)];
+      const float ramp = std::clamp((float(i) - ramp_low) / ramp_width, 0.0f, 1.0f);
+      const float extrapolation_weight = 1.0f - ramp;
+      inv_freq[size_t(i)] = interpolation * (1.0f - extrapolation_weight) + extrapolation * extrapolation_weight;
     }
   }
   return inv_freq;

@@ -184,6 +184,7 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
     AttentionParams params = options_.attention.for_layer(layer);
     if (decode_step) params.mode = AttentionMode::dense;
     params.num_threads = options_.num_threads;
+    if (params.scale == 0) params.scale = c.attention_scale();
     delta_attention(q_view, k_view, v_view, out_view, params);
 
     cpu_ops::linear(w.attn.data(), lw.o_proj, x, rows, /*accumulate=*/true, threads);

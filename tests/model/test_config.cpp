@@ -1,6 +1,8 @@
 // config.json parsing: both rope styles, defaults, and a clear error naming the field for everything else.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
@@ -107,6 +109,32 @@ TEST(ModelConfig, RopeFrequencies) {
   for (size_t i = 0; i < 64; ++i) EXPECT_LE(scaled[i], base[i]);
 }
 
+TEST(ModelConfig, YarnParametersAndDefaults) {
+  json j = base_llama();
+  j["max_position_embeddings"] = 4096;
+  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  ModelConfig c = parse(j);
+  EXPECT_EQ(c.rope.type, RopeConfig::Type::yarn);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 4096);  // falls back to max_position_embeddings
+  EXPECT_DOUBLE_EQ(c.rope.attention_factor, 0.1 * std::log(4.0) + 1.0);
+  EXPECT_DOUBLE_EQ(c.attention_scale(), c.rope.attention_factor * c.rope.attention_factor / 4.0);  // head_dim 16
+  j["rope_scaling"]["original_max_position_embeddings"] = 1024;
+  j["rope_scaling"]["mscale"] = 1.0;
+  j["rope_scaling"]["mscale_all_dim"] = 1.0;
+  c = parse(j);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 1024);
+  EXPECT_DOUBLE_EQ(c.rope.attention_factor, 1.0);
+  j["rope_scaling"]["attention_factor"] = 0.5;
+  EXPECT_DOUBLE_EQ(parse(j).rope.attention_factor, 0.5);
+  j["original_max_position_embeddings"] = 2048;  // a top-level field wins, as in transformers
+  EXPECT_EQ(parse(j).rope.original_max_position_embeddings, 2048);
+  // frequencies: the fastest dimensions are kept, the slowest divided by the factor
+  auto base = rope_inverse_frequencies({.theta = 10000.0}, 64), yarn = rope_inverse_frequencies(c.rope, 64);
+  EXPECT_EQ(yarn[0], base[0]);
+  EXPECT_FLOAT_EQ(yarn[31], base[31] / 4.0f);
+  EXPECT_EQ(parse(base_llama()).attention_scale(), 0.25);
+}
+
 TEST(ModelConfig, EosIdsFromConfigAndGenerationConfig) {
   test::TempDir dir;
   json c = base_llama();
@@ -145,7 +173,8 @@ TEST(ModelConfig, ErrorsNameTheField) {
   expect_error_naming(with("hidden_act", "gelu"), "hidden_act");
   expect_error_naming(with("rms_norm_eps", -1.0), "rms_norm_eps");
   expect_error_naming(with("rope_theta", "big"), "rope_theta");
-  expect_error_naming(with("rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}}), "yarn");
+  expect_error_naming(with("rope_scaling", {{"rope_type", "longrope"}, {"factor", 4.0}}), "longrope");
+  expect_error_naming(with("rope_scaling", {{"rope_type", "yarn"}}), "factor");
   expect_error_naming(with("rope_scaling", {{"rope_type", "dynamic"}, {"factor", 2.0}}), "dynamic");
   expect_error_naming(with("rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}}), "low_freq_factor");
   expect_error_naming(with("rope_scaling", {{"rope_type", "linear"}, {"factor", -2.0}}), "factor");

@@ -104,12 +104,13 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureLogits, ::testing::ValuesIn(test::fixt
 TEST(FixtureSet, CoversEveryArchitectureAndWeightFormat) {
   std::set<Architecture> architectures;
   std::set<StDType> dtypes;
-  bool tied = false, untied = false, sharded = false, llama3 = false, qkv_bias = false, qk_norm = false;
+  bool tied = false, untied = false, sharded = false, llama3 = false, yarn = false, qkv_bias = false, qk_norm = false;
   for (const std::string& name : test::fixture_names()) {
     ModelConfig c = load_model_config(test::models_dir() / name);
     architectures.insert(c.architecture);
     (c.tie_word_embeddings ? tied : untied) = true;
     llama3 |= c.rope.type == RopeConfig::Type::llama3;
+    yarn |= c.rope.type == RopeConfig::Type::yarn;
     qkv_bias |= c.qkv_bias;
     qk_norm |= c.qk_norm;
     sharded |= std::filesystem::exists(test::models_dir() / name / "model.safetensors.index.json");
@@ -118,7 +119,7 @@ TEST(FixtureSet, CoversEveryArchitectureAndWeightFormat) {
   }
   EXPECT_EQ(architectures.size(), 4u);
   EXPECT_EQ(dtypes, (std::set<StDType>{StDType::f32, StDType::bf16, StDType::f16}));
-  EXPECT_TRUE(tied && untied && sharded && llama3 && qkv_bias && qk_norm);
+  EXPECT_TRUE(tied && untied && sharded && llama3 && yarn && qkv_bias && qk_norm);
 }
 
 }  // namespace

@@ -16,13 +16,16 @@ std::string_view architecture_name(Architecture a);
 // Rotary embedding as transformers computes it (ROPE_INIT_FUNCTIONS): the frequency table depends on
 // the rope type; the attention factor multiplies cos and sin (1 except for yarn).
 struct RopeConfig {
-  enum class Type : uint8_t { default_, linear, llama3 };
+  enum class Type : uint8_t { default_, linear, llama3, yarn };
   Type type = Type::default_;
   double theta = 10000.0;
-  double factor = 1.0;                      // linear, llama3
+  double factor = 1.0;                      // linear, llama3, yarn
   double low_freq_factor = 1.0;             // llama3
   double high_freq_factor = 4.0;            // llama3
-  int64_t original_max_position_embeddings = 8192;  // llama3
+  int64_t original_max_position_embeddings = 8192;  // llama3, yarn
+  double beta_fast = 32.0, beta_slow = 1.0;         // yarn
+  bool truncate = true;                              // yarn: integer correction range
+  double attention_factor = 1.0;            // multiplies cos and sin (yarn: from factor / mscale unless given)
 };
 
 struct ModelConfig {
@@ -46,6 +49,10 @@ struct ModelConfig {
   std::optional<int64_t> sliding_window;
   std::vector<int32_t> eos_token_ids;   // config.json, then generation_config.json
   std::optional<int32_t> bos_token_id;
+
+  // Softmax scale of the attention scores: 1/sqrt(head_dim), times rope.attention_factor squared, because
+  // transformers multiplies cos and sin (hence q and k) by that factor.
+  double attention_scale() const;
 };
 
 // Parses the text of config.json. Throws dattn::Error naming the first unsupported or invalid field.
