@@ -25,6 +25,12 @@ TEST(RowPlan, FollowsTheSpec) {
   EXPECT_EQ(make_row_plan(150, p).sparse_rows, 0);  // tail >= n: all dense
   p.gamma = 200;                                    // tail_min = max(128, gamma) = 200
   EXPECT_EQ(make_row_plan(1000, p).tail, 1000 % 200 + 200);
+  p.gamma = 100;  // tail_min 128 is not a multiple of gamma: the last block is partial and keeps its anchor
+  plan = make_row_plan(1000, p);
+  EXPECT_EQ(plan.sparse_rows, 1000 - 128);
+  EXPECT_EQ(plan.num_anchors(), 9);
+  EXPECT_TRUE(plan.is_anchor(800));
+  EXPECT_EQ(plan.anchor_of(871), 800);
   p.tail_min = 0;
   p.gamma = 1;
   EXPECT_EQ(make_row_plan(10, p).sparse_rows, 10);

@@ -39,8 +39,11 @@ struct AttentionShape {
 struct RowPlan {
   int64_t gamma = 1;
   int64_t tail = 0;          // number of dense rows at the end
-  int64_t sparse_rows = 0;   // s_p = n_q - tail, a multiple of gamma (0 when every row is dense)
-  int64_t num_anchors() const { return sparse_rows / gamma; }
+  int64_t sparse_rows = 0;   // s_p = n_q - tail (0 when every row is dense)
+  // Rows [0, sparse_rows) form blocks of gamma rows, each led by its anchor. When tail_min is not a
+  // multiple of gamma, sparse_rows is not either and the last block is partial but still has its anchor
+  // (the spec's floor(s_p / gamma) would leave those rows uncovered), hence the rounding up.
+  int64_t num_anchors() const { return (sparse_rows + gamma - 1) / gamma; }
   int64_t anchor_of(int64_t row) const { return (row / gamma) * gamma; }
   bool is_tail(int64_t row) const { return row >= sparse_rows; }
   bool is_anchor(int64_t row) const { return row < sparse_rows && row % gamma == 0; }
