@@ -35,12 +35,13 @@ def time_torch(n, args):
     k = torch.randn(1, args.kv_heads, n, args.head_dim, generator=gen)
     v = torch.randn(1, args.kv_heads, n, args.head_dim, generator=gen)
     torch_sdpa(q, k, v)  # warm-up
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         torch_sdpa(q, k, v)
         times.append((time.perf_counter() - start) * 1e3)
-    return sorted(times)[len(times) // 2]
+        cpu_times.append((time.process_time() - cpu_start) * 1e3)
+    return sorted(times)[len(times) // 2], sorted(cpu_times)[len(cpu_times) // 2]
 
 
 def time_ours(n, args):
@@ -90,24 +91,28 @@ def main():
     print(f"same function: relative L2 of dattn dense vs torch SDPA at n=512: {error:.2e}", file=sys.stderr)
     rows = []
     for n in (int(x) for x in args.lengths.split(",")):
-        best_torch, best_ours = float("inf"), None
+        best_torch, best_torch_cpu, best_ours = float("inf"), float("inf"), None
         for r in range(args.rounds):
             print(f"  n={n} round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
             ours = time_ours(n, args)
             if best_ours is None or ours["dense"]["ms"] < best_ours["dense"]["ms"]:
                 best_ours = ours
-            best_torch = min(best_torch, time_torch(n, args))
-        rows.append((n, best_torch, best_ours))
+            torch_ms, torch_cpu_ms = time_torch(n, args)
+            best_torch, best_torch_cpu = min(best_torch, torch_ms), min(best_torch_cpu, torch_cpu_ms)
+        rows.append((n, best_torch, best_torch_cpu, best_ours))
 
     print(f"same function: dattn dense vs torch SDPA at n=512, relative L2 {error:.2e}")
     print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), {args.threads} threads, "
           f"{args.heads} heads / {args.kv_heads} kv heads, head_dim {args.head_dim}, fp32, causal")
-    print(f"{'n':>7} {'torch sdpa ms':>14} {'dattn dense ms':>15} {'dense vs torch':>15} {'dattn delta ms':>15} "
-          f"{'delta vs dense':>15} {'dense GFLOP/s':>14}")
-    for n, torch_ms, ours in rows:
+    print("wall: milliseconds (best median over rounds); cpu: CPU time of all threads, which a busy neighbour "
+          "does not inflate")
+    print(f"{'n':>7} {'torch ms':>10} {'dattn ms':>10} {'speedup':>8} {'torch cpu':>10} {'dattn cpu':>10} "
+          f"{'cpu speedup':>11} {'delta ms':>10} {'delta/dense':>11} {'GFLOP/s':>8}")
+    for n, torch_ms, torch_cpu, ours in rows:
         dense, delta = ours["dense"], ours["delta"]
-        print(f"{n:>7} {torch_ms:>14.1f} {dense['ms']:>15.1f} {torch_ms / dense['ms']:>14.2f}x {delta['ms']:>15.1f} "
-              f"{dense['ms'] / delta['ms']:>14.2f}x {dense['gflops']:>14.1f}")
+        print(f"{n:>7} {torch_ms:>10.1f} {dense['ms']:>10.1f} {torch_ms / dense['ms']:>7.2f}x {torch_cpu:>10.1f} "
+              f"{dense['cpu_ms']:>10.1f} {torch_cpu / dense['cpu_ms']:>10.2f}x {delta['ms']:>10.1f} "
+              f"{dense['ms'] / delta['ms']:>10.2f}x {dense['gflops']:>8.1f}")
 
 
 if __name__ == "__main__":
