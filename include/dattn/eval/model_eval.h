@@ -1,0 +1,86 @@
+// Evaluations that run a model through the runtime (dattn_model): RULER accuracy per prefill mode,
+// perplexity per prefill mode, and per-layer fidelity of sparse / recompute / delta against dense.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dattn/attn/params.h"
+#include "dattn/eval/haystack.h"
+#include "dattn/eval/ruler_results.h"
+#include "dattn/eval/ruler_tasks.h"
+#include "dattn/model/model.h"
+#include "dattn/model/tokenizer.h"
+
+namespace dattn::eval {
+
+// Work done so far, in units the caller can turn into a bar and an ETA (tokens of prompts processed).
+struct EvalProgress {
+  double done = 0, total = 0;
+  std::string what;  // e.g. "niah_single_2 @8192 delta #3"
+};
+using ProgressCallback = std::function<void(const EvalProgress&)>;
+
+struct ModelEvalOptions {
+  AttentionParams attention;   // window, sink, gamma (the mode is set per run)
+  int64_t chunk_size = 0;      // prefill rows per forward pass; 0: the whole prompt in one chunk
+  int num_threads = 0;
+  ProgressCallback on_progress;
+};
+
+struct RulerRunOptions {
+  std::vector<int64_t> lengths{4096, 8192, 16384};
+  std::vector<RulerTask> tasks;  // empty: all
+  int64_t samples = 10;
+  std::vector<AttentionMode> modes{AttentionMode::dense, AttentionMode::sparse, AttentionMode::delta};
+  uint64_t seed = 42;
+  int64_t max_new_tokens = 0;  // 0: RULER's tokens_to_generate of each task
+  const Haystack* haystack = nullptr;
+};
+
+// Every sample is generated once with the model's tokenizer and answered by greedy generation in each
+// mode (prefill in that mode, dense decode, stop at the tokenizer's end tokens); scored with
+// string_match_all after RULER's postprocessing.
+std::vector<RulerRecord> run_ruler(std::shared_ptr<const model::Model> model, const Tokenizer& tokenizer,
+                                   const RulerRunOptions& run, const ModelEvalOptions& options);
+
+struct PerplexityResult {
+  AttentionMode mode = AttentionMode::dense;
+  int64_t tokens_scored = 0;     // predictions of tokens 1..n-1
+  double mean_nll = 0;           // nats per token
+  double perplexity = 0;         // exp(mean_nll)
+  int64_t far_tokens_scored = 0; // predictions made at positions >= window + sink, where sparse differs
+  double far_perplexity = 0;     // NaN when there are none
+  double prefill_ms = 0;
+};
+
+// Prefills `ids` in each mode with logits at every position and scores each next token.
+std::vector<PerplexityResult> run_perplexity(std::shared_ptr<const model::Model> model, std::span<const int32_t> ids,
+                                             std::span<const AttentionMode> modes, const ModelEvalOptions& options);
+
+struct LayerFidelity {
+  int64_t layer = 0;
+  AttentionMode mode = AttentionMode::dense;
+  double attention_cosine = 0, attention_relative_error = 0;  // attention outputs (before o_proj)
+  double hidden_cosine = 0, hidden_relative_error = 0;        // residual stream after the layer
+};
+
+struct FidelityResult {
+  int64_t tokens = 0;
+  int64_t first_scored_row = 0;  // rows [first_scored_row, tokens) are compared (those sparse can change)
+  std::vector<LayerFidelity> layers;
+  // Last-position logits per mode (dense first, then `modes`), to check the probe against the runtime.
+  std::vector<std::vector<float>> last_logits;
+};
+
+// Runs the layers of the model over `ids` in dense and in every mode of `modes` side by side (same
+// prefill chunking as the runtime) and compares each mode's per-layer activations with dense: mean
+// per-row cosine similarity and ||x - dense|| / ||dense|| over the rows at positions >= window + sink
+// (all rows when the prompt is shorter). CPU, fp32.
+FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> ids,
+                            std::span<const AttentionMode> modes, const ModelEvalOptions& options);
+
+}  // namespace dattn::eval

@@ -1,0 +1,80 @@
+#include <algorithm>
+
+#include "dattn/core/error.h"
+#include "dattn/eval/model_eval.h"
+#include "dattn/eval/scoring.h"
+#include "dattn/model/generate.h"
+#include "dattn/model/session.h"
+
+namespace dattn::eval {
+
+std::vector<RulerRecord> run_ruler(std::shared_ptr<const model::Model> model, const Tokenizer& tokenizer,
+                                   const RulerRunOptions& run, const ModelEvalOptions& options) {
+  DATTN_CHECK(!run.lengths.empty() && !run.modes.empty(), "RULER eval needs at least one length and one mode");
+  DATTN_CHECK(run.samples >= 1, "samples must be >= 1, got {}", run.samples);
+  DATTN_CHECK(run.max_new_tokens >= 0, "max_new_tokens must be >= 0, got {}", run.max_new_tokens);
+  std::vector<RulerTask> tasks = run.tasks;
+  if (tasks.empty()) tasks.assign(all_ruler_tasks().begin(), all_ruler_tasks().end());
+
+  std::vector<int32_t> stop_ids = tokenizer.eos_ids();
+  for (int32_t id : model->config().eos_token_ids)
+    if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
+
+  EvalProgress progress;
+  for (int64_t length : run.lengths)
+    progress.total += double(length) * double(tasks.size() * run.modes.size()) * double(run.samples);
+
+  TokenizerCounter counter(tokenizer);
+  std::vector<RulerRecord> records;
+  for (int64_t length : run.lengths) {
+    int64_t max_new = 0;
+    for (RulerTask t : tasks) max_new = std::max(max_new, run.max_new_tokens ? run.max_new_tokens : ruler_tokens_to_generate(t));
+    model::SessionOptions session_options;
+    session_options.context = length + max_new;  // room for any prompt of this length plus its answer
+    session_options.chunk_size = options.chunk_size > 0 ? options.chunk_size : session_options.context;
+    session_options.num_threads = options.num_threads;
+    model::Session session(model, session_options);
+
+    for (RulerTask task : tasks) {
+      for (int64_t i = 0; i < run.samples; ++i) {
+        const RulerSample sample =
+            generate_ruler_sample(task, i, {.target_length = length, .seed = run.seed, .haystack = run.haystack}, counter);
+        const std::vector<int32_t> prompt = tokenizer.encode(sample.input, /*add_special_tokens=*/true);
+        for (AttentionMode mode : run.modes) {
+          progress.what = std::string(ruler_task_name(task)) + " @" + std::to_string(length) + " " +
+                          std::string(mode_name(mode)) + " #" + std::to_string(i);
+          if (options.on_progress) options.on_progress(progress);
+          model::AttentionPlan plan;
+          plan.params = options.attention;
+          plan.params.mode = mode;
+          session.reset();
+          session.set_attention(plan);
+          model::GenerateOptions gen;
+          gen.max_new_tokens = run.max_new_tokens ? run.max_new_tokens : sample.tokens_to_generate;
+          gen.stop_ids = stop_ids;
+          const model::GenerateResult result = model::generate(session, prompt, gen);
+
+          RulerRecord r;
+          r.task = std::string(ruler_task_name(task));
+          r.length = length;
+          r.mode = std::string(mode_name(mode));
+          r.sample = i;
+          r.prompt_tokens = int64_t(prompt.size());
+          r.prediction = postprocess_prediction(tokenizer.decode(result.tokens, /*skip_special_tokens=*/true));
+          r.references = sample.outputs;
+          r.score = string_match_all(r.prediction, r.references);
+          r.prefill_ms = result.stats.prefill_ms;
+          r.decode_ms = result.stats.decode_ms;
+          r.generated_tokens = result.stats.generated_tokens;
+          records.push_back(std::move(r));
+          progress.done += double(length);
+        }
+      }
+    }
+  }
+  progress.what = "done";
+  if (options.on_progress) options.on_progress(progress);
+  return records;
+}
+
+}  // namespace dattn::eval
