@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "dattn/model/cuda_session.h"
 #include "dattn/model/generate.h"
 #include "dattn/model/tokenizer.h"
 
@@ -63,7 +64,6 @@ void check_device(const std::string& device) {
   if (device == "cpu") return;
   DATTN_CHECK(device == "cuda", "--device must be cpu or cuda, got '{}'", device);
   DATTN_CHECK(cuda::available(), "--device cuda: this build has no CUDA support or no GPU is present; use --device cpu");
-  fail("--device cuda: the GPU forward pass of the model runtime is not implemented yet; use --device cpu");
 }
 
 model::AttentionPlan attention_plan(const GenerateFlags& f) {
@@ -96,10 +96,9 @@ void run_generate(const GenerateFlags& f) {
   }
   DATTN_CHECK(!ids.empty(), "the prompt encodes to no tokens");
 
-  auto model = model::Model::load(f.model_dir);
-  DATTN_CHECK(tokenizer.vocab_size() <= model->config().vocab_size,
-              "the tokenizer has {} ids but the model's vocab_size is {}", tokenizer.vocab_size(),
-              model->config().vocab_size);
+  const model::ModelConfig config = model::load_model_config(f.model_dir);
+  DATTN_CHECK(tokenizer.vocab_size() <= config.vocab_size, "the tokenizer has {} ids but the model's vocab_size is {}",
+              tokenizer.vocab_size(), config.vocab_size);
   model::SessionOptions session_options;
   session_options.context = f.context > 0 ? f.context : int64_t(ids.size()) + f.max_new_tokens;
   session_options.chunk_size = f.chunk;
@@ -108,12 +107,14 @@ void run_generate(const GenerateFlags& f) {
   DATTN_CHECK(int64_t(ids.size()) <= session_options.context,
               "the prompt has {} tokens, more than the context of {} (raise --ctx)", ids.size(),
               session_options.context);
-  model::Session session(model, session_options);
+  std::unique_ptr<model::InferenceSession> session =
+      f.device == "cuda" ? model::make_cuda_session(f.model_dir, session_options)
+                         : std::make_unique<model::Session>(model::Model::load(f.model_dir), session_options);
 
   model::GenerateOptions options;
   options.max_new_tokens = f.max_new_tokens;
   options.sampling = {.temperature = f.temperature, .top_k = f.top_k, .top_p = f.top_p, .seed = f.seed};
-  options.stop_ids = model->config().eos_token_ids;
+  options.stop_ids = config.eos_token_ids;
   for (int32_t id : tokenizer.eos_ids())
     if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) == options.stop_ids.end())
       options.stop_ids.push_back(id);
@@ -127,7 +128,7 @@ void run_generate(const GenerateFlags& f) {
     return true;
   };
 
-  model::GenerateResult result = model::generate(session, ids, options);
+  model::GenerateResult result = model::generate(*session, ids, options);
   std::string tail = stream.finish();
   std::fwrite(tail.data(), 1, tail.size(), stdout);
   std::fputc('\n', stdout);
@@ -137,11 +138,14 @@ void run_generate(const GenerateFlags& f) {
   fmt::print(stderr,
              "prefill: {} tokens in {:.1f} ms ({:.1f} tok/s, attention {})\n"
              "decode: {} tokens, {:.1f} tok/s{}\n"
-             "peak memory: {:.1f} MiB (KV cache {:.1f} MiB)\n",
+             "peak memory: {:.1f} MiB (KV cache {:.1f} MiB){}\n",
              s.prompt_tokens, s.prefill_ms, s.prefill_tokens_per_s(), f.attention, s.generated_tokens,
              s.decode_tokens_per_s(),
              s.stopped_by_stop_token ? " (stop token)" : (s.stopped_by_context ? " (context full)" : ""),
-             double(model::peak_resident_bytes()) / (1 << 20), double(session.kv_cache_bytes()) / (1 << 20));
+             double(model::peak_resident_bytes()) / (1 << 20), double(session->kv_cache_bytes()) / (1 << 20),
+             session->peak_device_bytes() ? fmt::format(", peak GPU memory in use {:.1f} MiB",
+                                                        double(session->peak_device_bytes()) / (1 << 20))
+                                          : std::string());
 }
 
 }  // namespace
@@ -164,7 +168,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--gamma", f->gamma, "delta anchor stride")->capture_default_str();
   cmd->add_option("--dense-layers", f->dense_layers, "first N layers prefill densely")->capture_default_str();
   cmd->add_option("--layer-modes", f->layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
-  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu")->capture_default_str();
+  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
   cmd->add_option("--max-new-tokens", f->max_new_tokens, "tokens to generate at most")->capture_default_str();
   cmd->add_option("--ctx", f->context, "context (KV cache) size in tokens (default: prompt + max new tokens)");
   cmd->add_option("--chunk", f->chunk, "prefill chunk size in tokens")->capture_default_str();

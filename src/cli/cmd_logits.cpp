@@ -7,6 +7,7 @@
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/io/npy.h"
+#include "dattn/model/cuda_session.h"
 #include "dattn/model/session.h"
 #include "dattn/model/tokenizer.h"
 
@@ -24,7 +25,6 @@ void run_logits(const LogitsFlags& f) {
   if (f.device != "cpu") {
     DATTN_CHECK(f.device == "cuda", "--device must be cpu or cuda, got '{}'", f.device);
     DATTN_CHECK(cuda::available(), "--device cuda: this build has no CUDA support or no GPU is present; use --device cpu");
-    fail("--device cuda: the GPU forward pass of the model runtime is not implemented yet; use --device cpu");
   }
   model::AttentionPlan plan;
   plan.params.mode = parse_mode(f.attention);
@@ -41,15 +41,16 @@ void run_logits(const LogitsFlags& f) {
       f.ids.empty() ? Tokenizer::load(f.model_dir).encode(f.text, /*add_special_tokens=*/true) : parse_token_ids(f.ids);
   DATTN_CHECK(!ids.empty(), "--text encodes to no tokens");
 
-  auto model = model::Model::load(f.model_dir);
   model::SessionOptions options;
   options.context = int64_t(ids.size());
   options.chunk_size = f.chunk;
   options.attention = plan;
   options.num_threads = f.threads;
-  model::Session session(model, options);
-  std::vector<float> logits = session.prefill(ids, {.all_logits = true});
-  const int64_t vocab = model->config().vocab_size;
+  std::unique_ptr<model::InferenceSession> session =
+      f.device == "cuda" ? model::make_cuda_session(f.model_dir, options)
+                         : std::make_unique<model::Session>(model::Model::load(f.model_dir), options);
+  std::vector<float> logits = session->prefill(ids, {.all_logits = true});
+  const int64_t vocab = int64_t(logits.size() / ids.size());
   npy::save_f32(f.out, {int64_t(ids.size()), vocab}, logits.data());
   fmt::print(stderr, "wrote {} ({} tokens x {} vocab, float32)\n", f.out, ids.size(), vocab);
 }
@@ -74,7 +75,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--tail-min", f->tail_min, "minimum dense tail rows (default max(128, gamma))");
   cmd->add_option("--dense-layers", f->dense_layers, "first N layers prefill densely")->capture_default_str();
   cmd->add_option("--layer-modes", f->layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
-  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu")->capture_default_str();
+  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
   cmd->add_option("--chunk", f->chunk, "prefill chunk size in tokens")->capture_default_str();
   cmd->add_option("--device", f->device, "cpu|cuda")->capture_default_str();
   cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");

@@ -1,0 +1,13 @@
+// The GPU session entry points of a build without CUDA: a clear error instead of a missing symbol.
+#include "dattn/core/error.h"
+#include "dattn/model/cuda_session.h"
+
+namespace dattn::model {
+
+bool cuda_session_available() { return false; }
+
+std::unique_ptr<InferenceSession> make_cuda_session(const std::filesystem::path&, SessionOptions) {
+  fail("--device cuda: dattn was built without CUDA (configure with -DDATTN_CUDA=ON); use --device cpu");
+}
+
+}  // namespace dattn::model

@@ -1,0 +1,152 @@
+#include <cuda_bf16.h>
+
+#include "decode_attention.h"
+#include "device_buffer.h"
+
+namespace dattn::model::cuda_detail {
+namespace {
+
+constexpr int kChunk = 256;  // keys scored per step of one split (shared-memory scores)
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float bf16_at(const uint16_t* p) {
+  return __bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(p));
+}
+
+// One block per (kv head, split) with kHeadDim threads; thread t owns output dimension t of every query
+// head of the group. Writes the split's unnormalised output, running max and sum (exp2 domain).
+template <int kHeadDim>
+__global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAttentionArgs a, int splits) {
+  __shared__ float q_s[kDecodeMaxGroup][kHeadDim];
+  __shared__ float p_s[kDecodeMaxGroup][kChunk];
+  __shared__ float alpha_s[kDecodeMaxGroup];
+  const int kv_head = blockIdx.x, split = blockIdx.y, t = threadIdx.x;
+  const int group = a.heads_q / a.heads_kv, warp = t / 32, lane = t % 32, warps = kHeadDim / 32;
+  const float scale_log2 = a.scale * kLog2e;
+  for (int g = 0; g < group; ++g)
+    q_s[g][t] = bf16_at(a.q + (int64_t(kv_head) * group + g) * kHeadDim + t) * scale_log2;
+
+  const int64_t row_stride = int64_t(a.heads_kv) * kHeadDim;
+  const int64_t begin = int64_t(split) * kDecodeSplitKeys;
+  const int64_t end = min(a.n_kv, begin + kDecodeSplitKeys);
+  float o[kDecodeMaxGroup] = {}, m[kDecodeMaxGroup], l[kDecodeMaxGroup] = {};
+  for (int g = 0; g < kDecodeMaxGroup; ++g) m[g] = -INFINITY;
+  __syncthreads();
+
+  for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
+    const int keys = int(min(int64_t(kChunk), end - chunk));
+    // scores: each thread whole keys, 16-byte loads of the K row, q broadcast from shared memory
+    for (int j = t; j < keys; j += kHeadDim) {
+      const uint4* k_row = reinterpret_cast<const uint4*>(a.k + (chunk + j) * row_stride + int64_t(kv_head) * kHeadDim);
+      float s[kDecodeMaxGroup] = {};
+#pragma unroll
+      for (int c = 0; c < kHeadDim / 8; ++c) {
+        const uint4 packed = k_row[c];
+        const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&packed);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 kv = __bfloat1622float2(pairs[e]);
+#pragma unroll
+          for (int g = 0; g < kDecodeMaxGroup; ++g)
+            if (g < group) s[g] += kv.x * q_s[g][c * 8 + 2 * e] + kv.y * q_s[g][c * 8 + 2 * e + 1];
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < kDecodeMaxGroup; ++g)
+        if (g < group) p_s[g][j] = s[g];
+    }
+    __syncthreads();
+    // softmax statistics of the chunk: warp w handles heads w, w + warps, ... (unrolled with a guard so
+    // that m and l stay in registers)
+#pragma unroll
+    for (int g = 0; g < kDecodeMaxGroup; ++g) {
+      if (g >= group || g % warps != warp) continue;
+      float chunk_max = -INFINITY;
+      for (int j = lane; j < keys; j += 32) chunk_max = fmaxf(chunk_max, p_s[g][j]);
+      for (int off = 16; off > 0; off /= 2) chunk_max = fmaxf(chunk_max, __shfl_xor_sync(0xffffffffu, chunk_max, off));
+      const float m_new = fmaxf(m[g], chunk_max);
+      float sum = 0;
+      for (int j = lane; j < keys; j += 32) {
+        const float p = exp2f(p_s[g][j] - m_new);
+        p_s[g][j] = p;
+        sum += p;
+      }
+      for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      const float alpha = m[g] == -INFINITY ? 0.0f : exp2f(m[g] - m_new);
+      if (lane == 0) alpha_s[g] = alpha;
+      // the statistics stay with this warp's threads; the others read alpha from shared memory below
+      l[g] = l[g] * alpha + sum;
+      m[g] = m_new;
+    }
+    __syncthreads();
+    // P V: thread t accumulates dimension t, one coalesced V row per key
+#pragma unroll
+    for (int g = 0; g < kDecodeMaxGroup; ++g)
+      if (g < group) o[g] *= alpha_s[g];
+    const uint16_t* v_col = a.v + chunk * row_stride + int64_t(kv_head) * kHeadDim + t;
+#pragma unroll 4
+    for (int j = 0; j < keys; ++j) {
+      const float v = bf16_at(v_col + j * row_stride);
+#pragma unroll
+      for (int g = 0; g < kDecodeMaxGroup; ++g)
+        if (g < group) o[g] += p_s[g][j] * v;
+    }
+    __syncthreads();  // p_s is rewritten by the next chunk
+  }
+
+  // partials layout per (query head, split): head_dim outputs, then max, then sum
+#pragma unroll
+  for (int g = 0; g < kDecodeMaxGroup; ++g) {
+    if (g >= group) break;
+    const int head = kv_head * group + g;
+    float* part = a.partials + (int64_t(head) * splits + split) * (kHeadDim + 2);
+    part[t] = o[g];
+    if (warp == g % warps && lane == 0) {
+      part[kHeadDim] = m[g];
+      part[kHeadDim + 1] = l[g];
+    }
+  }
+}
+
+// One block per query head: merges the splits' partial softmaxes and writes bf16.
+template <int kHeadDim>
+__global__ void __launch_bounds__(kHeadDim) decode_merge_kernel(const DecodeAttentionArgs a, int splits) {
+  const int head = blockIdx.x, t = threadIdx.x;
+  const float* parts = a.partials + int64_t(head) * splits * (kHeadDim + 2);
+  float m = -INFINITY;
+  for (int s = 0; s < splits; ++s) m = fmaxf(m, parts[s * (kHeadDim + 2) + kHeadDim]);
+  float o = 0, l = 0;
+  for (int s = 0; s < splits; ++s) {
+    const float* part = parts + s * (kHeadDim + 2);
+    const float w = exp2f(part[kHeadDim] - m);
+    o += part[t] * w;
+    l += part[kHeadDim + 1] * w;
+  }
+  *reinterpret_cast<__nv_bfloat16*>(a.out + int64_t(head) * kHeadDim + t) = __float2bfloat16_rn(o / l);
+}
+
+int splits_for(int64_t n_kv) { return int((n_kv + kDecodeSplitKeys - 1) / kDecodeSplitKeys); }
+
+template <int kHeadDim>
+void launch(const DecodeAttentionArgs& a, cudaStream_t stream) {
+  const int splits = splits_for(a.n_kv);
+  decode_split_kernel<kHeadDim><<<dim3(unsigned(a.heads_kv), unsigned(splits)), kHeadDim, 0, stream>>>(a, splits);
+  check_cuda(cudaGetLastError(), "launching decode_split_kernel");
+  decode_merge_kernel<kHeadDim><<<unsigned(a.heads_q), kHeadDim, 0, stream>>>(a, splits);
+  check_cuda(cudaGetLastError(), "launching decode_merge_kernel");
+}
+
+}  // namespace
+
+int64_t decode_partials_floats(int64_t n_kv, int heads_q, int head_dim) {
+  return int64_t(heads_q) * splits_for(n_kv) * (head_dim + 2);
+}
+
+void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
+  if (args.head_dim == 64)
+    launch<64>(args, stream);
+  else
+    launch<128>(args, stream);
+}
+
+}  // namespace dattn::model::cuda_detail
