@@ -98,7 +98,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
 
   const RowPlan rows = make_row_plan(problem.shape.n_q, params);
   const bool delta = params.mode == AttentionMode::delta;
-  AnchorBuffer anchors(problem.shape, delta ? anchor_count(rows) : 0);
+  AnchorBuffer anchors(problem.shape, delta ? rows.num_anchors() : 0);
   const Outputs outputs{out, lse, rows, &anchors};
 
   const int threads = params.num_threads > 0 ? params.num_threads : default_num_threads();

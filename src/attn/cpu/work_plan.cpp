@@ -45,7 +45,7 @@ std::vector<std::vector<WorkItem>> plan_work(const AttentionProblem& problem, co
   const TileShape shape = tile_shape(s.group());
   const RowPlan rows = make_row_plan(s.n_q, params);
   const int64_t gamma = rows.gamma;
-  const int64_t anchors = anchor_count(rows);
+  const int64_t anchors = rows.num_anchors();
   std::vector<std::vector<WorkItem>> phases(3);
 
   // One item per (batch, kv head) for each tile of rows.

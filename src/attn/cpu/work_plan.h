@@ -6,10 +6,6 @@
 
 namespace dattn::cpu {
 
-// Anchor rows 0, gamma, 2 gamma, ... below sparse_rows. RowPlan::num_anchors() rounds down, which
-// misses the last anchor when tail_min is not a multiple of gamma (then sparse_rows is not either).
-inline int64_t anchor_count(const RowPlan& rows) { return (rows.sparse_rows + rows.gamma - 1) / rows.gamma; }
-
 // What happens to a tile's result (see cpu_attention.cpp).
 enum class Epilogue : uint8_t {
   write,               // rows to out (+ lse)
