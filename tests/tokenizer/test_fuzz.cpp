@@ -96,7 +96,8 @@ TEST(TokenizerFuzz, CorruptedFilesFailCleanly) {
     const std::string config = test::read_text_file(dir / "tokenizer_config.json");
     const json document = json::parse(tokenizer_json);
     std::vector<std::string> texts;
-    for (const json& c : test::read_expected(name)["cases"]) {
+    const json expected = test::read_expected(name);  // named: a range-for over a temporary's member dangles
+    for (const json& c : expected["cases"]) {
       if (texts.size() < 12) texts.push_back(c["text"]);
     }
     for (int i = 0; i < kMutationsPerFixture && std::chrono::steady_clock::now() < deadline; ++i, ++attempts) {
