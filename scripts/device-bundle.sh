@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Packs a CUDA build for a GPU machine that lacks this machine's libraries: the dattn binary, the
+# `cuda`-labelled test binaries with their ctest files, and the shared libraries they need that a bare
+# CUDA image may not have, into one compressed tarball (the device tool carries at most 64 MiB).
+# Usage: scripts/device-bundle.sh BUILD_DIR OUT_DIR   (then scripts/device-check.sh on the GPU machine)
+set -euo pipefail
+build=${1:?build dir}; out=${2:?output dir}
+mkdir -p "$out"
+stage=$(mktemp -d)
+mkdir -p "$stage/$build/src/cli" "$stage/lib"
+cp "$build/src/cli/dattn" "$stage/$build/src/cli/"
+for dir in tests/cuda tests/model_cuda; do
+  mkdir -p "$stage/$build/$dir"
+  cp "$build/$dir"/test_* "$build/$dir"/CTestTestfile.cmake "$stage/$build/$dir/" 2>/dev/null || true
+done
+strip --strip-unneeded "$stage/$build/src/cli/dattn" "$stage/$build"/tests/*/test_*[!e] 2>/dev/null || true
+for lib in libfmt.so.9 libpcre2-8.so.0 libicuuc.so.72 libicudata.so.72 libgfortran.so.5 libquadmath.so.0; do
+  cp -L "/lib/x86_64-linux-gnu/$lib" "$stage/lib/"
+done
+cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$stage/lib/"
+tar -C "$stage" -cJf "$out/bundle.tar.xz" .
+rm -rf "$stage"
+ls -la "$out/bundle.tar.xz"
