@@ -2,6 +2,7 @@
 // the work ratio (dense pairs / mode pairs) with the efficiency (speedup / work ratio) it implies.
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <ctime>
 #include <cstdio>
 #include <random>
@@ -16,6 +17,7 @@
 #include "dattn/core/error.h"
 #include "dattn/core/threads.h"
 #include "dattn/delta/delta_attention.h"
+#include "dattn/eval/svg_plot.h"
 
 namespace dattn::cli {
 namespace {
@@ -26,6 +28,7 @@ struct BenchOptions {
   std::string dtype = "fp32", backend = "cpu";
   int repeats = 3, threads = 0;
   bool json = false;
+  std::string svg;  // latency-vs-length plot, one line per mode
 };
 
 std::vector<int64_t> parse_lengths(const std::string& text) {
@@ -52,6 +55,28 @@ Tensor random_tensor(std::array<int64_t, 4> shape, DType dtype, Device device, s
   float* p = static_cast<float*>(host.data());
   for (int64_t i = 0; i < host.view().numel(); ++i) p[i] = normal(rng);
   return Tensor::copy_of(host, dtype, device);
+}
+
+void write_latency_plot(const BenchOptions& o, const nlohmann::json& results) {
+  eval::PlotSpec spec;
+  spec.title = fmt::format("attention latency ({}, {} heads / {} kv heads, d {}, {})", o.backend, o.heads, o.kv_heads,
+                           o.head_dim, o.dtype);
+  spec.x_label = "sequence length (tokens)";
+  spec.y_label = "time (ms)";
+  spec.log2_x = true;
+  for (const char* mode : {"dense", "sparse", "delta"}) {
+    eval::PlotSeries series{mode, {}, {}};
+    for (const auto& r : results)
+      if (r["mode"] == mode) {
+        series.x.push_back(r["n"].get<double>());
+        series.y.push_back(r["ms"].get<double>());
+      }
+    spec.series.push_back(std::move(series));
+  }
+  std::ofstream file(o.svg);
+  DATTN_CHECK(file.good(), "--svg: cannot open '{}' for writing", o.svg);
+  file << eval::render_svg_line_plot(spec);
+  DATTN_CHECK(file.good(), "--svg: error writing '{}'", o.svg);
 }
 
 void run_bench(const BenchOptions& o) {
@@ -119,6 +144,7 @@ void run_bench(const BenchOptions& o) {
     }
   }
   fmt::print(stderr, "\r{:60}\r", "");
+  if (!o.svg.empty()) write_latency_plot(o, results);
   if (o.json) {
     nlohmann::json config = {{"backend", o.backend}, {"heads", o.heads},   {"kv_heads", o.kv_heads},
                              {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"window", o.window},
@@ -153,6 +179,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--repeats", o->repeats, "timed runs per point (median reported)")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)");
   cmd->add_flag("--json", o->json, "print JSON instead of a table");
+  cmd->add_option("--svg", o->svg, "also write a latency-vs-length plot (SVG)");
   cmd->callback([o] { run_bench(*o); });
 }
 

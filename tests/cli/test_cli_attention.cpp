@@ -113,6 +113,20 @@ TEST_F(CliAttention, BadInputsFailCleanlyWithoutOutput) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+TEST_F(CliAttention, BenchPrintsATableAndWritesALatencyPlot) {
+  fs::path svg = dir_ / "latency.svg";
+  auto r = run_dattn("bench attention --lengths 256,512 --repeats 1 --heads 2 --kv-heads 1 --head-dim 32 --window 64 "
+                     "--sink 16 --gamma 16 --svg " + svg.string(),
+                     dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* row : {"256 dense", "512 sparse", "512 delta"}) EXPECT_NE(r.output.find(row), std::string::npos) << r.output;
+  std::ifstream in(svg);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str().rfind("<svg", 0), 0u);
+  for (const char* series : {">dense<", ">sparse<", ">delta<"}) EXPECT_NE(text.str().find(series), std::string::npos);
+}
+
 TEST_F(CliAttention, DemoShowsDeltaBeatingSparse) {
   auto r = run_dattn("demo --length 2048 --window 256 --sink 64 --gamma 32", dir_);
   ASSERT_EQ(r.exit_code, 0) << r.output;
