@@ -77,6 +77,7 @@ void run_demo(const DemoOptions& o) {
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     outputs.push_back(std::move(out));
   }
+  fmt::print(stderr, "{:30}\r", "");  // clear the progress line
   fmt::print("{:<10} {:>10} {:>9} {:>11} {:>12} {:>11}\n", "mode", "time (ms)", "speedup", "rel. error",
              "mean cosine", "min cosine");
   for (size_t m = 0; m < outputs.size(); ++m) {
