@@ -1,6 +1,7 @@
 #include "dattn/core/tensor.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <fmt/format.h>
 
 #include "dattn/core/error.h"
@@ -71,7 +72,28 @@ void device_synchronize() { detail::synchronize(); }
 
 Tensor Tensor::copy_of(const TensorView& src, DType dtype, Device device) {
   Tensor dst(src.shape, dtype, device);
+  if (src.device == Device::cpu && src.is_contiguous() && src.dtype == dtype) {  // bytes as they are
+    if (device == Device::cpu)
+      std::memcpy(dst.data(), src.data, dst.nbytes());
+    else
+      detail::copy_to_device(dst.data(), src.data, dst.nbytes());
+    return dst;
+  }
   if (src.device == Device::cpu && device == Device::cpu) {
+    if (src.is_contiguous()) {  // one flat pass, no 4-D index arithmetic
+      const int64_t n = src.numel();
+      if (dtype == DType::f32) {
+        float* out = static_cast<float*>(dst.data());
+        for (int64_t i = 0; i < n; ++i) out[i] = load_element(src.data, src.dtype, i);
+      } else {
+        uint16_t* out = static_cast<uint16_t*>(dst.data());
+        for (int64_t i = 0; i < n; ++i) {
+          float value = load_element(src.data, src.dtype, i);
+          out[i] = dtype == DType::bf16 ? f32_to_bf16(value) : f32_to_f16(value);
+        }
+      }
+      return dst;
+    }
     const auto& s = src.shape;
     for (int64_t a = 0; a < s[0]; ++a)
       for (int64_t b = 0; b < s[1]; ++b)
