@@ -51,6 +51,20 @@ TEST(Tensor, ViewsStridesAndCopies) {
   EXPECT_EQ(t.view().describe(), "fp32[2,3,4,5] cpu");
 }
 
+TEST(Tensor, ContiguousCopiesConvertEveryElement) {
+  Tensor t({1, 7, 3, 5}, DType::f32);
+  float* p = static_cast<float*>(t.data());
+  for (int64_t i = 0; i < t.view().numel(); ++i) p[i] = 0.37f * float(i) - 11.0f;
+  for (DType target : {DType::f32, DType::bf16, DType::f16}) {
+    Tensor converted = Tensor::copy_of(t, target, Device::cpu);
+    Tensor back = Tensor::copy_of(converted, DType::f32, Device::cpu);
+    const float* q = static_cast<const float*>(back.data());
+    // bf16 keeps 8 significant bits (relative step 2^-8), fp16 11 bits; fp32 is exact
+    const float tolerance = target == DType::f32 ? 0.0f : target == DType::bf16 ? 1.0f / 256 : 1.0f / 2048;
+    for (int64_t i = 0; i < t.view().numel(); ++i) ASSERT_NEAR(q[i], p[i], std::fabs(p[i]) * tolerance) << i;
+  }
+}
+
 TEST(Tensor, DeviceWithoutCudaIsAClearError) {
 #ifndef DATTN_TEST_HAS_CUDA
   try {
