@@ -1,6 +1,7 @@
 // `dattn attention`: runs the operator on .npy inputs and writes the output (and LSE) as .npy.
 #include <fmt/format.h>
 
+#include "attention_flags.h"
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
@@ -13,17 +14,14 @@ namespace {
 struct AttentionOptions {
   std::string q, k, v, out, lse;
   std::string mode = "delta", dtype = "fp32", backend = "cpu";
-  int64_t window = 2048, sink = 1024, gamma = 64, tail_min = -1;
+  SparsityFlags sparsity;
+  int64_t tail_min = -1;
   double scale = 0.0;
   int threads = 0;
 };
 
 void run_attention(const AttentionOptions& o) {
-  AttentionParams params;
-  params.mode = parse_mode(o.mode);
-  params.window = o.window;
-  params.sink = o.sink;
-  params.gamma = o.gamma;
+  AttentionParams params = o.sparsity.params(parse_mode(o.mode));
   params.tail_min = o.tail_min;
   params.scale = o.scale;
   params.num_threads = o.threads;
@@ -58,9 +56,7 @@ void add_attention_command(CLI::App& app) {
   cmd->add_option("--out", options->out, "output .npy (float32, Q's shape)")->required();
   cmd->add_option("--lse", options->lse, "log-sum-exp .npy (float32, batch x heads x n_q)");
   cmd->add_option("--mode", options->mode, "dense|sparse|recompute|delta")->capture_default_str();
-  cmd->add_option("--window", options->window, "sliding window")->capture_default_str();
-  cmd->add_option("--sink", options->sink, "attention sink keys")->capture_default_str();
-  cmd->add_option("--gamma", options->gamma, "anchor stride")->capture_default_str();
+  add_sparsity_flags(*cmd, options->sparsity);
   cmd->add_option("--tail-min", options->tail_min, "minimum dense tail rows (default max(128, gamma))");
   cmd->add_option("--scale", options->scale, "softmax scale (default 1/sqrt(head_dim))");
   cmd->add_option("--dtype", options->dtype, "compute input dtype fp32|bf16|fp16")->capture_default_str();

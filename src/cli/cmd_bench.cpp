@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "attention_flags.h"
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
@@ -24,7 +25,8 @@ namespace {
 
 struct BenchOptions {
   std::string lengths = "4096,16384,65536";
-  int64_t heads = 4, kv_heads = 1, head_dim = 128, window = 2048, sink = 1024, gamma = 64;
+  int64_t heads = 4, kv_heads = 1, head_dim = 128;
+  SparsityFlags sparsity;
   std::string dtype = "fp32", backend = "cpu";
   int repeats = 3, threads = 0;
   bool json = false;
@@ -102,11 +104,7 @@ void run_bench(const BenchOptions& o) {
     const double dense_pairs_all_heads = dense_pairs(n, n) * double(o.heads);
     double dense_ms = 0;
     for (AttentionMode mode : modes) {
-      AttentionParams params;
-      params.mode = mode;
-      params.window = o.window;
-      params.sink = o.sink;
-      params.gamma = o.gamma;
+      AttentionParams params = o.sparsity.params(mode);
       params.backend = backend;
       params.num_threads = threads;
       std::vector<double> times, cpu_times;
@@ -147,14 +145,14 @@ void run_bench(const BenchOptions& o) {
   if (!o.svg.empty()) write_latency_plot(o, results);
   if (o.json) {
     nlohmann::json config = {{"backend", o.backend}, {"heads", o.heads},   {"kv_heads", o.kv_heads},
-                             {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"window", o.window},
-                             {"sink", o.sink},         {"gamma", o.gamma}, {"repeats", o.repeats},
+                             {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"window", o.sparsity.window},
+                             {"sink", o.sparsity.sink},         {"gamma", o.sparsity.gamma}, {"repeats", o.repeats},
                              {"threads", threads}};
     fmt::print("{}\n", nlohmann::json{{"config", config}, {"results", results}}.dump(2));
     return;
   }
   fmt::print("backend {}, {} threads, {} heads / {} kv heads, head_dim {}, {}, window {}, sink {}, gamma {}, median of {}\n",
-             o.backend, threads, o.heads, o.kv_heads, o.head_dim, o.dtype, o.window, o.sink, o.gamma, o.repeats);
+             o.backend, threads, o.heads, o.kv_heads, o.head_dim, o.dtype, o.sparsity.window, o.sparsity.sink, o.sparsity.gamma, o.repeats);
   fmt::print("{:>8} {:<7} {:>11} {:>9} {:>10} {:>11} {:>10} {:>11} {:>11}\n", "n", "mode", "time (ms)", "speedup",
              "GFLOP/s", "work ratio", "efficiency", "cpu ms", "GFLOP/cpu-s");
   for (const auto& line : table) fmt::print("{}\n", line);
@@ -171,9 +169,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--heads", o->heads, "query heads")->capture_default_str();
   cmd->add_option("--kv-heads", o->kv_heads, "kv heads")->capture_default_str();
   cmd->add_option("--head-dim", o->head_dim, "head dimension")->capture_default_str();
-  cmd->add_option("--window", o->window, "sliding window")->capture_default_str();
-  cmd->add_option("--sink", o->sink, "sink keys")->capture_default_str();
-  cmd->add_option("--gamma", o->gamma, "anchor stride")->capture_default_str();
+  add_sparsity_flags(*cmd, o->sparsity);
   cmd->add_option("--dtype", o->dtype, "fp32|bf16|fp16")->capture_default_str();
   cmd->add_option("--backend", o->backend, "cpu|reference|cuda")->capture_default_str();
   cmd->add_option("--repeats", o->repeats, "timed runs per point (median reported)")->capture_default_str();

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "attention_flags.h"
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
@@ -18,7 +19,7 @@ namespace {
 
 struct DemoOptions {
   int64_t length = 16384, heads = 4, kv_heads = 1, head_dim = 128;
-  int64_t window = 2048, sink = 1024, gamma = 64;
+  SparsityFlags sparsity;
   int threads = 0;
   uint64_t seed = 1;
 };
@@ -51,7 +52,8 @@ Fidelity compare(const TensorView& out, const TensorView& dense) {
 
 void run_demo(const DemoOptions& o) {
   fmt::print("dattn demo: {} tokens, {} query heads / {} kv heads, head_dim {}, window {}, sink {}, gamma {}\n",
-             o.length, o.heads, o.kv_heads, o.head_dim, o.window, o.sink, o.gamma);
+             o.length, o.heads, o.kv_heads, o.head_dim, o.sparsity.window, o.sparsity.sink,
+             o.sparsity.gamma);
   fmt::print("inputs: rotary-like positional scores, 4 sink keys, needle keys far back that blocks of queries "
              "look up\n\n");
   SyntheticInputs in = make_structured_inputs(o.length, o.heads, o.kv_heads, o.head_dim, o.seed);
@@ -62,11 +64,7 @@ void run_demo(const DemoOptions& o) {
   std::vector<Tensor> outputs;
   std::vector<double> seconds;
   for (AttentionMode mode : modes) {
-    AttentionParams params;
-    params.mode = mode;
-    params.window = o.window;
-    params.sink = o.sink;
-    params.gamma = o.gamma;
+    AttentionParams params = o.sparsity.params(mode);
     params.backend = Backend::cpu;
     params.num_threads = o.threads;
     Tensor out({1, o.length, o.heads, o.head_dim}, DType::f32);
@@ -81,11 +79,7 @@ void run_demo(const DemoOptions& o) {
   fmt::print("{:<10} {:>10} {:>9} {:>11} {:>12} {:>11}\n", "mode", "time (ms)", "speedup", "rel. error",
              "mean cosine", "min cosine");
   for (size_t m = 0; m < outputs.size(); ++m) {
-    AttentionParams params;
-    params.mode = modes[m];
-    params.window = o.window;
-    params.sink = o.sink;
-    params.gamma = o.gamma;
+    const AttentionParams params = o.sparsity.params(modes[m]);
     Fidelity f = compare(outputs[m].view(), outputs[0].view());
     fmt::print("{:<10} {:>10.1f} {:>8.2f}x {:>11.2e} {:>12.6f} {:>11.6f}   ({:.1f}% of dense pairs)\n",
                mode_name(modes[m]), seconds[m] * 1e3, seconds[0] / seconds[m], f.relative_error, f.mean_cosine,
@@ -95,8 +89,7 @@ void run_demo(const DemoOptions& o) {
   Fidelity delta = compare(outputs[2].view(), outputs[0].view());
   fmt::print("\nDelta cuts the error of sliding-window attention by {:.1f}x at {:.1f}x less work than dense.\n",
              sparse.relative_error / delta.relative_error,
-             dense_pairs(o.length, o.length) / mode_pairs(shape, AttentionParams{AttentionMode::delta, o.window,
-                                                                                 o.sink, o.gamma}));
+             dense_pairs(o.length, o.length) / mode_pairs(shape, o.sparsity.params(AttentionMode::delta)));
 }
 
 }  // namespace
@@ -108,9 +101,7 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--heads", o->heads, "query heads")->capture_default_str();
   cmd->add_option("--kv-heads", o->kv_heads, "kv heads")->capture_default_str();
   cmd->add_option("--head-dim", o->head_dim, "head dimension")->capture_default_str()->check(CLI::Range(8, 512));
-  cmd->add_option("--window", o->window, "sliding window")->capture_default_str();
-  cmd->add_option("--sink", o->sink, "sink keys")->capture_default_str();
-  cmd->add_option("--gamma", o->gamma, "anchor stride")->capture_default_str();
+  add_sparsity_flags(*cmd, o->sparsity);
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)");
   cmd->add_option("--seed", o->seed, "input seed")->capture_default_str();
   cmd->callback([o] { run_demo(*o); });

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "attention_flags.h"
 #include "commands.h"
 #include "dattn/core/error.h"
 #include "dattn/eval/model_eval.h"
@@ -25,7 +26,7 @@ using eval::ModelEvalOptions;
 struct CommonFlags {
   std::string model_dir;
   std::string attention = "dense,sparse,delta";
-  int64_t window = 2048, sink = 1024, gamma = 64;
+  SparsityFlags sparsity;
   int64_t chunk = 0;
   int threads = 0;
   std::string out;
@@ -36,9 +37,7 @@ void add_common(CLI::App* cmd, CommonFlags& f, const std::string& default_out) {
   cmd->add_option("--model", f.model_dir, "model directory (config.json, *.safetensors, tokenizer.json)")->required();
   cmd->add_option("--attention", f.attention, "prefill modes to compare, comma-separated: dense,sparse,recompute,delta")
       ->capture_default_str();
-  cmd->add_option("--window", f.window, "sliding window of sparse attention")->capture_default_str();
-  cmd->add_option("--sink", f.sink, "sink keys of sparse attention")->capture_default_str();
-  cmd->add_option("--gamma", f.gamma, "delta anchor stride")->capture_default_str();
+  add_sparsity_flags(*cmd, f.sparsity);
   cmd->add_option("--chunk", f.chunk, "prefill chunk size in tokens (0 = whole prompt at once)")->capture_default_str();
   cmd->add_option("--threads", f.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--out", f.out, "directory for results.json, results.csv and plot.svg")->capture_default_str();
@@ -61,11 +60,10 @@ std::vector<AttentionMode> parse_modes(const std::string& text) {
 }
 
 ModelEvalOptions eval_options(const CommonFlags& f, eval::ProgressBar& bar) {
-  DATTN_CHECK(f.window >= 1 && f.sink >= 0 && f.gamma >= 1, "need --window >= 1, --sink >= 0, --gamma >= 1");
+  const SparsityFlags& sp = f.sparsity;
+  DATTN_CHECK(sp.window >= 1 && sp.sink >= 0 && sp.gamma >= 1, "need --window >= 1, --sink >= 0, --gamma >= 1");
   ModelEvalOptions o;
-  o.attention.window = f.window;
-  o.attention.sink = f.sink;
-  o.attention.gamma = f.gamma;
+  o.attention = sp.params(AttentionMode::dense);  // the mode is set per run
   o.chunk_size = f.chunk;
   o.num_threads = f.threads;
   o.on_progress = [&bar](const eval::EvalProgress& p) { bar.update(p); };
@@ -119,11 +117,11 @@ void run_ruler_command(const RulerFlags& f) {
 
   const std::filesystem::path out = f.common.out;
   eval::RulerRunInfo info{f.common.model_dir, f.haystack_file.empty() ? "builtin (KJV narrative)" : f.haystack_file,
-                          f.seed, f.common.window, f.common.sink, f.common.gamma, "cpu"};
+                          f.seed, f.common.sparsity.window, f.common.sparsity.sink, f.common.sparsity.gamma, "cpu"};
   eval::write_ruler_json(out / "results.json", info, records, cells);
   eval::write_ruler_csv(out / "results.csv", cells);
   eval::write_ruler_plot(out / "plot.svg", cells,
-                         fmt::format("RULER, window {} sink {} gamma {}", f.common.window, f.common.sink, f.common.gamma));
+                         fmt::format("RULER, window {} sink {} gamma {}", f.common.sparsity.window, f.common.sparsity.sink, f.common.sparsity.gamma));
   fmt::print("wrote {}, {}, {}\n", (out / "results.json").string(), (out / "results.csv").string(),
              (out / "plot.svg").string());
 }
@@ -147,11 +145,11 @@ void run_ppl_command(const PplFlags& f) {
   const auto results =
       eval::run_perplexity(model::Model::load(f.common.model_dir), ids, modes, eval_options(f.common, bar));
   bar.finish();
-  const int64_t far = f.common.window + f.common.sink;
+  const int64_t far = f.common.sparsity.window + f.common.sparsity.sink;
   fmt::print("{:<10} {:>12} {:>14} {:>12} {:>12}\n", "mode", "perplexity", fmt::format("ppl@>={}", far), "nll/token",
              "prefill ms");
   nlohmann::json doc = {{"model", f.common.model_dir}, {"text", f.text_file}, {"length", f.length},
-                        {"window", f.common.window},   {"sink", f.common.sink}, {"gamma", f.common.gamma}};
+                        {"window", f.common.sparsity.window},   {"sink", f.common.sparsity.sink}, {"gamma", f.common.sparsity.gamma}};
   std::string csv = "mode,perplexity,far_perplexity,mean_nll,tokens_scored,far_tokens_scored,prefill_ms\n";
   for (const auto& r : results) {
     fmt::print("{:<10} {:>12.4f} {:>14.4f} {:>12.5f} {:>12.1f}\n", mode_name(r.mode), r.perplexity, r.far_perplexity,
@@ -210,8 +208,8 @@ void run_fidelity_command(const FidelityFlags& f) {
              "hidden relerr");
   std::string csv = "layer,mode,attention_cosine,attention_relative_error,hidden_cosine,hidden_relative_error\n";
   nlohmann::json doc = {{"model", f.common.model_dir}, {"tokens", result.tokens},
-                        {"first_scored_row", result.first_scored_row}, {"window", f.common.window},
-                        {"sink", f.common.sink}, {"gamma", f.common.gamma}};
+                        {"first_scored_row", result.first_scored_row}, {"window", f.common.sparsity.window},
+                        {"sink", f.common.sparsity.sink}, {"gamma", f.common.sparsity.gamma}};
   std::vector<eval::PlotSeries> series;
   for (const auto& l : result.layers) {
     fmt::print("{:>5} {:<10} {:>12.6f} {:>12.6f} {:>12.6f} {:>12.6f}\n", l.layer, mode_name(l.mode),

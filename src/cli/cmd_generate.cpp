@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "attention_flags.h"
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
@@ -19,11 +20,10 @@ namespace dattn::cli {
 namespace {
 
 struct GenerateFlags {
-  std::string model_dir, prompt, prompt_file, system, device = "cpu";
+  std::string model_dir, prompt, prompt_file, system;
   bool chat = false;
-  std::string attention = "dense", layer_modes, backend = "auto";
-  int64_t window = 2048, sink = 1024, gamma = 64, dense_layers = 0;
-  int64_t max_new_tokens = 128, context = 0, chunk = 2048;
+  PrefillFlags prefill;
+  int64_t max_new_tokens = 128, context = 0;
   double temperature = 0.0, top_p = 1.0;
   int64_t top_k = 0;
   uint64_t seed = 0;
@@ -60,27 +60,10 @@ class PrefillProgress {
   std::chrono::steady_clock::time_point start_;
 };
 
-void check_device(const std::string& device) {
-  if (device == "cpu") return;
-  DATTN_CHECK(device == "cuda", "--device must be cpu or cuda, got '{}'", device);
-  DATTN_CHECK(cuda::available(), "--device cuda: this build has no CUDA support or no GPU is present; use --device cpu");
-}
-
-model::AttentionPlan attention_plan(const GenerateFlags& f) {
-  model::AttentionPlan plan;
-  plan.params.mode = parse_mode(f.attention);
-  plan.params.window = f.window;
-  plan.params.sink = f.sink;
-  plan.params.gamma = f.gamma;
-  plan.params.backend = parse_backend(f.backend);
-  plan.dense_first_layers = f.dense_layers;
-  plan.add_layer_modes(f.layer_modes);
-  return plan;
-}
 
 void run_generate(const GenerateFlags& f) {
-  check_device(f.device);
-  model::AttentionPlan plan = attention_plan(f);
+  check_device(f.prefill.device);
+  model::AttentionPlan plan = attention_plan(f.prefill);
   const std::string prompt = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
 
   Tokenizer tokenizer = Tokenizer::load(f.model_dir);
@@ -101,14 +84,14 @@ void run_generate(const GenerateFlags& f) {
               tokenizer.vocab_size(), config.vocab_size);
   model::SessionOptions session_options;
   session_options.context = f.context > 0 ? f.context : int64_t(ids.size()) + f.max_new_tokens;
-  session_options.chunk_size = f.chunk;
+  session_options.chunk_size = f.prefill.chunk;
   session_options.attention = plan;
   session_options.num_threads = f.threads;
   DATTN_CHECK(int64_t(ids.size()) <= session_options.context,
               "the prompt has {} tokens, more than the context of {} (raise --ctx)", ids.size(),
               session_options.context);
   std::unique_ptr<model::InferenceSession> session =
-      f.device == "cuda" ? model::make_cuda_session(f.model_dir, session_options)
+      f.prefill.device == "cuda" ? model::make_cuda_session(f.model_dir, session_options)
                          : std::make_unique<model::Session>(model::Model::load(f.model_dir), session_options);
 
   model::GenerateOptions options;
@@ -139,7 +122,7 @@ void run_generate(const GenerateFlags& f) {
              "prefill: {} tokens in {:.1f} ms ({:.1f} tok/s, attention {})\n"
              "decode: {} tokens, {:.1f} tok/s{}\n"
              "peak memory: {:.1f} MiB (KV cache {:.1f} MiB){}\n",
-             s.prompt_tokens, s.prefill_ms, s.prefill_tokens_per_s(), f.attention, s.generated_tokens,
+             s.prompt_tokens, s.prefill_ms, s.prefill_tokens_per_s(), f.prefill.attention, s.generated_tokens,
              s.decode_tokens_per_s(),
              s.stopped_by_stop_token ? " (stop token)" : (s.stopped_by_context ? " (context full)" : ""),
              double(model::peak_resident_bytes()) / (1 << 20), double(session->kv_cache_bytes()) / (1 << 20),
@@ -162,17 +145,9 @@ void add_generate_command(CLI::App& app) {
   prompt_file->excludes(prompt);
   cmd->add_flag("--chat", f->chat, "wrap the prompt in the model's chat template (llama3, mistral, chatml)");
   cmd->add_option("--system", f->system, "system message (with --chat)");
-  cmd->add_option("--attention", f->attention, "prefill attention: dense|sparse|recompute|delta")->capture_default_str();
-  cmd->add_option("--window", f->window, "sliding window of sparse attention")->capture_default_str();
-  cmd->add_option("--sink", f->sink, "sink keys of sparse attention")->capture_default_str();
-  cmd->add_option("--gamma", f->gamma, "delta anchor stride")->capture_default_str();
-  cmd->add_option("--dense-layers", f->dense_layers, "first N layers prefill densely")->capture_default_str();
-  cmd->add_option("--layer-modes", f->layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
-  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
+  add_prefill_flags(*cmd, f->prefill);
   cmd->add_option("--max-new-tokens", f->max_new_tokens, "tokens to generate at most")->capture_default_str();
   cmd->add_option("--ctx", f->context, "context (KV cache) size in tokens (default: prompt + max new tokens)");
-  cmd->add_option("--chunk", f->chunk, "prefill chunk size in tokens")->capture_default_str();
-  cmd->add_option("--device", f->device, "cpu|cuda")->capture_default_str();
   cmd->add_option("--temperature", f->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", f->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
   cmd->add_option("--top-p", f->top_p, "nucleus sampling mass (1 = all)")->capture_default_str();

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "attention_flags.h"
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
@@ -15,26 +16,14 @@ namespace dattn::cli {
 namespace {
 
 struct LogitsFlags {
-  std::string model_dir, text, ids, out, device = "cpu";
-  std::string attention = "dense", layer_modes, backend = "auto";
-  int64_t window = 2048, sink = 1024, gamma = 64, tail_min = -1, dense_layers = 0, chunk = 2048;
+  std::string model_dir, text, ids, out;
+  PrefillFlags prefill;
   int threads = 0;
 };
 
 void run_logits(const LogitsFlags& f) {
-  if (f.device != "cpu") {
-    DATTN_CHECK(f.device == "cuda", "--device must be cpu or cuda, got '{}'", f.device);
-    DATTN_CHECK(cuda::available(), "--device cuda: this build has no CUDA support or no GPU is present; use --device cpu");
-  }
-  model::AttentionPlan plan;
-  plan.params.mode = parse_mode(f.attention);
-  plan.params.window = f.window;
-  plan.params.sink = f.sink;
-  plan.params.gamma = f.gamma;
-  plan.params.tail_min = f.tail_min;
-  plan.params.backend = parse_backend(f.backend);
-  plan.dense_first_layers = f.dense_layers;
-  plan.add_layer_modes(f.layer_modes);
+  check_device(f.prefill.device);
+  const model::AttentionPlan plan = attention_plan(f.prefill);
 
   // --ids are used exactly as given; --text is encoded as transformers' tokenizer(text) does (BOS added)
   std::vector<int32_t> ids =
@@ -43,11 +32,11 @@ void run_logits(const LogitsFlags& f) {
 
   model::SessionOptions options;
   options.context = int64_t(ids.size());
-  options.chunk_size = f.chunk;
+  options.chunk_size = f.prefill.chunk;
   options.attention = plan;
   options.num_threads = f.threads;
   std::unique_ptr<model::InferenceSession> session =
-      f.device == "cuda" ? model::make_cuda_session(f.model_dir, options)
+      f.prefill.device == "cuda" ? model::make_cuda_session(f.model_dir, options)
                          : std::make_unique<model::Session>(model::Model::load(f.model_dir), options);
   std::vector<float> logits = session->prefill(ids, {.all_logits = true});
   const int64_t vocab = int64_t(logits.size() / ids.size());
@@ -68,16 +57,7 @@ void add_logits_command(CLI::App& app) {
   text->excludes(ids);
   ids->excludes(text);
   cmd->add_option("--out", f->out, "output .npy")->required();
-  cmd->add_option("--attention", f->attention, "prefill attention: dense|sparse|recompute|delta")->capture_default_str();
-  cmd->add_option("--window", f->window, "sliding window of sparse attention")->capture_default_str();
-  cmd->add_option("--sink", f->sink, "sink keys of sparse attention")->capture_default_str();
-  cmd->add_option("--gamma", f->gamma, "delta anchor stride")->capture_default_str();
-  cmd->add_option("--tail-min", f->tail_min, "minimum dense tail rows (default max(128, gamma))");
-  cmd->add_option("--dense-layers", f->dense_layers, "first N layers prefill densely")->capture_default_str();
-  cmd->add_option("--layer-modes", f->layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
-  cmd->add_option("--backend", f->backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
-  cmd->add_option("--chunk", f->chunk, "prefill chunk size in tokens")->capture_default_str();
-  cmd->add_option("--device", f->device, "cpu|cuda")->capture_default_str();
+  add_prefill_flags(*cmd, f->prefill);
   cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
   cmd->callback([f, text, ids] {
     DATTN_CHECK(text->count() + ids->count() == 1, "give the input with --text or --ids");

@@ -1,0 +1,51 @@
+#include "attention_flags.h"
+
+#include "dattn/attn/backends.h"
+#include "dattn/core/error.h"
+
+namespace dattn::cli {
+
+AttentionParams SparsityFlags::params(AttentionMode mode) const {
+  AttentionParams p;
+  p.mode = mode;
+  p.window = window;
+  p.sink = sink;
+  p.gamma = gamma;
+  return p;
+}
+
+void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags) {
+  cmd.add_option("--window", flags.window, "sliding window of sparse attention")->capture_default_str();
+  cmd.add_option("--sink", flags.sink, "sink keys of sparse attention")->capture_default_str();
+  cmd.add_option("--gamma", flags.gamma, "delta anchor stride")->capture_default_str();
+}
+
+void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
+  cmd.add_option("--attention", flags.attention, "prefill attention: dense|sparse|recompute|delta")
+      ->capture_default_str();
+  add_sparsity_flags(cmd, flags.sparsity);
+  cmd.add_option("--tail-min", flags.tail_min, "minimum dense tail rows (default max(128, gamma))");
+  cmd.add_option("--dense-layers", flags.dense_layers, "first N layers prefill densely")->capture_default_str();
+  cmd.add_option("--layer-modes", flags.layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
+  cmd.add_option("--backend", flags.backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
+  cmd.add_option("--chunk", flags.chunk, "prefill chunk size in tokens")->capture_default_str();
+  cmd.add_option("--device", flags.device, "cpu|cuda")->capture_default_str();
+}
+
+model::AttentionPlan attention_plan(const PrefillFlags& flags) {
+  model::AttentionPlan plan;
+  plan.params = flags.sparsity.params(parse_mode(flags.attention));
+  plan.params.tail_min = flags.tail_min;
+  plan.params.backend = parse_backend(flags.backend);
+  plan.dense_first_layers = flags.dense_layers;
+  plan.add_layer_modes(flags.layer_modes);
+  return plan;
+}
+
+void check_device(const std::string& device) {
+  if (device == "cpu") return;
+  DATTN_CHECK(device == "cuda", "--device must be cpu or cuda, got '{}'", device);
+  DATTN_CHECK(cuda::available(), "--device cuda: this build has no CUDA support or no GPU is present; use --device cpu");
+}
+
+}  // namespace dattn::cli

@@ -1,0 +1,32 @@
+// Flags that several `dattn` commands share, registered and turned into parameters in one place.
+#pragma once
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "dattn/attn/params.h"
+#include "dattn/model/session.h"
+
+namespace dattn::cli {
+
+// --window, --sink, --gamma (paper defaults).
+struct SparsityFlags {
+  int64_t window = 2048, sink = 1024, gamma = 64;
+  AttentionParams params(AttentionMode mode) const;  // the other fields at their defaults
+};
+void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags);
+
+// How a model command prefills: --attention, the sparsity flags, --tail-min, --dense-layers,
+// --layer-modes, --backend, --chunk, --device.
+struct PrefillFlags {
+  std::string attention = "dense", layer_modes, backend = "auto", device = "cpu";
+  SparsityFlags sparsity;
+  int64_t tail_min = -1, dense_layers = 0, chunk = 2048;
+};
+void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags);
+// Throws dattn::Error naming a bad mode, backend or layer spec.
+model::AttentionPlan attention_plan(const PrefillFlags& flags);
+// Throws unless device is "cpu", or "cuda" with a CUDA build and a GPU present.
+void check_device(const std::string& device);
+
+}  // namespace dattn::cli
