@@ -11,6 +11,8 @@
 namespace dattn {
 namespace {
 
+using test::with;
+
 struct Case {
   int64_t batch = 1, n_q = 300, n_kv = 300, h_q = 4, h_kv = 2, d = 32;
 };
@@ -56,15 +58,6 @@ class Invariants : public ::testing::TestWithParam<Backend> {
 
   Tensor q_, k_, v_;
 };
-
-AttentionParams with(AttentionMode mode, int64_t window, int64_t sink, int64_t gamma) {
-  AttentionParams p;
-  p.mode = mode;
-  p.window = window;
-  p.sink = sink;
-  p.gamma = gamma;
-  return p;
-}
 
 TEST_P(Invariants, SparseWithWindowCoveringEverythingIsDense) {
   make_inputs({}, 1);

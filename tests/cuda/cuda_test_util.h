@@ -14,6 +14,8 @@
 
 namespace dattn::cuda_test {
 
+using test::with;
+
 #define DATTN_SKIP_WITHOUT_GPU() \
   if (!::dattn::cuda::available()) GTEST_SKIP() << "no CUDA device present: cuda backend tests skipped"
 
@@ -79,15 +81,6 @@ inline GpuResult run_gpu(const TensorView& q, const TensorView& k, const TensorV
   DeviceTensor lse = poisoned_device({q.shape[0], q.shape[2], q.shape[1], 1}, DType::f32, false);
   delta_attention_lse(q, k, v, out.view, lse.view, p);
   return {to_host(out), to_host(lse)};
-}
-
-inline AttentionParams with(AttentionMode mode, int64_t window, int64_t sink, int64_t gamma) {
-  AttentionParams p;
-  p.mode = mode;
-  p.window = window;
-  p.sink = sink;
-  p.gamma = gamma;
-  return p;
 }
 
 // Rows [row_begin, row_end) of a host (b, s, h, d) output, or of an lse (b, h, s, 1).

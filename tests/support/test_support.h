@@ -4,9 +4,20 @@
 #include <cstdint>
 #include <random>
 
+#include "dattn/attn/params.h"
 #include "dattn/core/tensor.h"
 
 namespace dattn::test {
+
+// Params of `mode` with the given sparsity and every other field at its default.
+inline AttentionParams with(AttentionMode mode, int64_t window, int64_t sink, int64_t gamma) {
+  AttentionParams p;
+  p.mode = mode;
+  p.window = window;
+  p.sink = sink;
+  p.gamma = gamma;
+  return p;
+}
 
 // Fills a host view with N(0, sigma) values rounded to the view's dtype.
 void fill_normal(const TensorView& t, std::mt19937& rng, float sigma = 1.0f);
