@@ -1,5 +1,7 @@
 #include "attention_flags.h"
 
+#include <algorithm>
+
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 
@@ -40,6 +42,18 @@ model::AttentionPlan attention_plan(const PrefillFlags& flags) {
   plan.dense_first_layers = flags.dense_layers;
   plan.add_layer_modes(flags.layer_modes);
   return plan;
+}
+
+std::vector<AttentionMode> parse_mode_list(const std::string& text) {
+  std::vector<AttentionMode> modes;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    if (end > begin) modes.push_back(parse_mode(text.substr(begin, end - begin)));
+    begin = end + 1;
+  }
+  DATTN_CHECK(!modes.empty(), "the list of attention modes '{}' names no mode", text);
+  return modes;
 }
 
 void check_device(const std::string& device) {

@@ -1,6 +1,7 @@
 // Flags that several `dattn` commands share, registered and turned into parameters in one place.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -26,6 +27,8 @@ struct PrefillFlags {
 void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags);
 // Throws dattn::Error naming a bad mode, backend or layer spec.
 model::AttentionPlan attention_plan(const PrefillFlags& flags);
+// "dense,sparse,delta" -> modes; throws dattn::Error naming a bad mode or an empty list.
+std::vector<AttentionMode> parse_mode_list(const std::string& text);
 // Throws unless device is "cpu", or "cuda" with a CUDA build and a GPU present.
 void check_device(const std::string& device);
 

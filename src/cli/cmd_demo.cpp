@@ -1,110 +1,154 @@
-// `dattn demo`: shows the point of Delta Attention in under a minute on 2 cores: on structured
-// inputs sliding-window attention drifts away from dense, and the Δ correction brings it back.
+// `dattn demo`: the main job. Runs the embedded model (models/dattn-tiny-16k) on needle-in-a-haystack
+// prompts with dense, sparse and delta prefill (dense decode) and shows the answers and prefill times
+// side by side: sliding-window prefill loses needles that Δ-corrected prefill finds, at a fraction of
+// dense's cost.
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "attention_flags.h"
 #include "commands.h"
-#include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
-#include "dattn/delta/delta_attention.h"
-#include "synthetic.h"
+#include "dattn/eval/ruler_tasks.h"
+#include "dattn/eval/scoring.h"
+#include "dattn/model/config.h"
+#include "dattn/model/cuda_session.h"
+#include "dattn/model/generate.h"
+#include "dattn/model/session.h"
+#include "dattn/model/tokenizer.h"
+#include "embedded_model.h"
 
 namespace dattn::cli {
 namespace {
 
-struct DemoOptions {
-  int64_t length = 16384, heads = 4, kv_heads = 1, head_dim = 128;
-  SparsityFlags sparsity;
+struct DemoFlags {
+  std::string model_dir;  // empty: the embedded model
+  std::string task = "niah_multikey_2";
+  int64_t length = 16384;
+  int64_t samples = 3;
+  uint64_t seed = 42;
+  std::string attention = "dense,sparse,delta";
+  std::string device = "cpu";
   int threads = 0;
-  uint64_t seed = 1;
+  // The paper's window 2048 + sink 1024 at 131K tokens is 1/64 and 1/128 of the context; at the embedded
+  // model's 16K the same fractions are 256 and 128 (docs/RESULTS.md shows why the unscaled ones lose
+  // little on this 6-layer model).
+  SparsityFlags sparsity{.window = 256, .sink = 128, .gamma = 64};
 };
 
-struct Fidelity {
-  double relative_error, mean_cosine, min_cosine;
+struct ModeResult {
+  AttentionMode mode;
+  int correct = 0;
+  double prefill_ms_total = 0;
 };
 
-Fidelity compare(const TensorView& out, const TensorView& dense) {
-  double diff = 0, norm = 0, cos_sum = 0, cos_min = 1;
-  int64_t rows = 0;
-  for (int64_t i = 0; i < out.shape[1]; ++i)
-    for (int64_t h = 0; h < out.shape[2]; ++h) {
-      double dot = 0, a2 = 0, b2 = 0;
-      for (int64_t c = 0; c < out.shape[3]; ++c) {
-        double a = out.get(0, i, h, c), b = dense.get(0, i, h, c);
-        diff += (a - b) * (a - b);
-        norm += b * b;
-        dot += a * b;
-        a2 += a * a;
-        b2 += b * b;
-      }
-      double cosine = dot / std::sqrt(a2 * b2 + 1e-30);
-      cos_sum += cosine;
-      cos_min = std::min(cos_min, cosine);
-      ++rows;
-    }
-  return {std::sqrt(diff / norm), cos_sum / double(rows), cos_min};
+std::string shorten(std::string text, size_t max_chars) {
+  for (char& c : text)
+    if (c == '\n') c = ' ';
+  if (text.size() > max_chars) text = text.substr(0, max_chars - 3) + "...";
+  return text;
 }
 
-void run_demo(const DemoOptions& o) {
-  fmt::print("dattn demo: {} tokens, {} query heads / {} kv heads, head_dim {}, window {}, sink {}, gamma {}\n",
-             o.length, o.heads, o.kv_heads, o.head_dim, o.sparsity.window, o.sparsity.sink,
-             o.sparsity.gamma);
-  fmt::print("inputs: rotary-like positional scores, 4 sink keys, needle keys far back that blocks of queries "
-             "look up\n\n");
-  SyntheticInputs in = make_structured_inputs(o.length, o.heads, o.kv_heads, o.head_dim, o.seed);
-  AttentionShape shape{1, o.length, o.length, o.heads, o.kv_heads, o.head_dim};
+void run_demo(const DemoFlags& f) {
+  check_device(f.device);
+  const std::filesystem::path dir = f.model_dir.empty() ? embedded_model_dir() : std::filesystem::path(f.model_dir);
+  const eval::RulerTask task = eval::parse_ruler_task(f.task);
+  DATTN_CHECK(f.samples >= 1, "--samples must be >= 1, got {}", f.samples);
+  const std::vector<AttentionMode> modes = parse_mode_list(f.attention);
 
-  const AttentionMode modes[] = {AttentionMode::dense, AttentionMode::sparse, AttentionMode::delta,
-                                 AttentionMode::recompute};
-  std::vector<Tensor> outputs;
-  std::vector<double> seconds;
-  for (AttentionMode mode : modes) {
-    AttentionParams params = o.sparsity.params(mode);
-    params.backend = Backend::cpu;
-    params.num_threads = o.threads;
-    Tensor out({1, o.length, o.heads, o.head_dim}, DType::f32);
-    fmt::print(stderr, "  running {:<9}...\r", mode_name(mode));
-    std::fflush(stderr);
-    auto start = std::chrono::steady_clock::now();
-    delta_attention(in.q, in.k, in.v, out, params);
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    outputs.push_back(std::move(out));
+  const Tokenizer tokenizer = Tokenizer::load(dir);
+  const model::ModelConfig config = model::load_model_config(dir);
+  const int64_t max_new = eval::ruler_tokens_to_generate(task);
+  model::SessionOptions options;
+  options.context = f.length + max_new;
+  options.chunk_size = options.context;  // one prefill pass, as `dattn eval ruler`
+  options.num_threads = f.threads;
+  std::unique_ptr<model::InferenceSession> session =
+      f.device == "cuda" ? model::make_cuda_session(dir, options)
+                         : std::make_unique<model::Session>(model::Model::load(dir), options);
+  std::vector<int32_t> stop_ids = tokenizer.eos_ids();
+  for (int32_t id : config.eos_token_ids)
+    if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
+
+  const auto& sp = f.sparsity;
+  fmt::print("dattn demo: {} ({} layers, hidden {}, {} / {} heads), {} on {}\n", dir.string(), config.num_layers,
+             config.hidden_size, config.num_heads, config.num_kv_heads, f.task, f.device);
+  fmt::print("{} prompts of {} tokens; sparse = window {} + sink {}; delta = sparse + Δ from every {}th row; "
+             "decode is dense\n\n",
+             f.samples, f.length, sp.window, sp.sink, sp.gamma);
+
+  std::vector<ModeResult> results;
+  for (AttentionMode m : modes) results.push_back({m});
+  eval::TokenizerCounter counter(tokenizer);
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  for (int64_t i = 0; i < f.samples; ++i) {
+    const eval::RulerSample sample =
+        eval::generate_ruler_sample(task, i, {.target_length = f.length, .seed = f.seed}, counter);
+    const std::vector<int32_t> prompt = tokenizer.encode(sample.input, /*add_special_tokens=*/true);
+    std::string expected;
+    for (const std::string& r : sample.outputs) expected += (expected.empty() ? "" : ", ") + r;
+    fmt::print("prompt {}/{} ({} tokens), expected answer: {}\n", i + 1, f.samples, prompt.size(), expected);
+    for (ModeResult& r : results) {
+      if (tty) fmt::print(stderr, "  {} prefill of {} tokens...\r", mode_name(r.mode), prompt.size());
+      std::fflush(stderr);
+      model::AttentionPlan plan;
+      plan.params = sp.params(r.mode);
+      session->reset();
+      session->set_attention(plan);
+      model::GenerateOptions gen;
+      gen.max_new_tokens = max_new;
+      gen.stop_ids = stop_ids;
+      const model::GenerateResult out = model::generate(*session, prompt, gen);
+      if (tty) fmt::print(stderr, "\r\033[K");
+      const std::string answer = eval::postprocess_prediction(tokenizer.decode(out.tokens, true));
+      const double score = eval::string_match_all(answer, sample.outputs);
+      r.correct += score == 1.0;
+      r.prefill_ms_total += out.stats.prefill_ms;
+      fmt::print("  {:<9} {:<4} prefill {:>8.0f} ms   answer: {}\n", mode_name(r.mode),
+                 score == 1.0 ? "ok" : score > 0 ? "part" : "miss", out.stats.prefill_ms, shorten(answer, 60));
+    }
+    fmt::print("\n");
   }
-  fmt::print(stderr, "{:30}\r", "");  // clear the progress line
-  fmt::print("{:<10} {:>10} {:>9} {:>11} {:>12} {:>11}\n", "mode", "time (ms)", "speedup", "rel. error",
-             "mean cosine", "min cosine");
-  for (size_t m = 0; m < outputs.size(); ++m) {
-    const AttentionParams params = o.sparsity.params(modes[m]);
-    Fidelity f = compare(outputs[m].view(), outputs[0].view());
-    fmt::print("{:<10} {:>10.1f} {:>8.2f}x {:>11.2e} {:>12.6f} {:>11.6f}   ({:.1f}% of dense pairs)\n",
-               mode_name(modes[m]), seconds[m] * 1e3, seconds[0] / seconds[m], f.relative_error, f.mean_cosine,
-               f.min_cosine, 100.0 * mode_pairs(shape, params) / dense_pairs(o.length, o.length));
+
+  const ModeResult* dense = nullptr;
+  for (const ModeResult& r : results)
+    if (r.mode == AttentionMode::dense) dense = &r;
+  fmt::print("{:<10} {:>10} {:>18} {:>18}\n", "mode", "correct", "mean prefill (ms)", "speedup vs dense");
+  for (const ModeResult& r : results) {
+    const double mean = r.prefill_ms_total / double(f.samples);
+    fmt::print("{:<10} {:>6}/{:<3} {:>18.0f} {:>17}\n", mode_name(r.mode), r.correct, f.samples, mean,
+               dense ? fmt::format("{:.2f}x", dense->prefill_ms_total / r.prefill_ms_total) : "-");
   }
-  Fidelity sparse = compare(outputs[1].view(), outputs[0].view());
-  Fidelity delta = compare(outputs[2].view(), outputs[0].view());
-  fmt::print("\nDelta cuts the error of sliding-window attention by {:.1f}x at {:.1f}x less work than dense.\n",
-             sparse.relative_error / delta.relative_error,
-             dense_pairs(o.length, o.length) / mode_pairs(shape, o.sparsity.params(AttentionMode::delta)));
 }
 
 }  // namespace
 
 void add_demo_command(CLI::App& app) {
-  auto o = std::make_shared<DemoOptions>();
-  CLI::App* cmd = app.add_subcommand("demo", "Sparse vs Delta vs dense attention on structured synthetic inputs");
-  cmd->add_option("--length", o->length, "tokens")->capture_default_str()->check(CLI::Range(int64_t(256), int64_t(1) << 22));
-  cmd->add_option("--heads", o->heads, "query heads")->capture_default_str();
-  cmd->add_option("--kv-heads", o->kv_heads, "kv heads")->capture_default_str();
-  cmd->add_option("--head-dim", o->head_dim, "head dimension")->capture_default_str()->check(CLI::Range(8, 512));
-  add_sparsity_flags(*cmd, o->sparsity);
-  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)");
-  cmd->add_option("--seed", o->seed, "input seed")->capture_default_str();
-  cmd->callback([o] { run_demo(*o); });
+  auto f = std::make_shared<DemoFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "demo", "The embedded model on needle-in-a-haystack prompts: dense vs sparse vs delta prefill, side by side");
+  cmd->add_option("--model", f->model_dir, "model directory (default: the embedded models/dattn-tiny-16k)");
+  cmd->add_option("--task", f->task, "RULER needle task of the prompts")->capture_default_str();
+  cmd->add_option("--length", f->length, "prompt length in tokens (answer included)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(256), int64_t(1) << 22));
+  cmd->add_option("--samples", f->samples, "prompts")->capture_default_str();
+  cmd->add_option("--seed", f->seed, "seed of the prompts")->capture_default_str();
+  cmd->add_option("--attention", f->attention, "modes, comma-separated: dense,sparse,recompute,delta")
+      ->capture_default_str();
+  add_sparsity_flags(*cmd, f->sparsity);
+  cmd->add_option("--device", f->device, "cpu|cuda")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
+  cmd->callback([f] { run_demo(*f); });
 }
 
 }  // namespace dattn::cli

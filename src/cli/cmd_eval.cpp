@@ -1,5 +1,5 @@
 // dattn eval ruler | ppl | fidelity: accuracy, perplexity and per-layer fidelity of the prefill modes
-// (docs/EVAL.md). Runs on the CPU runtime.
+// (docs/EVAL.md). ruler runs on the CPU or the GPU runtime; ppl and fidelity on the CPU runtime.
 #include <algorithm>
 #include <filesystem>
 #include <optional>
@@ -16,6 +16,8 @@
 #include "dattn/eval/progress_bar.h"
 #include "dattn/eval/ruler_results.h"
 #include "dattn/eval/svg_plot.h"
+#include "dattn/model/config.h"
+#include "dattn/model/cuda_session.h"
 
 namespace dattn::cli {
 
@@ -52,12 +54,7 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
-std::vector<AttentionMode> parse_modes(const std::string& text) {
-  std::vector<AttentionMode> modes;
-  for (const std::string& m : split_list(text)) modes.push_back(parse_mode(m));
-  DATTN_CHECK(!modes.empty(), "--attention names no mode");
-  return modes;
-}
+std::vector<AttentionMode> parse_modes(const std::string& text) { return parse_mode_list(text); }
 
 ModelEvalOptions eval_options(const CommonFlags& f, eval::ProgressBar& bar) {
   const SparsityFlags& sp = f.sparsity;
@@ -88,6 +85,7 @@ struct RulerFlags {
   uint64_t seed = 42;
   int64_t max_new_tokens = 0;
   std::string haystack_file;
+  std::string device = "cpu";
 };
 
 void run_ruler_command(const RulerFlags& f) {
@@ -107,17 +105,26 @@ void run_ruler_command(const RulerFlags& f) {
   if (!f.haystack_file.empty()) haystack = eval::Haystack::from_file(f.haystack_file);
   run.haystack = haystack ? &*haystack : nullptr;
 
+  check_device(f.device);
   const Tokenizer tokenizer = Tokenizer::load(f.common.model_dir);
-  const auto model = model::Model::load(f.common.model_dir);
+  const model::ModelConfig config = model::load_model_config(f.common.model_dir);
+  eval::SessionFactory sessions;
+  if (f.device == "cuda") {
+    sessions = [dir = f.common.model_dir](const model::SessionOptions& options) {
+      return model::make_cuda_session(dir, options);
+    };
+  } else {
+    sessions = eval::cpu_sessions(model::Model::load(f.common.model_dir));
+  }
   eval::ProgressBar bar;
-  const auto records = eval::run_ruler(model, tokenizer, run, eval_options(f.common, bar));
+  const auto records = eval::run_ruler(sessions, config, tokenizer, run, eval_options(f.common, bar));
   bar.finish();
   const auto cells = eval::summarize_ruler(records);
   fmt::print("{}", eval::format_ruler_table(cells));
 
   const std::filesystem::path out = f.common.out;
   eval::RulerRunInfo info{f.common.model_dir, f.haystack_file.empty() ? "builtin (KJV narrative)" : f.haystack_file,
-                          f.seed, f.common.sparsity.window, f.common.sparsity.sink, f.common.sparsity.gamma, "cpu"};
+                          f.seed, f.common.sparsity.window, f.common.sparsity.sink, f.common.sparsity.gamma, f.device};
   eval::write_ruler_json(out / "results.json", info, records, cells);
   eval::write_ruler_csv(out / "results.csv", cells);
   eval::write_ruler_plot(out / "plot.svg", cells,
@@ -256,6 +263,8 @@ void add_eval_command(CLI::App& app) {
   ruler->add_option("--max-new-tokens", rf->max_new_tokens, "tokens to generate (0 = RULER's per task)")
       ->capture_default_str();
   ruler->add_option("--haystack", rf->haystack_file, "text file to use as haystack instead of the built-in one");
+  ruler->add_option("--device", rf->device, "cpu|cuda (the GPU runtime: bf16 weights and KV cache)")
+      ->capture_default_str();
   ruler->callback([rf] { run_ruler_command(*rf); });
 
   auto pf = std::make_shared<PplFlags>();

@@ -5,7 +5,8 @@
 namespace dattn::cli {
 void add_attention_command(CLI::App& app);  // cmd_attention.cpp
 void add_bench_command(CLI::App& app);      // cmd_bench.cpp
-void add_demo_command(CLI::App& app);       // cmd_demo.cpp
+void add_demo_command(CLI::App& app);       // cmd_demo.cpp: the embedded model on a needle prompt
+void add_demo_operator_command(CLI::App& app);  // cmd_demo_operator.cpp
 void add_generate_command(CLI::App& app);   // cmd_generate.cpp
 void add_tokenize_commands(CLI::App& app);  // cmd_tokenize.cpp: tokenize, detokenize
 void add_logits_command(CLI::App& app);     // cmd_logits.cpp

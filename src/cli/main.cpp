@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   dattn::cli::add_attention_command(app);
   dattn::cli::add_bench_command(app);
   dattn::cli::add_demo_command(app);
+  dattn::cli::add_demo_operator_command(app);
   dattn::cli::add_generate_command(app);
   dattn::cli::add_tokenize_commands(app);
   dattn::cli::add_logits_command(app);

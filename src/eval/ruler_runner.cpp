@@ -8,8 +8,23 @@
 
 namespace dattn::eval {
 
+SessionFactory cpu_sessions(std::shared_ptr<const model::Model> model) {
+  DATTN_CHECK(model != nullptr, "cpu_sessions needs a model");
+  return [model](const model::SessionOptions& options) -> std::unique_ptr<model::InferenceSession> {
+    return std::make_unique<model::Session>(model, options);
+  };
+}
+
 std::vector<RulerRecord> run_ruler(std::shared_ptr<const model::Model> model, const Tokenizer& tokenizer,
                                    const RulerRunOptions& run, const ModelEvalOptions& options) {
+  DATTN_CHECK(model != nullptr, "run_ruler needs a model");
+  return run_ruler(cpu_sessions(model), model->config(), tokenizer, run, options);
+}
+
+std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::ModelConfig& config,
+                                   const Tokenizer& tokenizer, const RulerRunOptions& run,
+                                   const ModelEvalOptions& options) {
+  DATTN_CHECK(sessions != nullptr, "run_ruler needs a session factory");
   DATTN_CHECK(!run.lengths.empty() && !run.modes.empty(), "RULER eval needs at least one length and one mode");
   DATTN_CHECK(run.samples >= 1, "samples must be >= 1, got {}", run.samples);
   DATTN_CHECK(run.max_new_tokens >= 0, "max_new_tokens must be >= 0, got {}", run.max_new_tokens);
@@ -17,7 +32,7 @@ std::vector<RulerRecord> run_ruler(std::shared_ptr<const model::Model> model, co
   if (tasks.empty()) tasks.assign(all_ruler_tasks().begin(), all_ruler_tasks().end());
 
   std::vector<int32_t> stop_ids = tokenizer.eos_ids();
-  for (int32_t id : model->config().eos_token_ids)
+  for (int32_t id : config.eos_token_ids)
     if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
 
   EvalProgress progress;
@@ -33,7 +48,7 @@ std::vector<RulerRecord> run_ruler(std::shared_ptr<const model::Model> model, co
     session_options.context = length + max_new;  // room for any prompt of this length plus its answer
     session_options.chunk_size = options.chunk_size > 0 ? options.chunk_size : session_options.context;
     session_options.num_threads = options.num_threads;
-    model::Session session(model, session_options);
+    const std::unique_ptr<model::InferenceSession> session = sessions(session_options);
 
     for (RulerTask task : tasks) {
       for (int64_t i = 0; i < run.samples; ++i) {
@@ -47,12 +62,12 @@ std::vector<RulerRecord> run_ruler(std::shared_ptr<const model::Model> model, co
           model::AttentionPlan plan;
           plan.params = options.attention;
           plan.params.mode = mode;
-          session.reset();
-          session.set_attention(plan);
+          session->reset();
+          session->set_attention(plan);
           model::GenerateOptions gen;
           gen.max_new_tokens = run.max_new_tokens ? run.max_new_tokens : sample.tokens_to_generate;
           gen.stop_ids = stop_ids;
-          const model::GenerateResult result = model::generate(session, prompt, gen);
+          const model::GenerateResult result = model::generate(*session, prompt, gen);
 
           RulerRecord r;
           r.task = std::string(ruler_task_name(task));

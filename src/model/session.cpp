@@ -120,8 +120,9 @@ std::vector<float> Session::prefill(std::span<const int32_t> ids, const PrefillO
   check_ids(ids);
   const int64_t n = int64_t(ids.size()), vocab = model_->config().vocab_size;
   std::vector<float> logits(size_t(options.all_logits ? n * vocab : vocab));
-  for (int64_t start = 0; start < n; start += options_.chunk_size) {
-    const int64_t rows = std::min(options_.chunk_size, n - start);
+  const int64_t chunk = options.chunk_size > 0 ? std::min(options.chunk_size, options_.chunk_size) : options_.chunk_size;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t rows = std::min(chunk, n - start);
     const bool last_chunk = start + rows == n;
     int64_t first_logit_row = rows;  // none
     float* out = logits.data();

@@ -128,7 +128,7 @@ TEST_F(CliAttention, BenchPrintsATableAndWritesALatencyPlot) {
 }
 
 TEST_F(CliAttention, DemoShowsDeltaBeatingSparse) {
-  auto r = run_dattn("demo --length 2048 --window 256 --sink 64 --gamma 32", dir_);
+  auto r = run_dattn("demo-operator --length 2048 --window 256 --sink 64 --gamma 32", dir_);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Delta cuts the error"), std::string::npos) << r.output;
 }

@@ -13,6 +13,7 @@
 #include "dattn/eval/ruler_results.h"
 #include "dattn/eval/ruler_tasks.h"
 #include "dattn/model/model.h"
+#include "dattn/model/session.h"
 #include "dattn/model/tokenizer.h"
 
 namespace dattn::eval {
@@ -23,6 +24,12 @@ struct EvalProgress {
   std::string what;  // e.g. "niah_single_2 @8192 delta #3"
 };
 using ProgressCallback = std::function<void(const EvalProgress&)>;
+
+// Makes the session an evaluation runs on (CPU Session, CudaSession, ...) for the given options.
+using SessionFactory = std::function<std::unique_ptr<model::InferenceSession>(const model::SessionOptions&)>;
+
+// A factory of CPU sessions over `model`.
+SessionFactory cpu_sessions(std::shared_ptr<const model::Model> model);
 
 struct ModelEvalOptions {
   AttentionParams attention;   // window, sink, gamma (the mode is set per run)
@@ -43,7 +50,12 @@ struct RulerRunOptions {
 
 // Every sample is generated once with the model's tokenizer and answered by greedy generation in each
 // mode (prefill in that mode, dense decode, stop at the tokenizer's end tokens); scored with
-// string_match_all after RULER's postprocessing.
+// string_match_all after RULER's postprocessing. Sessions come from `sessions` (one per length, reset
+// between prompts); `config` gives the model's end tokens.
+std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::ModelConfig& config,
+                                   const Tokenizer& tokenizer, const RulerRunOptions& run,
+                                   const ModelEvalOptions& options);
+// The same on the CPU runtime.
 std::vector<RulerRecord> run_ruler(std::shared_ptr<const model::Model> model, const Tokenizer& tokenizer,
                                    const RulerRunOptions& run, const ModelEvalOptions& options);
 

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "dattn/model/config.h"
@@ -46,9 +48,14 @@ class CudaSession final : public InferenceSession {
   int64_t context() const override;
   uint64_t kv_cache_bytes() const override;
   uint64_t peak_device_bytes() const override;
-  void reset();
+  void reset() override;
   const ModelConfig& config() const;
   DeviceMemoryReport memory() const;
+  // GPU time per stage of the forward pass (gemm qkv, attention, norms, ...), measured with CUDA events
+  // while enabled (off by default: the events cost a little); take_profile returns the milliseconds
+  // since the last call and clears them.
+  void set_profiling(bool enabled);
+  std::vector<std::pair<std::string, double>> take_profile();
 
  private:
   struct Impl;

@@ -35,6 +35,7 @@ struct SessionOptions {
 
 struct PrefillOptions {
   bool all_logits = false;  // logits of every position, else only of the last one
+  int64_t chunk_size = 0;   // rows per forward pass for this call, at most the session's; 0: the session's
   // Called after each chunk with (tokens done, tokens total).
   std::function<void(int64_t, int64_t)> on_progress;
 };
@@ -50,6 +51,8 @@ class InferenceSession {
   virtual int64_t position() const = 0;
   virtual int64_t context() const = 0;
   virtual uint64_t kv_cache_bytes() const = 0;
+  // Forgets the cached tokens (the cache memory is kept): the next prefill starts at position 0.
+  virtual void reset() = 0;
   // Highest device memory in use seen by the session, 0 for a CPU session.
   virtual uint64_t peak_device_bytes() const { return 0; }
 };
@@ -70,7 +73,7 @@ class Session : public InferenceSession {
 
   int64_t position() const override { return position_; }  // tokens in the cache
   int64_t context() const override { return options_.context; }
-  void reset() { position_ = 0; }
+  void reset() override { position_ = 0; }
   const Model& model() const { return *model_; }
   uint64_t kv_cache_bytes() const override;
 

@@ -14,6 +14,7 @@
 #include "device_weights.h"
 #include "gemm.h"
 #include "model_kernels.h"
+#include "stage_profiler.h"
 
 namespace dattn::model {
 
@@ -63,6 +64,7 @@ struct CudaSession::Impl {
   int64_t padded_head_dim = 0;
   Stream stream;  // declared before every buffer: destroyed after them
   Gemm gemm{stream.get()};
+  StageProfiler profiler{stream.get()};
   DeviceWeights weights;
   DeviceBuffer inv_freq;
   DeviceBuffer k_cache, v_cache;  // (layers, context, h_kv, padded_head_dim) bf16
@@ -144,8 +146,10 @@ std::vector<float> CudaSession::prefill(std::span<const int32_t> tokens, const P
   s.check_ids(tokens);
   const int64_t n = int64_t(tokens.size()), vocab = s.config.vocab_size;
   std::vector<float> logits(size_t(options.all_logits ? n * vocab : vocab));
-  for (int64_t start = 0; start < n; start += s.options.chunk_size) {
-    const int64_t rows = std::min(s.options.chunk_size, n - start);
+  const int64_t chunk =
+      options.chunk_size > 0 ? std::min(options.chunk_size, s.options.chunk_size) : s.options.chunk_size;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t rows = std::min(chunk, n - start);
     int64_t first_logit_row = rows;  // none
     float* out = logits.data();
     if (options.all_logits) {
@@ -203,13 +207,17 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
   const float eps = float(c.rms_norm_eps);
   cudaStream_t st = stream.get();
 
+  profiler.begin();
   check_cuda(cudaMemcpyAsync(ids.data(), tokens.data(), size_t(rows) * 4, cudaMemcpyHostToDevice, st),
              "copying token ids");
   embed_rows(ids.as<int32_t>(), weights.embed_tokens, rows, hidden, x.as<float>(), st);
+  profiler.mark("embed");
   for (int64_t layer = 0; layer < c.num_layers; ++layer) {
     const DeviceLayer& w = weights.layers[size_t(layer)];
     rms_norm_to_bf16(x.as<float>(), w.input_norm, rows, hidden, eps, normed.as<uint16_t>(), st);
+    profiler.mark("norms");
     gemm.linear(normed.as<uint16_t>(), rows, hidden, w.qkv_weight, qkv_dim, qkv.data(), GemmOut::f32, false);
+    profiler.mark("gemm qkv");
     QkvEpilogueArgs e{};
     e.qkv = qkv.as<float>();
     e.bias = w.qkv_bias;
@@ -227,17 +235,24 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
     e.k_cache = k_cache.as<uint16_t>() + layer * ctx * hkv * dp;
     e.v_cache = v_cache.as<uint16_t>() + layer * ctx * hkv * dp;
     qkv_epilogue(e, st);
+    profiler.mark("rope + kv cache");
 
     attention(layer, rows, decode_step);
+    profiler.mark("attention");
 
     gemm.linear(attn.as<uint16_t>(), rows, hq * dp, w.o_weight, hidden, x.data(), GemmOut::f32, true);
     if (w.o_bias) add_bias_rows(x.as<float>(), w.o_bias, rows, hidden, st);
+    profiler.mark("gemm o");
     rms_norm_to_bf16(x.as<float>(), w.post_attention_norm, rows, hidden, eps, normed.as<uint16_t>(), st);
+    profiler.mark("norms");
     gemm.linear(normed.as<uint16_t>(), rows, hidden, w.gate_up_weight, 2 * inter, gate_up.data(), GemmOut::bf16,
                 false);
+    profiler.mark("gemm gate/up");
     swiglu(gate_up.as<uint16_t>(), w.gate_up_bias, rows, inter, act.as<uint16_t>(), st);
+    profiler.mark("swiglu");
     gemm.linear(act.as<uint16_t>(), rows, inter, w.down_weight, hidden, x.data(), GemmOut::f32, true);
     if (w.down_bias) add_bias_rows(x.as<float>(), w.down_bias, rows, hidden, st);
+    profiler.mark("gemm down");
   }
 
   for (int64_t first = first_logit_row; first < rows; first += max_logit_rows) {
@@ -248,7 +263,9 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
                                size_t(n * c.vocab_size) * 4, cudaMemcpyDeviceToHost, st),
                "copying logits to the host");
   }
+  profiler.mark("lm head + logits copy");
   check_cuda(cudaStreamSynchronize(st), "the forward pass");
+  profiler.collect();
   position += rows;
   sample_memory();
 }
@@ -268,6 +285,17 @@ uint64_t CudaSession::kv_cache_bytes() const {
   const ModelConfig& c = impl_->config;
   return 2ull * uint64_t(c.num_layers) * uint64_t(impl_->options.context) * uint64_t(c.num_kv_heads) *
          uint64_t(impl_->padded_head_dim) * 2ull;
+}
+
+void CudaSession::set_profiling(bool enabled) {
+  impl_->profiler.set_enabled(enabled);
+  impl_->profiler.clear();
+}
+
+std::vector<std::pair<std::string, double>> CudaSession::take_profile() {
+  std::vector<std::pair<std::string, double>> totals = impl_->profiler.totals();
+  impl_->profiler.clear();
+  return totals;
 }
 
 DeviceMemoryReport CudaSession::memory() const {
