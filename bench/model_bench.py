@@ -131,10 +131,10 @@ def transformers_runs(model, vocab, lengths, decode_context, decode_tokens, budg
 
 
 def dattn_runs(binary, lengths, decode_context, decode_tokens, args, timeout_s):
-    runs = ",".join(f"{mode}:{n}" for n in lengths for mode in ("delta", "dense"))
+    runs = args.runs or ",".join(f"{mode}:{n}" for n in lengths for mode in ("delta", "dense"))
     cmd = [binary, "--model", str(MODEL_DIR), "--runs", runs, "--chunk", str(args.chunk), "--window",
            str(args.window), "--sink", str(args.sink), "--gamma", str(args.gamma), "--decode-after",
-           str(decode_context), "--decode-tokens", str(decode_tokens)]
+           str(decode_context), "--decode-tokens", str(decode_tokens)] + (["--profile"] if args.profile else [])
     log("running", " ".join(cmd))
     results = []
     try:
@@ -165,6 +165,8 @@ def table(results, device):
                 lines.append(f"| {r['impl']} | {what} | {r['tokens']} | {r['status']}: {r.get('reason', '')} | | |")
                 continue
             peak = f"{r['peak_bytes'] / GIB:.1f} GiB" if "peak_bytes" in r else ""
+            if "chunk" in r:
+                what += f" (chunk {r['chunk']})"
             lines.append(f"| {r['impl']} | {what} | {r['tokens']} | {r['ms']:.0f} | {r['tokens_per_s']:.0f} | {peak} |")
         elif r["event"] == "decode":
             peak = f"{r['peak_bytes'] / GIB:.1f} GiB" if "peak_bytes" in r else ""
@@ -191,6 +193,9 @@ def main():
     ap.add_argument("--gamma", type=int, default=64)
     ap.add_argument("--transformers-budget-s", type=float, default=60, help="time for transformers' prefills")
     ap.add_argument("--dattn-timeout-s", type=float, default=120)
+    ap.add_argument("--runs", default="", help="dattn runs MODE:TOKENS[:CHUNK],... instead of delta+dense per length")
+    ap.add_argument("--profile", action="store_true", help="dattn: per-stage GPU times after each run")
+    ap.add_argument("--skip-transformers", action="store_true", help="time dattn only")
     args = ap.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")]
     out_dir = Path(args.out)
@@ -216,6 +221,8 @@ def main():
                                     args.dattn_timeout_s)
     (out_dir / "model_bench.json").write_text(json.dumps(report, indent=1))
     try:
+        if args.skip_transformers:
+            raise RuntimeError("skipped (--skip-transformers)")
         report["results"] += transformers_runs(model, config.vocab_size, lengths, args.decode_context,
                                                args.decode_tokens, args.transformers_budget_s)
     except Exception as e:  # keep what was measured

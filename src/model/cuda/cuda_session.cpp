@@ -267,7 +267,10 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
   check_cuda(cudaStreamSynchronize(st), "the forward pass");
   profiler.collect();
   position += rows;
-  sample_memory();
+  // a decode step allocates nothing (the cache and workspace are preallocated), so only a prefill chunk
+  // (cuBLAS workspace, the attention's stream-ordered Δ scratch) can raise the peak; skipping the query
+  // keeps cudaMemGetInfo off the per-token path
+  if (!decode_step) sample_memory();
 }
 
 void CudaSession::set_attention(AttentionPlan plan) {
