@@ -4,8 +4,10 @@
 //    writes Δ = dense - sparse into p.delta; in recompute mode it writes the anchors' dense rows.
 //  - sparse_rows_kernel: window + sink attention over consecutive rows; its epilogue adds each row's Δ.
 // Both schedule the longest tiles first: blockIdx.y counts from the tile with the most keys down.
+// With few tiles the dense-rows kernel splits each tile's keys over blockIdx.z (split_kv.cuh).
 #pragma once
 #include "attention_tile.cuh"
+#include "split_kv.cuh"
 
 namespace dattn::cuda::detail {
 
@@ -16,20 +18,24 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   extern __shared__ __align__(16) unsigned char smem_bytes[];
   Elem* smem = aligned_smem<Elem>(smem_bytes);
   const int b = blockIdx.x / p.h_q, h = blockIdx.x % p.h_q, kv_head = h / p.group;
+  bool anchor_tile;
+  const QueryTile qt = dense_rows_tile<S::kBlockM>(p, blockIdx.y, anchor_tile);
+  const bool delta_anchors = anchor_tile && p.anchors_to_delta;
 
-  // Work order: consecutive-row tiles (the dense tail sits at the end: longest), then anchor tiles, each
-  // from the last (most keys) to the first.
-  const int work = blockIdx.y;
-  const bool anchor_tile = work >= p.contiguous_tiles;
-  QueryTile qt;
-  if (!anchor_tile) {
-    const int t = p.contiguous_tiles - 1 - work;
-    const int first = p.contiguous_row_begin + t * S::kBlockM;
-    qt = make_query_tile(p, first, 1, min(S::kBlockM, p.n_q - first));
-  } else {
-    const int t = p.anchor_tiles - 1 - (work - p.contiguous_tiles);
-    const int first_anchor = t * S::kBlockM;
-    qt = make_query_tile(p, first_anchor * p.gamma, p.gamma, min(S::kBlockM, p.num_anchors - first_anchor));
+  // Split-KV (split_kv.cuh): z < kv_splits runs one chunk of the dense keys into a partial; z == kv_splits
+  // is the delta anchors' sparse pass. Every return here depends on blockIdx only (no divergent barrier)
+  // and comes before any cp.async is issued.
+  const bool split = p.kv_splits > 1;
+  const int z = blockIdx.z;
+  const bool sparse_slice = split && z == p.kv_splits;
+  if (sparse_slice && !delta_anchors) return;
+  KeyTileRanges dense_keys = dense_key_tiles<S::kBlockN>(qt);
+  if (split && !sparse_slice) {
+    dense_keys = chunk_key_tiles<S::kBlockN>(p, qt, z);
+    if (dense_keys.begin0 == dense_keys.end0) {
+      store_empty_split<S::kBlockM, S::kThreads>(p, qt, z);
+      return;
+    }
   }
 
   const Elem* k_base = head_base<Elem>(p.k, b, kv_head);
@@ -41,16 +47,17 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   SoftmaxAccumulator<kHeadDim> acc;
   float lse[kM][2];
   const int lane = threadIdx.x % 32;
-  if (anchor_tile && p.anchors_to_delta) {
-    // Δ = dense - sparse: first write -sparse, then each thread adds its own dense values back.
+  auto delta_row = [&](int m, int r) -> float* {
+    const int local = local_row<kHeadDim>(m, r);
+    if (local >= qt.rows) return nullptr;
+    return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + qt.row(local) / p.gamma) * kHeadDim;
+  };
+  if (delta_anchors && (!split || sparse_slice)) {
+    // Δ = dense - sparse: first write -sparse, then the dense keys are added (below in this CTA, or by the
+    // combine kernel after a split); each thread re-reads only what it wrote.
     acc.reset();
     attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base, pos, smem, acc);
     acc.finish(p.scale_log2, lse);
-    auto delta_row = [&](int m, int r) -> float* {
-      const int local = local_row<kHeadDim>(m, r);
-      if (local >= qt.rows) return nullptr;
-      return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + qt.row(local) / p.gamma) * kHeadDim;
-    };
 #pragma unroll
     for (int m = 0; m < kM; ++m)
 #pragma unroll
@@ -60,9 +67,17 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
           for (int d = 0; d < kHeadDim / 8; ++d)
             *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) =
                 make_float2(-acc.o[m][d][2 * r], -acc.o[m][d][2 * r + 1]);
-    acc.reset();
-    attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_key_tiles<S::kBlockN>(qt), k_base, v_base, pos, smem, acc);
-    acc.finish(p.scale_log2, lse);
+    if (sparse_slice) return;
+  }
+
+  acc.reset();
+  attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_keys, k_base, v_base, pos, smem, acc);
+  acc.finish(p.scale_log2, lse);
+  if (split) {
+    store_split_partial<kHeadDim>(p, qt, z, acc, lse);
+    return;
+  }
+  if (delta_anchors) {
 #pragma unroll
     for (int m = 0; m < kM; ++m)
 #pragma unroll
@@ -76,10 +91,6 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
           }
     return;
   }
-
-  acc.reset();
-  attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_key_tiles<S::kBlockN>(qt), k_base, v_base, pos, smem, acc);
-  acc.finish(p.scale_log2, lse);
   store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
 }
 

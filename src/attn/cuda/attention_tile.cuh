@@ -132,7 +132,8 @@ struct SoftmaxAccumulator {
   }
 
   // Normalises o in place and returns the natural-log LSE of every row the thread holds (row_max is in
-  // unscaled score units, scale_log2 = softmax scale * log2(e)).
+  // unscaled score units, scale_log2 = softmax scale * log2(e)). A row that saw no key (possible only in
+  // one chunk of a split key range) keeps o = 0 and gets LSE = -inf, never NaN.
   __device__ void finish(float scale_log2, float (&lse)[kM][2]) {
 #pragma unroll
     for (int m = 0; m < kM; ++m) {
@@ -140,9 +141,10 @@ struct SoftmaxAccumulator {
       for (int r = 0; r < 2; ++r) {
         row_sum[m][r] += __shfl_xor_sync(0xffffffffu, row_sum[m][r], 1);
         row_sum[m][r] += __shfl_xor_sync(0xffffffffu, row_sum[m][r], 2);
-        lse[m][r] = row_max[m][r] * (scale_log2 * kLn2) + __logf(row_sum[m][r]);
+        lse[m][r] = row_sum[m][r] > 0.f ? row_max[m][r] * (scale_log2 * kLn2) + __logf(row_sum[m][r]) : kNegInf;
       }
-      const float inv0 = 1.f / row_sum[m][0], inv1 = 1.f / row_sum[m][1];
+      const float inv0 = row_sum[m][0] > 0.f ? 1.f / row_sum[m][0] : 0.f;
+      const float inv1 = row_sum[m][1] > 0.f ? 1.f / row_sum[m][1] : 0.f;
 #pragma unroll
       for (int d = 0; d < kHeadDim / 8; ++d) {
         o[m][d][0] *= inv0;

@@ -7,6 +7,7 @@
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "launch.h"
+#include "split_kv.h"
 
 namespace dattn::cuda {
 namespace detail {
@@ -64,23 +65,36 @@ void launch(DType dtype, int head_dim, bool dense_rows, const AttentionKernelPar
     launch_for_head_dim<ElemType::f16>(head_dim, dense_rows, p, stream);
 }
 
-// Stream-ordered scratch for Δ, freed after the kernels that use it (also on error).
-class DeltaBuffer {
+// Stream-ordered fp32 scratch (Δ, split-KV partials), freed after the kernels that use it (also on error).
+class ScratchBuffer {
  public:
-  DeltaBuffer(size_t bytes, cudaStream_t stream) : stream_(stream) {
-    if (bytes) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), bytes, stream), "allocating the delta buffer");
+  ScratchBuffer(size_t floats, cudaStream_t stream, const char* what) : stream_(stream) {
+    if (floats) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), floats * sizeof(float), stream), what);
   }
-  ~DeltaBuffer() {
+  ~ScratchBuffer() {
     if (data_) cudaFreeAsync(data_, stream_);
   }
-  DeltaBuffer(const DeltaBuffer&) = delete;
-  DeltaBuffer& operator=(const DeltaBuffer&) = delete;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
   float* data() const { return data_; }
 
  private:
   float* data_ = nullptr;
   cudaStream_t stream_;
 };
+
+// The dense-rows tiles in p (and, when they split, their partials' scratch) then the kernel(s).
+void launch_dense_rows_tiles(DType dtype, int head_dim, AttentionKernelParams& p, cudaStream_t stream) {
+  const SplitPlan plan = plan_kv_splits(p, current_device_sm_count(), forced_kv_splits_from_env());
+  p.kv_splits = plan.kv_splits;
+  p.split_key_tiles = plan.split_key_tiles;
+  const bool split = p.kv_splits > 1;
+  ScratchBuffer split_o(split ? split_o_floats(p, kQueryTileRows, head_dim) : 0, stream, "allocating split-KV partials");
+  ScratchBuffer split_lse(split ? split_lse_floats(p, kQueryTileRows) : 0, stream, "allocating split-KV partials");
+  p.split_o = split_o.data();
+  p.split_lse = split_lse.data();
+  launch(dtype, head_dim, true, p, stream);
+}
 
 }  // namespace
 }  // namespace detail
@@ -112,6 +126,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   DATTN_CHECK(s.batch * s.h_q < (int64_t(1) << 31), "cuda backend: batch * h_q = {} is too large", s.batch * s.h_q);
 
   AttentionKernelParams p{};
+  p.kv_splits = 1;
   p.q = operand(q);
   p.k = operand(k);
   p.v = operand(v);
@@ -151,7 +166,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   if (mode == AttentionMode::dense) {
     p.contiguous_row_begin = 0;
     p.contiguous_tiles = tiles_of(s.n_q);
-    launch(q.dtype, head_dim, true, p, stream);
+    launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
     return;
   }
   if (mode == AttentionMode::sparse) {
@@ -161,14 +176,14 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   }
   // recompute and delta: anchors and the dense tail first, then the sparse rows.
   const bool delta = mode == AttentionMode::delta;
-  DeltaBuffer delta_buffer(delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) * 4 : 0,
-                           stream);
+  ScratchBuffer delta_buffer(delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) : 0,
+                             stream, "allocating the delta buffer");
   p.delta = delta_buffer.data();
   p.contiguous_row_begin = p.sparse_rows;
   p.contiguous_tiles = tiles_of(s.n_q - p.sparse_rows);
   p.anchor_tiles = tiles_of(p.num_anchors);
   p.anchors_to_delta = delta;
-  launch(q.dtype, head_dim, true, p, stream);
+  launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
   p.sparse_row_end = p.sparse_rows;
   p.add_delta = delta;
   p.skip_anchor_rows = !delta;

@@ -35,6 +35,14 @@ struct AttentionKernelParams {
   int contiguous_row_begin, contiguous_tiles, anchor_tiles;
   bool anchors_to_delta;  // delta mode: anchors write Δ; recompute mode: anchors write their dense rows
 
+  // Split-KV for the dense-rows kernel (split_kv.cuh), used when its tiles are too few to fill the GPU:
+  // blockIdx.z = split s runs the causal key tiles [max(total - (s+1)*split_key_tiles, 0),
+  // total - s*split_key_tiles) of its tile (counted from the diagonal, so z = 0 holds the longest, masked
+  // chunk); z = kv_splits is the anchors' sparse pass in delta mode. kv_splits == 1: no split.
+  int kv_splits, split_key_tiles;
+  float* split_o;    // (batch*h_q, tiles, kv_splits, kBlockM, head_dim) fp32, normalised per split
+  float* split_lse;  // (batch*h_q, tiles, kv_splits, kBlockM) natural log; -inf: the split saw no key of the row
+
   // Sparse kernel: rows [0, sparse_row_end); add Δ to rows < sparse_rows (delta) or leave anchor rows to
   // the dense-rows kernel (recompute).
   int sparse_row_end;

@@ -1,0 +1,74 @@
+// Split-KV plan for the dense-rows kernel (see split_kv.h).
+#include "split_kv.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+
+#include "cuda_check.h"
+#include "dattn/core/error.h"
+
+namespace dattn::cuda::detail {
+
+SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int forced_splits) {
+  const int tiles = p.contiguous_tiles + p.anchor_tiles;
+  // The longest tile (the one holding the last row) sees every key: an upper bound for all tiles.
+  const int key_tiles = (p.n_kv + kKeyTileKeys - 1) / kKeyTileKeys;
+  const auto ceil_div = [](int a, int b) { return (a + b - 1) / b; };
+  if (forced_splits > 0) {
+    const int splits = std::min(forced_splits, kMaxKvSplits);
+    if (splits < 2 || tiles == 0) return {};
+    return {splits, ceil_div(key_tiles, splits)};
+  }
+  const int64_t ctas = int64_t(p.batch) * p.h_q * tiles;
+  const int64_t slots = int64_t(std::max(sm_count, 1)) * kCtasPerSm;  // CTAs resident at once
+  if (tiles == 0 || ctas >= kTargetWaves * slots) return {};
+  // Model every tile as the longest one (exact for a chunked prefill, whose tiles all see about n_kv keys;
+  // for delta's anchor tiles, which see fewer, the extra chunks only make the tail of the schedule finer):
+  // time ~ waves * chunk length. Waves count whole, so e.g. 64 CTAs on 264 slots take 4 chunks (one wave),
+  // not 5 (two waves of 320). Ties go to fewer chunks (less scratch, cheaper combine).
+  const auto waves = [&](int64_t n) { return (n + slots - 1) / slots; };
+  const int most = int(std::min<int64_t>({kMaxKvSplits, key_tiles / kMinKeyTilesPerSplit, kMaxSplitWaves * slots / ctas}));
+  SplitPlan best{1, key_tiles};
+  int64_t best_cost = waves(ctas) * key_tiles;
+  for (int splits = 2; splits <= most; ++splits) {
+    const int chunk = ceil_div(key_tiles, splits), used = ceil_div(key_tiles, chunk);  // no chunk empty for every tile
+    const int64_t cost = waves(ctas * used) * (chunk + kSplitOverheadTiles);
+    if (cost < best_cost) {
+      best_cost = cost;
+      best = {used, chunk};
+    }
+  }
+  return best.kv_splits > 1 ? best : SplitPlan{};
+}
+
+int forced_kv_splits_from_env() {
+  const char* text = std::getenv("DATTN_CUDA_KV_SPLITS");
+  if (!text || !*text) return 0;
+  char* end = nullptr;
+  errno = 0;
+  const long value = std::strtol(text, &end, 10);
+  DATTN_CHECK(errno == 0 && *end == '\0' && value >= 0 && value <= kMaxKvSplits,
+              "DATTN_CUDA_KV_SPLITS must be an integer in [0, {}] (0: choose), got '{}'", kMaxKvSplits, text);
+  return int(value);
+}
+
+int current_device_sm_count() {
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "querying the current device");
+  static std::array<std::atomic<int>, 64> cache{};
+  const bool cached = device >= 0 && device < int(cache.size());
+  if (cached)
+    if (const int count = cache[size_t(device)].load(std::memory_order_relaxed)) return count;
+  int count = 0;
+  check_cuda(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device), "querying the SM count");
+  if (cached) cache[size_t(device)].store(count, std::memory_order_relaxed);
+  return count;
+}
+
+}  // namespace dattn::cuda::detail
