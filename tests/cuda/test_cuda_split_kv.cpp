@@ -3,12 +3,14 @@
 //
 // Tolerances. Against the reference: the same as test_cuda_parity.cpp (1e-2 relative L2 on the output,
 // 1e-3 absolute on the LSE), for the same reason: P is rounded to bf16/fp16 before P·V, a relative error
-// of up to 2^-9 (bf16) per weight that does not shrink with the number of keys. Split against unsplit
-// (fp32 output, so no output rounding hides or adds anything): 1e-3 relative L2 on the output. The two
-// paths see the same keys, but a chunk rounds P relative to its own running max instead of the max over
-// every earlier key, so individual weights round differently (bf16 noise, far below 1e-3 once averaged
-// over a row); the merge itself is fp32. The LSE then differs only by fp32 rounding of the merge and the
-// __logf/ex2.approx of the partial sums: 1e-4 absolute.
+// per weight (RMS ~1.6e-3 for bf16's 8-bit significand, ~2e-4 for fp16) that does not shrink with the
+// number of keys: the output's relative error is about that RMS whatever n_kv.
+// Split against unsplit (fp32 output, so no output rounding adds anything): 5e-3 (bf16) / 1.5e-3 (fp16)
+// relative L2 on the output. Both paths see the same keys, but a chunk rounds P relative to its own
+// running max instead of the max over every earlier key, so almost every weight rounds differently; the
+// two paths' errors are then nearly independent and their difference is ~sqrt(2) x the RMS above (~2.3e-3
+// for bf16, ~3e-4 for fp16), not the ~1e-3 one might hope for. The merge itself is fp32. The LSE uses the
+// unrounded fp32 weights, so it differs only by fp32 summation order and __logf/ex2.approx: 1e-4 absolute.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,7 +32,7 @@ using cuda::detail::plan_kv_splits;
 using cuda::detail::SplitPlan;
 
 constexpr double kReferenceOut = 1e-2, kReferenceLse = 1e-3;
-constexpr double kSplitOut = 1e-3, kSplitLse = 1e-4;
+constexpr double kSplitOutBf16 = 5e-3, kSplitOutF16 = 1.5e-3, kSplitLse = 1e-4;
 constexpr int kQueryTileRows = 128;  // TileShape::kBlockM with the default 2 m-tiles per warp
 
 // Sets DATTN_CUDA_KV_SPLITS (0: let the planner choose, 1: never split, n: exactly n chunks) for a scope.
@@ -259,7 +261,7 @@ void check_split_case(const SplitCase& c, uint32_t seed) {
   }
   EXPECT_TRUE(all_finite(split.out)) << "an output element was not written (NaN poison survived)";
   EXPECT_TRUE(all_finite(split.lse)) << "an LSE element was not written";
-  EXPECT_LT(test::relative_l2(split_f32.out, unsplit_f32.out), kSplitOut);
+  EXPECT_LT(test::relative_l2(split_f32.out, unsplit_f32.out), c.dtype == DType::bf16 ? kSplitOutBf16 : kSplitOutF16);
   EXPECT_LT(test::max_abs_diff(split_f32.lse, unsplit_f32.lse), kSplitLse);
 
   // Against the fp64 reference: every row when that is cheap, else sampled rows.
