@@ -30,7 +30,8 @@ void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
   cmd.add_option("--dense-layers", flags.dense_layers, "first N layers prefill densely")->capture_default_str();
   cmd.add_option("--layer-modes", flags.layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
   cmd.add_option("--backend", flags.backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
-  cmd.add_option("--chunk", flags.chunk, "prefill chunk size in tokens")->capture_default_str();
+  cmd.add_option("--chunk", flags.chunk, "prefill chunk size in tokens (0: 2048 on cpu, 32768 on cuda)")
+      ->capture_default_str();
   cmd.add_option("--device", flags.device, "cpu|cuda")->capture_default_str();
 }
 
@@ -42,6 +43,12 @@ model::AttentionPlan attention_plan(const PrefillFlags& flags) {
   plan.dense_first_layers = flags.dense_layers;
   plan.add_layer_modes(flags.layer_modes);
   return plan;
+}
+
+int64_t prefill_chunk(const PrefillFlags& flags) {
+  DATTN_CHECK(flags.chunk >= 0, "--chunk must be >= 0, got {}", flags.chunk);
+  if (flags.chunk > 0) return flags.chunk;
+  return flags.device == "cuda" ? 32768 : 2048;
 }
 
 std::vector<AttentionMode> parse_mode_list(const std::string& text) {

@@ -22,8 +22,12 @@ void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags);
 struct PrefillFlags {
   std::string attention = "dense", layer_modes, backend = "auto", device = "cpu";
   SparsityFlags sparsity;
-  int64_t tail_min = -1, dense_layers = 0, chunk = 2048;
+  int64_t tail_min = -1, dense_layers = 0, chunk = 0;  // chunk 0: prefill_chunk() picks by device
 };
+// Rows per prefill forward pass: --chunk when given, else 2048 on the CPU (activations stay in cache) and
+// 32768 on the GPU (few enough passes that anchors and GEMMs fill the device; ~150 KB of workspace per
+// row for an 8B model).
+int64_t prefill_chunk(const PrefillFlags& flags);
 void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags);
 // Throws dattn::Error naming a bad mode, backend or layer spec.
 model::AttentionPlan attention_plan(const PrefillFlags& flags);

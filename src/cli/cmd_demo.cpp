@@ -32,7 +32,7 @@ namespace {
 
 struct DemoFlags {
   std::string model_dir;  // empty: the embedded model
-  std::string task = "niah_multikey_2";
+  std::string task = "niah_single_3";
   int64_t length = 16384;
   int64_t samples = 3;
   uint64_t seed = 42;

@@ -84,7 +84,7 @@ void run_generate(const GenerateFlags& f) {
               tokenizer.vocab_size(), config.vocab_size);
   model::SessionOptions session_options;
   session_options.context = f.context > 0 ? f.context : int64_t(ids.size()) + f.max_new_tokens;
-  session_options.chunk_size = f.prefill.chunk;
+  session_options.chunk_size = prefill_chunk(f.prefill);
   session_options.attention = plan;
   session_options.num_threads = f.threads;
   DATTN_CHECK(int64_t(ids.size()) <= session_options.context,

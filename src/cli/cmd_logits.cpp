@@ -32,7 +32,7 @@ void run_logits(const LogitsFlags& f) {
 
   model::SessionOptions options;
   options.context = int64_t(ids.size());
-  options.chunk_size = f.prefill.chunk;
+  options.chunk_size = prefill_chunk(f.prefill);
   options.attention = plan;
   options.num_threads = f.threads;
   std::unique_ptr<model::InferenceSession> session =

@@ -25,6 +25,10 @@ DeviceBuffer::DeviceBuffer(size_t bytes, const char* what) : bytes_(bytes) {
          double(total) / double(1ull << 30));
   }
   check_cuda(cudaMemset(data_, 0, bytes), what);
+  // cudaMemset runs on the legacy default stream, which the session's non-blocking stream does not wait
+  // for: without this sync a busy GPU could run the zeroing after the first kernels that write the buffer
+  // (seen on an H200 shared with another process: garbage logits from a fresh session)
+  check_cuda(cudaDeviceSynchronize(), what);
 }
 
 DeviceBuffer::~DeviceBuffer() {
