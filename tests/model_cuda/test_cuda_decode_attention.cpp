@@ -30,7 +30,8 @@ TEST(DecodeAttentionKernel, MatchesReference) {
   DATTN_SKIP_WITHOUT_GPU();
   std::mt19937 rng(42);
   for (const Case& c : {Case{1, 4, 4, 128}, Case{100, 8, 2, 64}, Case{512, 32, 8, 128}, Case{513, 32, 8, 128},
-                        Case{3000, 8, 1, 128}, Case{1300, 28, 4, 64}, Case{777, 6, 6, 64}}) {
+                        Case{3000, 8, 1, 128}, Case{1300, 28, 4, 64}, Case{777, 6, 6, 64},
+                        Case{40000, 32, 8, 128}, Case{4099, 16, 2, 64}}) {
     const std::string what = fmt::format("n_kv {} h_q {} h_kv {} d {}", c.n_kv, c.heads_q, c.heads_kv, c.head_dim);
     // host fp32 tensors holding bf16-representable values, so both sides see the same inputs
     Tensor q = test::random_tensor({1, 1, c.heads_q, c.head_dim}, DType::bf16, rng);

@@ -7,19 +7,26 @@ namespace dattn::model::cuda_detail {
 namespace {
 
 constexpr int kChunk = 256;  // keys scored per step of one split (shared-memory scores)
+constexpr int kDimsPerThread = 8;  // P.V: one 16-byte load of a V row per thread and key
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float bf16_at(const uint16_t* p) {
   return __bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(p));
 }
 
-// One block per (kv head, split) with kHeadDim threads; thread t owns output dimension t of every query
-// head of the group. Writes the split's unnormalised output, running max and sum (exp2 domain).
+// One block per (kv head, split) with kHeadDim threads. Scores: each thread whole keys. P.V: thread t owns
+// dimensions [8 (t % kThreadsPerRow), +8) of every query head of the group for the V rows
+// t / kThreadsPerRow, + kRowsPerPass, ...: 16-byte loads keep enough bytes in flight to stream the cache
+// (one bf16 per thread and key left each SM waiting on load latency). The rows' partial sums are added
+// up at the end. Writes the split's unnormalised output, running max and sum (exp2 domain).
 template <int kHeadDim>
 __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAttentionArgs a, int splits) {
+  constexpr int kThreadsPerRow = kHeadDim / kDimsPerThread, kRowsPerPass = kHeadDim / kThreadsPerRow;
+  constexpr int kWarps = kHeadDim / 32;
   __shared__ float q_s[kDecodeMaxGroup][kHeadDim];
   __shared__ float p_s[kDecodeMaxGroup][kChunk];
   __shared__ float alpha_s[kDecodeMaxGroup];
+  __shared__ float reduce_s[kWarps][kDecodeMaxGroup][kHeadDim];
   const int kv_head = blockIdx.x, split = blockIdx.y, t = threadIdx.x;
   const int group = a.heads_q / a.heads_kv, warp = t / 32, lane = t % 32, warps = kHeadDim / 32;
   const float scale_log2 = a.scale * kLog2e;
@@ -29,7 +36,8 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
   const int64_t row_stride = int64_t(a.heads_kv) * kHeadDim;
   const int64_t begin = int64_t(split) * kDecodeSplitKeys;
   const int64_t end = min(a.n_kv, begin + kDecodeSplitKeys);
-  float o[kDecodeMaxGroup] = {}, m[kDecodeMaxGroup], l[kDecodeMaxGroup] = {};
+  float o[kDecodeMaxGroup][kDimsPerThread] = {}, m[kDecodeMaxGroup], l[kDecodeMaxGroup] = {};
+  const int d0 = (t % kThreadsPerRow) * kDimsPerThread, r0 = t / kThreadsPerRow;
   for (int g = 0; g < kDecodeMaxGroup; ++g) m[g] = -INFINITY;
   __syncthreads();
 
@@ -79,20 +87,49 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
       m[g] = m_new;
     }
     __syncthreads();
-    // P V: thread t accumulates dimension t, one coalesced V row per key
+    // P V: 8 dimensions of one V row per thread and step (16-byte aligned: rows are whole heads of a
+    // multiple of 8 bf16)
 #pragma unroll
     for (int g = 0; g < kDecodeMaxGroup; ++g)
-      if (g < group) o[g] *= alpha_s[g];
-    const uint16_t* v_col = a.v + chunk * row_stride + int64_t(kv_head) * kHeadDim + t;
+      if (g < group)
+#pragma unroll
+        for (int e = 0; e < kDimsPerThread; ++e) o[g][e] *= alpha_s[g];
+    const uint16_t* v_base = a.v + chunk * row_stride + int64_t(kv_head) * kHeadDim + d0;
 #pragma unroll 4
-    for (int j = 0; j < keys; ++j) {
-      const float v = bf16_at(v_col + j * row_stride);
+    for (int j = r0; j < keys; j += kRowsPerPass) {
+      const uint4 packed = *reinterpret_cast<const uint4*>(v_base + j * row_stride);
+      const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&packed);
+      float v[kDimsPerThread];
+#pragma unroll
+      for (int e = 0; e < kDimsPerThread / 2; ++e) {
+        const float2 f = __bfloat1622float2(pairs[e]);
+        v[2 * e] = f.x;
+        v[2 * e + 1] = f.y;
+      }
 #pragma unroll
       for (int g = 0; g < kDecodeMaxGroup; ++g)
-        if (g < group) o[g] += p_s[g][j] * v;
+        if (g < group) {
+          const float p = p_s[g][j];
+#pragma unroll
+          for (int e = 0; e < kDimsPerThread; ++e) o[g][e] += p * v[e];
+        }
     }
     __syncthreads();  // p_s is rewritten by the next chunk
   }
+
+  // add up the rows' partial sums: first the rows of a warp (lanes kThreadsPerRow apart), then the warps
+  const int lane_in_warp = t % 32;
+#pragma unroll
+  for (int g = 0; g < kDecodeMaxGroup; ++g) {
+    if (g >= group) break;
+#pragma unroll
+    for (int e = 0; e < kDimsPerThread; ++e) {
+      float sum = o[g][e];
+      for (int offset = kThreadsPerRow; offset < 32; offset *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+      if (lane_in_warp < kThreadsPerRow) reduce_s[warp][g][d0 + e] = sum;
+    }
+  }
+  __syncthreads();
 
   // partials layout per (query head, split): head_dim outputs, then max, then sum
 #pragma unroll
@@ -100,7 +137,10 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
     if (g >= group) break;
     const int head = kv_head * group + g;
     float* part = a.partials + (int64_t(head) * splits + split) * (kHeadDim + 2);
-    part[t] = o[g];
+    float sum = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) sum += reduce_s[w][g][t];
+    part[t] = sum;
     if (warp == g % warps && lane == 0) {
       part[kHeadDim] = m[g];
       part[kHeadDim + 1] = l[g];
