@@ -44,6 +44,10 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
   for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
     const int keys = int(min(int64_t(kChunk), end - chunk));
     // scores: each thread whole keys, 16-byte loads of the K row, q broadcast from shared memory
+    // q is read from shared memory in the loop on purpose: hoisted out of it, the group's 8 x kHeadDim
+    // values do not fit in registers (ptxas spilled ~4 KB per thread to local memory and the kernel ran at
+    // a tenth of the bandwidth); volatile keeps the reads where they are
+    const volatile float(*q_v)[kHeadDim] = q_s;
     for (int j = t; j < keys; j += kHeadDim) {
       const uint4* k_row = reinterpret_cast<const uint4*>(a.k + (chunk + j) * row_stride + int64_t(kv_head) * kHeadDim);
       float s[kDecodeMaxGroup] = {};
@@ -56,7 +60,7 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
           const float2 kv = __bfloat1622float2(pairs[e]);
 #pragma unroll
           for (int g = 0; g < kDecodeMaxGroup; ++g)
-            if (g < group) s[g] += kv.x * q_s[g][c * 8 + 2 * e] + kv.y * q_s[g][c * 8 + 2 * e + 1];
+            if (g < group) s[g] += kv.x * q_v[g][c * 8 + 2 * e] + kv.y * q_v[g][c * 8 + 2 * e + 1];
         }
       }
 #pragma unroll
