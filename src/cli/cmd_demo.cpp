@@ -75,9 +75,7 @@ void run_demo(const DemoFlags& f) {
   std::unique_ptr<model::InferenceSession> session =
       f.device == "cuda" ? model::make_cuda_session(dir, options)
                          : std::make_unique<model::Session>(model::Model::load(dir), options);
-  std::vector<int32_t> stop_ids = tokenizer.eos_ids();
-  for (int32_t id : config.eos_token_ids)
-    if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
+  const std::vector<int32_t> stop_ids = model::merged_stop_ids(config.eos_token_ids, tokenizer.eos_ids());
 
   const auto& sp = f.sparsity;
   fmt::print("dattn demo: {} ({} layers, hidden {}, {} / {} heads), {} on {}\n", dir.string(), config.num_layers,

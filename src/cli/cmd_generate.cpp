@@ -97,10 +97,7 @@ void run_generate(const GenerateFlags& f) {
   model::GenerateOptions options;
   options.max_new_tokens = f.max_new_tokens;
   options.sampling = {.temperature = f.temperature, .top_k = f.top_k, .top_p = f.top_p, .seed = f.seed};
-  options.stop_ids = config.eos_token_ids;
-  for (int32_t id : tokenizer.eos_ids())
-    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) == options.stop_ids.end())
-      options.stop_ids.push_back(id);
+  options.stop_ids = model::merged_stop_ids(config.eos_token_ids, tokenizer.eos_ids());
   PrefillProgress progress(::isatty(STDERR_FILENO) != 0);
   options.on_prefill_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
   StreamDecoder stream(tokenizer, /*skip_special_tokens=*/true);

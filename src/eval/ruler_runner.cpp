@@ -31,9 +31,7 @@ std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::
   std::vector<RulerTask> tasks = run.tasks;
   if (tasks.empty()) tasks.assign(all_ruler_tasks().begin(), all_ruler_tasks().end());
 
-  std::vector<int32_t> stop_ids = tokenizer.eos_ids();
-  for (int32_t id : config.eos_token_ids)
-    if (std::find(stop_ids.begin(), stop_ids.end(), id) == stop_ids.end()) stop_ids.push_back(id);
+  const std::vector<int32_t> stop_ids = model::merged_stop_ids(config.eos_token_ids, tokenizer.eos_ids());
 
   EvalProgress progress;
   for (int64_t length : run.lengths)

@@ -9,6 +9,14 @@
 
 namespace dattn::model {
 
+std::vector<int32_t> merged_stop_ids(std::span<const int32_t> config_eos, std::span<const int32_t> tokenizer_eos) {
+  std::vector<int32_t> ids;
+  for (std::span<const int32_t> source : {config_eos, tokenizer_eos})
+    for (int32_t id : source)
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  return ids;
+}
+
 namespace {
 double elapsed_ms(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();

@@ -36,6 +36,10 @@ struct GenerateResult {
   GenerateStats stats;
 };
 
+// The ids that end generation: the config's eos_token_id(s) and the tokenizer's end tokens, each once,
+// in that order.
+std::vector<int32_t> merged_stop_ids(std::span<const int32_t> config_eos, std::span<const int32_t> tokenizer_eos);
+
 // Continues the session's context with `prompt`. Throws dattn::Error when the prompt does not fit the
 // session's context (the message gives both lengths); generation also ends when the context is full.
 GenerateResult generate(InferenceSession& session, std::span<const int32_t> prompt, const GenerateOptions& options);
