@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -24,8 +25,10 @@ struct GenerateFlags {
   bool chat = false;
   PrefillFlags prefill;
   int64_t max_new_tokens = 128, context = 0;
-  double temperature = 0.0, top_p = 1.0;
-  int64_t top_k = 0;
+  // unset: generation_config.json decides (greedy unless it says do_sample)
+  std::optional<double> temperature, top_p;
+  std::optional<int64_t> top_k;
+  bool greedy = false;
   uint64_t seed = 0;
   int threads = 0;
 };
@@ -60,6 +63,28 @@ class PrefillProgress {
   std::chrono::steady_clock::time_point start_;
 };
 
+
+// The flags win; without any, generation_config.json's do_sample / temperature / top_k / top_p (as
+// transformers' generate() would use them); --greedy forces argmax.
+model::SamplingParams sampling_params(const GenerateFlags& f, const model::ModelConfig::GenerationDefaults& g) {
+  model::SamplingParams p{.seed = f.seed};
+  if (f.greedy) {
+    DATTN_CHECK(!f.temperature && !f.top_k && !f.top_p, "--greedy cannot be combined with --temperature, --top-k or --top-p");
+    return p;
+  }
+  const bool any_flag = f.temperature || f.top_k || f.top_p;
+  if (!any_flag && !g.do_sample) return p;  // greedy
+  const bool from_config = !any_flag || g.do_sample;
+  p.temperature = f.temperature.value_or(from_config ? g.temperature : 1.0);
+  p.top_k = f.top_k.value_or(from_config ? g.top_k : 0);
+  p.top_p = f.top_p.value_or(from_config ? g.top_p : 1.0);
+  return p;
+}
+
+std::string describe(const model::SamplingParams& p) {
+  if (p.temperature <= 0) return "greedy";
+  return fmt::format("temperature {}, top-k {}, top-p {}, seed {}", p.temperature, p.top_k, p.top_p, p.seed);
+}
 
 void run_generate(const GenerateFlags& f) {
   check_device(f.prefill.device);
@@ -96,7 +121,7 @@ void run_generate(const GenerateFlags& f) {
 
   model::GenerateOptions options;
   options.max_new_tokens = f.max_new_tokens;
-  options.sampling = {.temperature = f.temperature, .top_k = f.top_k, .top_p = f.top_p, .seed = f.seed};
+  options.sampling = sampling_params(f, config.generation);
   options.stop_ids = model::merged_stop_ids(config.eos_token_ids, tokenizer.eos_ids());
   PrefillProgress progress(::isatty(STDERR_FILENO) != 0);
   options.on_prefill_progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
@@ -117,11 +142,12 @@ void run_generate(const GenerateFlags& f) {
   const model::GenerateStats& s = result.stats;
   fmt::print(stderr,
              "prefill: {} tokens in {:.1f} ms ({:.1f} tok/s, attention {})\n"
-             "decode: {} tokens, {:.1f} tok/s{}\n"
+             "decode: {} tokens, {:.1f} tok/s{}, {}\n"
              "peak memory: {:.1f} MiB (KV cache {:.1f} MiB){}\n",
              s.prompt_tokens, s.prefill_ms, s.prefill_tokens_per_s(), f.prefill.attention, s.generated_tokens,
              s.decode_tokens_per_s(),
              s.stopped_by_stop_token ? " (stop token)" : (s.stopped_by_context ? " (context full)" : ""),
+             describe(options.sampling),
              double(model::peak_resident_bytes()) / (1 << 20), double(session->kv_cache_bytes()) / (1 << 20),
              session->peak_device_bytes() ? fmt::format(", peak GPU memory in use {:.1f} MiB",
                                                         double(session->peak_device_bytes()) / (1 << 20))
@@ -145,9 +171,11 @@ void add_generate_command(CLI::App& app) {
   add_prefill_flags(*cmd, f->prefill);
   cmd->add_option("--max-new-tokens", f->max_new_tokens, "tokens to generate at most")->capture_default_str();
   cmd->add_option("--ctx", f->context, "context (KV cache) size in tokens (default: prompt + max new tokens)");
-  cmd->add_option("--temperature", f->temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", f->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
-  cmd->add_option("--top-p", f->top_p, "nucleus sampling mass (1 = all)")->capture_default_str();
+  cmd->add_option("--temperature", f->temperature,
+                  "sampling temperature, 0 = greedy (default: generation_config.json, greedy unless do_sample)");
+  cmd->add_option("--top-k", f->top_k, "keep the k most likely tokens, 0 = all (default: generation_config.json)");
+  cmd->add_option("--top-p", f->top_p, "nucleus sampling mass, 1 = all (default: generation_config.json)");
+  cmd->add_flag("--greedy", f->greedy, "argmax decoding whatever generation_config.json says");
   cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str();
   cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
   cmd->callback([f, prompt, prompt_file] {

@@ -302,6 +302,28 @@ std::string read_text_file(const std::filesystem::path& path) {
   DATTN_CHECK(!in.bad(), "cannot read {}", path.string());
   return text.str();
 }
+// Sampling fields of generation_config.json; null means the default (transformers writes nulls).
+void read_generation_defaults(const json& j, ModelConfig::GenerationDefaults& g, const std::string& where) {
+  if (j.contains("do_sample") && !j["do_sample"].is_null()) {
+    DATTN_CHECK(j["do_sample"].is_boolean(), "{}: do_sample must be true or false", where);
+    g.do_sample = j["do_sample"].get<bool>();
+  }
+  if (j.contains("temperature") && !j["temperature"].is_null()) {
+    DATTN_CHECK(j["temperature"].is_number() && j["temperature"].get<double>() >= 0, "{}: temperature must be a number >= 0, got {}",
+                where, j["temperature"].dump());
+    g.temperature = j["temperature"].get<double>();
+  }
+  if (j.contains("top_p") && !j["top_p"].is_null()) {
+    DATTN_CHECK(j["top_p"].is_number() && j["top_p"].get<double>() > 0 && j["top_p"].get<double>() <= 1,
+                "{}: top_p must be a number in (0, 1], got {}", where, j["top_p"].dump());
+    g.top_p = j["top_p"].get<double>();
+  }
+  if (j.contains("top_k") && !j["top_k"].is_null()) {
+    DATTN_CHECK(j["top_k"].is_number_integer() && j["top_k"].get<int64_t>() >= 0, "{}: top_k must be an integer >= 0, got {}",
+                where, j["top_k"].dump());
+    g.top_k = j["top_k"].get<int64_t>();
+  }
+}
 }  // namespace
 
 ModelConfig load_model_config(const std::filesystem::path& dir) {
@@ -320,6 +342,7 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
     json j = json::parse(text, nullptr, false);
     DATTN_CHECK(!j.is_discarded() && j.is_object(), "{} is not a JSON object", generation_path.string());
     append_token_ids(j, "eos_token_id", config.eos_token_ids, "generation_config.json");
+    read_generation_defaults(j, config.generation, generation_path.string());
   }
   return config;
 }

@@ -103,6 +103,27 @@ TEST(CliGenerate, GreedyOutputEqualsInProcessGeneration) {
   EXPECT_EQ(r.out, tokenizer.decode(g.tokens, true) + "\n");
 }
 
+TEST(CliGenerate, SamplingFollowsGenerationConfigUnlessFlagsSayOtherwise) {
+  test::TempDir dir;
+  const fs::path model = dir.path / "model";
+  fs::copy(test::models_dir() / "llama3_tied_sharded", model, fs::copy_options::recursive);
+  const std::string base = "generate --model " + model.string() + " --prompt 'Hello world' --max-new-tokens 4 ";
+  auto sampling_line = [&](const std::string& flags) {
+    auto r = run_dattn(base + flags, dir.path);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const size_t at = r.err.find("decode: ");
+    return at == std::string::npos ? r.err : r.err.substr(at, r.err.find('\n', at) - at);
+  };
+  // the fixture's generation_config.json has no do_sample: greedy
+  EXPECT_NE(sampling_line("").find("greedy"), std::string::npos);
+  test::write_text(model / "generation_config.json",
+                   R"({"eos_token_id": 904, "do_sample": true, "temperature": 0.7, "top_k": 5, "top_p": 0.9})");
+  EXPECT_NE(sampling_line("--seed 3").find("temperature 0.7, top-k 5, top-p 0.9, seed 3"), std::string::npos);
+  EXPECT_NE(sampling_line("--top-k 2").find("temperature 0.7, top-k 2, top-p 0.9"), std::string::npos);
+  EXPECT_NE(sampling_line("--greedy").find("greedy"), std::string::npos);
+  EXPECT_NE(sampling_line("--temperature 0").find("greedy"), std::string::npos);
+}
+
 TEST(CliModelErrors, ClearMessagesAndExitCode1) {
   test::TempDir dir;
   const std::string m = model_arg("qwen2_bias_tied");

@@ -149,6 +149,34 @@ TEST(ModelConfig, EosIdsFromConfigAndGenerationConfig) {
   EXPECT_THROW(load_model_config(dir.path), Error);
 }
 
+TEST(ModelConfig, SamplingDefaultsFromGenerationConfig) {
+  test::TempDir dir;
+  test::write_text(dir.path / "config.json", base_llama().dump());
+  ModelConfig none = load_model_config(dir.path);  // no file: transformers' defaults
+  EXPECT_FALSE(none.generation.do_sample);
+  EXPECT_EQ(none.generation.temperature, 1.0);
+  EXPECT_EQ(none.generation.top_k, 50);
+  EXPECT_EQ(none.generation.top_p, 1.0);
+  // as Llama 3.1 Instruct ships it; null (as transformers writes unset fields) keeps the default
+  test::write_text(dir.path / "generation_config.json",
+                   R"({"do_sample": true, "temperature": 0.6, "top_p": 0.9, "top_k": null})");
+  ModelConfig llama = load_model_config(dir.path);
+  EXPECT_TRUE(llama.generation.do_sample);
+  EXPECT_EQ(llama.generation.temperature, 0.6);
+  EXPECT_EQ(llama.generation.top_p, 0.9);
+  EXPECT_EQ(llama.generation.top_k, 50);
+  for (const char* bad : {R"({"do_sample": "yes"})", R"({"temperature": -1})", R"({"top_p": 0})",
+                          R"({"top_p": 1.5})", R"({"top_k": 2.5})"}) {
+    test::write_text(dir.path / "generation_config.json", bad);
+    try {
+      load_model_config(dir.path);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("generation_config.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ModelConfig, ErrorsNameTheField) {
   auto with = [](const char* key, json value) {
     json j = base_llama();

@@ -49,6 +49,13 @@ struct ModelConfig {
   std::optional<int64_t> sliding_window;
   std::vector<int32_t> eos_token_ids;   // config.json, then generation_config.json
   std::optional<int32_t> bos_token_id;
+  // generation_config.json's sampling settings, with transformers' defaults where a field (or the file)
+  // is absent: do_sample false, temperature 1, top_k 50, top_p 1.
+  struct GenerationDefaults {
+    bool do_sample = false;
+    double temperature = 1.0, top_p = 1.0;
+    int64_t top_k = 50;
+  } generation;
 
   // Softmax scale of the attention scores: 1/sqrt(head_dim), times rope.attention_factor squared, because
   // transformers multiplies cos and sin (hence q and k) by that factor.
