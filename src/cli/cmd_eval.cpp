@@ -234,17 +234,40 @@ void run_fidelity_command(const FidelityFlags& f) {
       it->y.push_back(std::string(what) == "attention" ? l.attention_cosine : l.hidden_cosine);
     }
   }
+  // the paper's premise: how well the Δ of a row o rows earlier corrects a row (dense run's q, k, v)
+  fmt::print("\nΔ transfer: ||Δ_i - Δ_(i-o)|| / ||Δ_i|| per layer (0 = perfect correction, 1 = no gain, > 1 = worse)\n");
+  fmt::print("{:>5}", "layer");
+  for (int64_t o : eval::kDeltaTransferOffsets) fmt::print(" {:>8}", fmt::format("o={}", o));
+  fmt::print("\n");
+  std::string transfer_csv = "layer";
+  for (int64_t o : eval::kDeltaTransferOffsets) transfer_csv += fmt::format(",offset_{}", o);
+  transfer_csv += "\n";
+  for (size_t layer = 0; layer < result.delta_transfer.size(); ++layer) {
+    fmt::print("{:>5}", layer);
+    transfer_csv += std::to_string(layer);
+    for (double r : result.delta_transfer[layer]) {
+      fmt::print(" {:>8.4f}", r);
+      transfer_csv += fmt::format(",{:.6f}", r);
+    }
+    fmt::print("\n");
+    transfer_csv += "\n";
+    doc["delta_transfer"].push_back({{"layer", layer}, {"residual", result.delta_transfer[layer]}});
+  }
+  doc["delta_transfer_offsets"] = std::vector<int64_t>(std::begin(eval::kDeltaTransferOffsets),
+                                                       std::end(eval::kDeltaTransferOffsets));
+
   const std::filesystem::path out = f.common.out;
   eval::write_text_file(out / "fidelity.json", doc.dump(2) + "\n");
   eval::write_text_file(out / "fidelity.csv", csv);
+  eval::write_text_file(out / "delta_transfer.csv", transfer_csv);
   eval::PlotSpec spec;
   spec.title = fmt::format("cosine similarity to dense per layer ({} tokens)", result.tokens);
   spec.x_label = "layer";
   spec.y_label = "mean cosine similarity vs dense";
   spec.series = std::move(series);
   eval::write_text_file(out / "fidelity.svg", eval::render_svg_line_plot(spec));
-  fmt::print("wrote {}, {}, {}\n", (out / "fidelity.json").string(), (out / "fidelity.csv").string(),
-             (out / "fidelity.svg").string());
+  fmt::print("wrote {}, {}, {}, {}\n", (out / "fidelity.json").string(), (out / "fidelity.csv").string(),
+             (out / "fidelity.svg").string(), (out / "delta_transfer.csv").string());
 }
 
 }  // namespace

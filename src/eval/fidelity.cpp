@@ -41,6 +41,33 @@ Similarity compare_rows(const float* x, const float* ref, int64_t first_row, int
   return {n > 0 ? cos_sum / double(n) : 1.0, ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2)};
 }
 
+}  // namespace
+
+std::vector<double> delta_transfer_residuals(std::span<const float> dense, std::span<const float> sparse, int64_t rows,
+                                             int64_t heads, int64_t head_dim, int64_t first_row,
+                                             std::span<const int64_t> offsets) {
+  const int64_t width = heads * head_dim;
+  DATTN_CHECK(rows >= 0 && heads >= 1 && head_dim >= 1 && first_row >= 0, "delta_transfer_residuals: bad shape");
+  DATTN_CHECK(int64_t(dense.size()) == rows * width && int64_t(sparse.size()) == rows * width,
+              "delta_transfer_residuals: {} and {} values for {} rows of {}", dense.size(), sparse.size(), rows, width);
+  std::vector<double> residuals;
+  for (int64_t o : offsets) {
+    DATTN_CHECK(o >= 1, "delta_transfer_residuals: offset {} must be >= 1", o);
+    double moved = 0, delta2 = 0;
+    for (int64_t i = first_row + o; i < rows; ++i)
+      for (int64_t c = 0; c < width; ++c) {
+        const double di = double(dense[size_t(i * width + c)]) - sparse[size_t(i * width + c)];
+        const double dj = double(dense[size_t((i - o) * width + c)]) - sparse[size_t((i - o) * width + c)];
+        moved += (di - dj) * (di - dj);
+        delta2 += di * di;
+      }
+    residuals.push_back(delta2 > 0 ? std::sqrt(moved / delta2) : 0.0);
+  }
+  return residuals;
+}
+
+namespace {
+
 // One stream of activations (one attention mode) through the layers.
 struct Stream {
   AttentionMode mode;
@@ -72,7 +99,8 @@ class LayerRunner {
       std::copy_n(m_.embed_tokens().data() + int64_t(ids[size_t(r)]) * h, h, s.x.data() + r * h);
   }
 
-  void layer(int64_t index, const AttentionParams& base, Stream& s) {
+  // also_sparse: when given, the layer's attention in sparse mode on the same q, k, v is written there.
+  void layer(int64_t index, const AttentionParams& base, Stream& s, float* also_sparse = nullptr) {
     const model::LayerWeights& lw = m_.layers()[size_t(index)];
     const int64_t hidden = c_.hidden_size, d = c_.head_dim, hq = c_.num_heads, hkv = c_.num_kv_heads;
     const int64_t q_dim = hq * d, kv_dim = hkv * d;
@@ -97,6 +125,13 @@ class LayerRunner {
       TensorView k{k_.data(), DType::f32, Device::cpu, {1, end, hkv, d}, {end * kv_dim, kv_dim, d, 1}};
       TensorView v{v_.data(), DType::f32, Device::cpu, {1, end, hkv, d}, {end * kv_dim, kv_dim, d, 1}};
       delta_attention(q, k, v, out, params);
+      if (also_sparse) {
+        AttentionParams sparse = params;
+        sparse.mode = AttentionMode::sparse;
+        TensorView sparse_out{also_sparse + begin * q_dim, DType::f32, Device::cpu, {1, rows, hq, d},
+                              {rows * q_dim, q_dim, d, 1}};
+        delta_attention(q, k, v, sparse_out, sparse);
+      }
     }
     linear(s.attn.data(), lw.o_proj, s.x.data(), n_, /*accumulate=*/true, threads_);
     rms_norm(s.x.data(), lw.post_attention_norm.data(), normed_.data(), n_, hidden, c_.rms_norm_eps);
@@ -143,6 +178,7 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
   for (AttentionMode m : modes)
     if (m != AttentionMode::dense) streams.push_back({m, {}, {}});
   for (Stream& s : streams) runner.embed(ids, s);
+  std::vector<float> dense_inputs_sparse(size_t(n * c.num_heads * c.head_dim));
 
   FidelityResult result;
   result.tokens = n;
@@ -154,8 +190,12 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
     progress.done = double(layer);
     progress.what = "layer " + std::to_string(layer);
     if (options.on_progress) options.on_progress(progress);
-    for (Stream& s : streams) runner.layer(layer, options.attention, s);
+    for (size_t i = 0; i < streams.size(); ++i)
+      runner.layer(layer, options.attention, streams[i], i == 0 ? dense_inputs_sparse.data() : nullptr);
     const Stream& dense = streams[0];
+    result.delta_transfer.push_back(delta_transfer_residuals(dense.attn, dense_inputs_sparse, n, c.num_heads,
+                                                             c.head_dim, result.first_scored_row,
+                                                             kDeltaTransferOffsets));
     for (size_t i = 1; i < streams.size(); ++i) {
       const Similarity a = compare_rows(streams[i].attn.data(), dense.attn.data(), result.first_scored_row, n,
                                         c.num_heads * c.head_dim);

@@ -107,11 +107,43 @@ TEST(EvalEndToEnd, FidelityProbeReproducesTheRuntimeLogitsInEveryMode) {
   }
   ASSERT_EQ(probe.layers.size(), size_t(fixture_model()->config().num_layers) * modes.size());
   EXPECT_EQ(probe.first_scored_row, 40);
+  ASSERT_EQ(probe.delta_transfer.size(), size_t(fixture_model()->config().num_layers));
+  for (const auto& layer : probe.delta_transfer) {
+    ASSERT_EQ(layer.size(), std::size(kDeltaTransferOffsets));
+    for (double r : layer) EXPECT_TRUE(std::isfinite(r) && r > 0.0) << r;
+  }
   for (const LayerFidelity& l : probe.layers) {
     EXPECT_LT(l.attention_cosine, 1.0 - 1e-6) << "a 32-key window must change attention";
     EXPECT_GT(l.attention_relative_error, 1e-4);
     EXPECT_GT(l.hidden_cosine, 0.0);
   }
+}
+
+// Hand-made Δ sequences with known answers (2 rows compared from first_row 1, 2 heads of 2 dims).
+TEST(DeltaTransfer, ResidualsOfKnownSequences) {
+  const int64_t rows = 6, heads = 2, d = 2, width = heads * d;
+  const std::vector<int64_t> offsets{1, 2, 3};
+  auto residuals = [&](const std::vector<float>& delta_per_row) {  // Δ of each row, the same in every lane
+    std::vector<float> dense(size_t(rows * width)), sparse(dense.size(), 0.5f);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t c = 0; c < width; ++c) dense[size_t(i * width + c)] = 0.5f + delta_per_row[size_t(i)];
+    return delta_transfer_residuals(dense, sparse, rows, heads, d, 1, offsets);
+  };
+  // a constant Δ transfers perfectly; no Δ at all gives 0 (nothing to correct)
+  for (double r : residuals({3, 3, 3, 3, 3, 3})) EXPECT_DOUBLE_EQ(r, 0.0);
+  for (double r : residuals({0, 0, 0, 0, 0, 0})) EXPECT_DOUBLE_EQ(r, 0.0);
+  // alternating sign: one row back is twice as wrong as no correction, two rows back is exact
+  const auto alternating = residuals({1, -1, 1, -1, 1, -1});
+  EXPECT_DOUBLE_EQ(alternating[0], 2.0);
+  EXPECT_DOUBLE_EQ(alternating[1], 0.0);
+  EXPECT_DOUBLE_EQ(alternating[2], 2.0);
+  // Δ only on the last row: its own residual is 1 (the row o back has no Δ); rows before it count 0
+  const auto last_only = residuals({0, 0, 0, 0, 0, 2});
+  for (double r : last_only) EXPECT_DOUBLE_EQ(r, 1.0);
+  // rows before first_row never enter: with first_row 1 and offset 3 the pairs are (4,1) and (5,2)
+  EXPECT_DOUBLE_EQ(residuals({100, 1, 1, 1, 1, 1})[2], 0.0);
+  std::vector<float> too_short(3);
+  EXPECT_THROW(delta_transfer_residuals(too_short, too_short, rows, heads, d, 1, offsets), Error);
 }
 
 TEST(EvalEndToEnd, FidelityIsExactWhereTheSpecSaysModesEqualDense) {
@@ -122,6 +154,9 @@ TEST(EvalEndToEnd, FidelityIsExactWhereTheSpecSaysModesEqualDense) {
   const std::vector<AttentionMode> modes{AttentionMode::sparse, AttentionMode::delta};
   const FidelityResult probe = run_fidelity(*fixture_model(), ids, modes, options);
   EXPECT_EQ(probe.first_scored_row, 0);
+  ASSERT_EQ(probe.delta_transfer.size(), size_t(fixture_model()->config().num_layers));
+  for (const auto& layer : probe.delta_transfer)
+    for (double r : layer) EXPECT_EQ(r, 0.0) << "sparse equals dense here: no Δ to transfer";
   for (const LayerFidelity& l : probe.layers) {
     EXPECT_NEAR(l.attention_cosine, 1.0, 1e-6) << mode_name(l.mode) << " layer " << l.layer;
     EXPECT_LT(l.hidden_relative_error, 1e-5) << mode_name(l.mode) << " layer " << l.layer;

@@ -80,10 +80,25 @@ struct LayerFidelity {
   double hidden_cosine = 0, hidden_relative_error = 0;        // residual stream after the layer
 };
 
+// The paper's premise, measured: Δ_i = dense_i - sparse_i (attention output per row and head) changes
+// slowly enough that the Δ of a row o rows earlier corrects row i. For each offset o:
+// sqrt(sum ||Δ_i - Δ_{i-o}||^2 / sum ||Δ_i||^2) over rows i with i - o >= first_row and every head:
+// 0 = a perfect correction, 1 = as far from dense as sparse is, above 1 = worse than no correction.
+// 0 when there is no Δ (sparse equals dense). dense and sparse are (rows, heads, head_dim) row-major.
+std::vector<double> delta_transfer_residuals(std::span<const float> dense, std::span<const float> sparse, int64_t rows,
+                                             int64_t heads, int64_t head_dim, int64_t first_row,
+                                             std::span<const int64_t> offsets);
+
+// Offsets reported by run_fidelity: 1 .. 63 (a block of the paper's gamma 64).
+inline constexpr int64_t kDeltaTransferOffsets[] = {1, 2, 4, 8, 16, 32, 63};
+
 struct FidelityResult {
   int64_t tokens = 0;
   int64_t first_scored_row = 0;  // rows [first_scored_row, tokens) are compared (those sparse can change)
   std::vector<LayerFidelity> layers;
+  // Per layer, delta_transfer_residuals at kDeltaTransferOffsets, with dense and sparse attention both
+  // computed on the dense run's own q, k, v of that layer.
+  std::vector<std::vector<double>> delta_transfer;
   // Last-position logits per mode (dense first, then `modes`), to check the probe against the runtime.
   std::vector<std::vector<float>> last_logits;
 };
