@@ -4,6 +4,7 @@
 
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "dattn/model/cuda_session.h"
 
 namespace dattn::cli {
 
@@ -61,6 +62,13 @@ std::vector<AttentionMode> parse_mode_list(const std::string& text) {
   }
   DATTN_CHECK(!modes.empty(), "the list of attention modes '{}' names no mode", text);
   return modes;
+}
+
+std::unique_ptr<model::InferenceSession> open_session(const std::string& device, const std::string& model_dir,
+                                                      model::SessionOptions options) {
+  check_device(device);
+  if (device == "cuda") return model::make_cuda_session(model_dir, std::move(options));
+  return std::make_unique<model::Session>(model::Model::load(model_dir), std::move(options));
 }
 
 void check_device(const std::string& device) {

@@ -1,5 +1,6 @@
 // Flags that several `dattn` commands share, registered and turned into parameters in one place.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,8 @@ model::AttentionPlan attention_plan(const PrefillFlags& flags);
 std::vector<AttentionMode> parse_mode_list(const std::string& text);
 // Throws unless device is "cpu", or "cuda" with a CUDA build and a GPU present.
 void check_device(const std::string& device);
+// A session on the device ("cpu": Session over the loaded model, "cuda": CudaSession) for a model directory.
+std::unique_ptr<model::InferenceSession> open_session(const std::string& device, const std::string& model_dir,
+                                                      model::SessionOptions options);
 
 }  // namespace dattn::cli

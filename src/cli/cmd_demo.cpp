@@ -21,7 +21,6 @@
 #include "dattn/eval/ruler_tasks.h"
 #include "dattn/eval/scoring.h"
 #include "dattn/model/config.h"
-#include "dattn/model/cuda_session.h"
 #include "dattn/model/generate.h"
 #include "dattn/model/session.h"
 #include "dattn/model/tokenizer.h"
@@ -72,9 +71,7 @@ void run_demo(const DemoFlags& f) {
   options.context = f.length + max_new;
   options.chunk_size = options.context;  // one prefill pass, as `dattn eval ruler`
   options.num_threads = f.threads;
-  std::unique_ptr<model::InferenceSession> session =
-      f.device == "cuda" ? model::make_cuda_session(dir, options)
-                         : std::make_unique<model::Session>(model::Model::load(dir), options);
+  std::unique_ptr<model::InferenceSession> session = open_session(f.device, dir.string(), options);
   const std::vector<int32_t> stop_ids = model::merged_stop_ids(config.eos_token_ids, tokenizer.eos_ids());
 
   const auto& sp = f.sparsity;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
-#include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -12,6 +11,7 @@
 #include "attention_flags.h"
 #include "commands.h"
 #include "dattn/core/error.h"
+#include "dattn/core/text_file.h"
 #include "dattn/eval/model_eval.h"
 #include "dattn/eval/progress_bar.h"
 #include "dattn/eval/ruler_results.h"
@@ -65,14 +65,6 @@ ModelEvalOptions eval_options(const CommonFlags& f, eval::ProgressBar& bar) {
   o.num_threads = f.threads;
   o.on_progress = [&bar](const eval::EvalProgress& p) { bar.update(p); };
   return o;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  DATTN_CHECK(in.good(), "cannot read '{}'", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // ---- ruler
@@ -143,7 +135,7 @@ struct PplFlags {
 
 void run_ppl_command(const PplFlags& f) {
   const Tokenizer tokenizer = Tokenizer::load(f.common.model_dir);
-  std::vector<int32_t> ids = tokenizer.encode(read_text(f.text_file), /*add_special_tokens=*/true);
+  std::vector<int32_t> ids = tokenizer.encode(read_text_file(f.text_file), /*add_special_tokens=*/true);
   DATTN_CHECK(int64_t(ids.size()) >= f.length, "'{}' has {} tokens, fewer than --length {}", f.text_file, ids.size(),
               f.length);
   ids.resize(size_t(f.length));
@@ -192,7 +184,7 @@ void run_fidelity_command(const FidelityFlags& f) {
   std::string prompt;
   if (!f.prompt_file.empty()) {
     DATTN_CHECK(f.task.empty(), "give --prompt-file or --task, not both");
-    prompt = read_text(f.prompt_file);
+    prompt = read_text_file(f.prompt_file);
   } else {
     DATTN_CHECK(!f.task.empty(), "give --prompt-file F or --task NAME --length L");
     eval::TokenizerCounter counter(tokenizer);

@@ -3,9 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -13,7 +11,7 @@
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
-#include "dattn/model/cuda_session.h"
+#include "dattn/core/text_file.h"
 #include "dattn/model/generate.h"
 #include "dattn/model/tokenizer.h"
 
@@ -32,14 +30,6 @@ struct GenerateFlags {
   uint64_t seed = 0;
   int threads = 0;
 };
-
-std::string read_prompt_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  DATTN_CHECK(in.good(), "--prompt-file: cannot open '{}'", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Redraws one stderr line: a bar, tokens done, tokens/s and the time left at that rate.
 class PrefillProgress {
@@ -89,7 +79,7 @@ std::string describe(const model::SamplingParams& p) {
 void run_generate(const GenerateFlags& f) {
   check_device(f.prefill.device);
   model::AttentionPlan plan = attention_plan(f.prefill);
-  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_prompt_file(f.prompt_file);
+  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_text_file(f.prompt_file);
 
   Tokenizer tokenizer = Tokenizer::load(f.model_dir);
   std::vector<int32_t> ids;
@@ -115,9 +105,7 @@ void run_generate(const GenerateFlags& f) {
   DATTN_CHECK(int64_t(ids.size()) <= session_options.context,
               "the prompt has {} tokens, more than the context of {} (raise --ctx)", ids.size(),
               session_options.context);
-  std::unique_ptr<model::InferenceSession> session =
-      f.prefill.device == "cuda" ? model::make_cuda_session(f.model_dir, session_options)
-                         : std::make_unique<model::Session>(model::Model::load(f.model_dir), session_options);
+  std::unique_ptr<model::InferenceSession> session = open_session(f.prefill.device, f.model_dir, session_options);
 
   model::GenerateOptions options;
   options.max_new_tokens = f.max_new_tokens;

@@ -8,7 +8,6 @@
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/io/npy.h"
-#include "dattn/model/cuda_session.h"
 #include "dattn/model/session.h"
 #include "dattn/model/tokenizer.h"
 
@@ -35,9 +34,7 @@ void run_logits(const LogitsFlags& f) {
   options.chunk_size = prefill_chunk(f.prefill);
   options.attention = plan;
   options.num_threads = f.threads;
-  std::unique_ptr<model::InferenceSession> session =
-      f.prefill.device == "cuda" ? model::make_cuda_session(f.model_dir, options)
-                         : std::make_unique<model::Session>(model::Model::load(f.model_dir), options);
+  std::unique_ptr<model::InferenceSession> session = open_session(f.prefill.device, f.model_dir, options);
   std::vector<float> logits = session->prefill(ids, {.all_logits = true});
   const int64_t vocab = int64_t(logits.size() / ids.size());
   npy::save_f32(f.out, {int64_t(ids.size()), vocab}, logits.data());

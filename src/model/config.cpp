@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
+#include "dattn/core/text_file.h"
 
 namespace dattn::model {
 
@@ -294,14 +293,6 @@ ModelConfig parse_model_config(std::string_view json_text) {
 }
 
 namespace {
-std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  DATTN_CHECK(in.good(), "cannot open {}", path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  DATTN_CHECK(!in.bad(), "cannot read {}", path.string());
-  return text.str();
-}
 // Sampling fields of generation_config.json; null means the default (transformers writes nulls).
 void read_generation_defaults(const json& j, ModelConfig::GenerationDefaults& g, const std::string& where) {
   if (j.contains("do_sample") && !j["do_sample"].is_null()) {

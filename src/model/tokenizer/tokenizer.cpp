@@ -1,10 +1,9 @@
 // The public Tokenizer API over TokenizerImpl.
 #include "dattn/model/tokenizer.h"
 
-#include <fstream>
-#include <sstream>
 
 #include "dattn/core/error.h"
+#include "dattn/core/text_file.h"
 #include "tokenizer_impl.h"
 
 namespace dattn {
@@ -15,12 +14,7 @@ using tokenizer_detail::Json;
 std::optional<std::string> read_file_if_present(const std::filesystem::path& path) {
   std::error_code error;
   if (!std::filesystem::exists(path, error)) return std::nullopt;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("tokenizer: cannot open {}", path.string());
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) fail("tokenizer: cannot read {}", path.string());
-  return contents.str();
+  return read_text_file(path);
 }
 
 Json parse_optional_json(std::string_view text, const char* name) {
