@@ -50,14 +50,15 @@ std::vector<double> delta_transfer_residuals(std::span<const float> dense, std::
   DATTN_CHECK(rows >= 0 && heads >= 1 && head_dim >= 1 && first_row >= 0, "delta_transfer_residuals: bad shape");
   DATTN_CHECK(int64_t(dense.size()) == rows * width && int64_t(sparse.size()) == rows * width,
               "delta_transfer_residuals: {} and {} values for {} rows of {}", dense.size(), sparse.size(), rows, width);
+  std::vector<double> delta(dense.size());  // Δ once, shared by every offset
+  for (size_t k = 0; k < delta.size(); ++k) delta[k] = double(dense[k]) - sparse[k];
   std::vector<double> residuals;
   for (int64_t o : offsets) {
     DATTN_CHECK(o >= 1, "delta_transfer_residuals: offset {} must be >= 1", o);
     double moved = 0, delta2 = 0;
     for (int64_t i = first_row + o; i < rows; ++i)
       for (int64_t c = 0; c < width; ++c) {
-        const double di = double(dense[size_t(i * width + c)]) - sparse[size_t(i * width + c)];
-        const double dj = double(dense[size_t((i - o) * width + c)]) - sparse[size_t((i - o) * width + c)];
+        const double di = delta[size_t(i * width + c)], dj = delta[size_t((i - o) * width + c)];
         moved += (di - dj) * (di - dj);
         delta2 += di * di;
       }
