@@ -56,7 +56,8 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
     // Δ = dense - sparse: first write -sparse, then the dense keys are added (below in this CTA, or by the
     // combine kernel after a split); each thread re-reads only what it wrote.
     acc.reset();
-    attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base, pos, smem, acc);
+    attend_key_tiles<Elem, kHeadDim, true, kDenseRowsPvWgmma>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base,
+                                                                pos, smem, acc);
     acc.finish(p.scale_log2, lse);
 #pragma unroll
     for (int m = 0; m < kM; ++m)
@@ -71,7 +72,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   }
 
   acc.reset();
-  attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_keys, k_base, v_base, pos, smem, acc);
+  attend_key_tiles<Elem, kHeadDim, false, kDenseRowsPvWgmma>(p, qt, dense_keys, k_base, v_base, pos, smem, acc);
   acc.finish(p.scale_log2, lse);
   if (split) {
     store_split_partial<kHeadDim>(p, qt, z, acc, lse);
@@ -109,8 +110,9 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   load_query_tile<Elem, kHeadDim>(p, qt, head_base<Elem>(p.q, b, h), smem, pos);
   SoftmaxAccumulator<kHeadDim> acc;
   acc.reset();
-  attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), head_base<Elem>(p.k, b, kv_head),
-                                         head_base<Elem>(p.v, b, kv_head), pos, smem, acc);
+  attend_key_tiles<Elem, kHeadDim, true, kSparseRowsPvWgmma>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt),
+                                                             head_base<Elem>(p.k, b, kv_head),
+                                                             head_base<Elem>(p.v, b, kv_head), pos, smem, acc);
   float lse[S::kMTiles][2];
   acc.finish(p.scale_log2, lse);
   store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);

@@ -17,6 +17,16 @@
 #ifndef DATTN_CUDA_M_TILES
 #define DATTN_CUDA_M_TILES 2
 #endif
+// Whether the sm_90a binary computes P V on wgmma (1) or mma.sync (0), per kernel (the sm_80 binary always
+// uses mma.sync). Build options so both can be timed against each other (bench/cuda/ab_bench.sh). Measured
+// on an H200 (docs/CUDA_NOTES.md, run 8): wgmma makes the sparse kernel 13% faster and the dense-rows
+// kernel (dense mode, anchors, tail: rows of up to 1M keys) 10% slower at 128K.
+#ifndef DATTN_CUDA_SPARSE_PV_WGMMA
+#define DATTN_CUDA_SPARSE_PV_WGMMA 1
+#endif
+#ifndef DATTN_CUDA_DENSE_PV_WGMMA
+#define DATTN_CUDA_DENSE_PV_WGMMA 0
+#endif
 
 namespace dattn::cuda::detail {
 
@@ -40,6 +50,9 @@ struct TileShape {
   static_assert(kQueryElems * 2 % 1024 == 0 && kTileElems * 2 % 1024 == 0);
   static constexpr int kMinBlocksPerSm = 2;
 };
+
+inline constexpr bool kSparseRowsPvWgmma = kHaveWgmma && DATTN_CUDA_SPARSE_PV_WGMMA;
+inline constexpr bool kDenseRowsPvWgmma = kHaveWgmma && DATTN_CUDA_DENSE_PV_WGMMA;
 
 constexpr float kNegInf = -__builtin_huge_valf();
 constexpr float kLn2 = 0.6931471805599453f;
@@ -197,7 +210,8 @@ __device__ __forceinline__ bool key_tile_unmasked(const AttentionKernelParams& p
 // Accumulates softmax(q k^T) v over the key tiles in `ranges` into acc. The Q tile sits in smem (loaded
 // by load_query_tile); the 4 K/V tile buffers after it are free on entry and again on return (the loop
 // ends with a barrier).
-template <typename Elem, int kHeadDim, bool kSparse>
+// kPvWgmma: P V on wgmma (V stored swizzled) instead of mma.sync (V stored padded, read by ldmatrix).
+template <typename Elem, int kHeadDim, bool kSparse, bool kPvWgmma>
 __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
                                                  KeyTileRanges ranges, const Elem* k_base, const Elem* v_base,
                                                  const int (&pos)[TileShape<kHeadDim>::kMTiles][2], Elem* smem,
@@ -218,7 +232,7 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
     const int kb = tile * kBlockN, valid = min(kBlockN, p.n_kv - kb);
     Elem* ks = kv_smem + stage * 2 * S::kTileElems;
     load_tile_async<Elem, kHeadDim, kBlockN, kHaveWgmma>(ks, k_base, p.k.row_stride, kb, 1, valid);
-    load_tile_async<Elem, kHeadDim, kBlockN>(ks + S::kTileElems, v_base, p.v.row_stride, kb, 1, valid);
+    load_tile_async<Elem, kHeadDim, kBlockN, kPvWgmma>(ks + S::kTileElems, v_base, p.v.row_stride, kb, 1, valid);
     cp_async_commit();
   };
 
@@ -253,7 +267,10 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
           const uint64_t desc_q =
               sw128_descriptor(q_smem + (kk / 4) * S::kBlockM * 64 + m * 64 * 64 + (kk % 4) * 16);
           const uint64_t desc_k = sw128_descriptor(ks + (kk / 4) * kBlockN * 64 + (kk % 4) * 16);
-          wgmma_m64n64k16<Elem>(reinterpret_cast<float(&)[32]>(s[m]), desc_q, desc_k, kk > 0);
+          if (kk == 0)
+            wgmma_m64n64k16_overwrite<Elem>(reinterpret_cast<float(&)[32]>(s[m]), desc_q, desc_k);
+          else
+            wgmma_m64n64k16<Elem>(reinterpret_cast<float(&)[32]>(s[m]), desc_q, desc_k, 1);
         }
       wgmma_commit();
       wgmma_wait_all();
@@ -339,27 +356,52 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
         }
     }
 
-    // O += P V: the S accumulators of two adjacent 8-key tiles form one A fragment of P; each V fragment
-    // serves every m-tile.
-    const int v_row = lane % 16, v_col = (lane / 16) * 8;
+    // O += P V: the S accumulators of two adjacent 8-key tiles form one A fragment of P.
+    if constexpr (kPvWgmma) {
+      // One warpgroup instruction per 64-row half and 16-key step: A = P from registers, B = V (N-major).
+      uint32_t a[kM][kBlockN / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      uint32_t a[kM][4];
+      for (int m = 0; m < kM; ++m)
 #pragma unroll
-      for (int m = 0; m < kM; ++m) {
-        a[m][0] = pack_pair<Elem>(s[m][2 * kk][0], s[m][2 * kk][1]);
-        a[m][1] = pack_pair<Elem>(s[m][2 * kk][2], s[m][2 * kk][3]);
-        a[m][2] = pack_pair<Elem>(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-        a[m][3] = pack_pair<Elem>(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
-      }
+        for (int kk = 0; kk < kBlockN / 16; ++kk) {
+          a[m][kk][0] = pack_pair<Elem>(s[m][2 * kk][0], s[m][2 * kk][1]);
+          a[m][kk][1] = pack_pair<Elem>(s[m][2 * kk][2], s[m][2 * kk][3]);
+          a[m][kk][2] = pack_pair<Elem>(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+          a[m][kk][3] = pack_pair<Elem>(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+        }
+      wgmma_fence();
 #pragma unroll
-      for (int dd = 0; dd < kHeadDim / 16; ++dd) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, vs + (kk * 16 + v_row) * S::kRowElems + dd * 16 + v_col);
+      for (int m = 0; m < kM; ++m)
+#pragma unroll
+        for (int kk = 0; kk < kBlockN / 16; ++kk)
+          wgmma_rs_m64k16<Elem, kHeadDim>(reinterpret_cast<float(&)[kHeadDim / 2]>(acc.o[m]), a[m][kk],
+                                          sw128_mn_major_descriptor<kBlockN>(vs + kk * 16 * 64));
+      // Waited on at once: leaving it in flight past the next tile's S = Q K^T makes ptxas serialise every
+      // wgmma (the packed P shares registers with the next S accumulators; no registers are left to split them).
+      wgmma_commit();
+      wgmma_wait_all();
+    } else {
+      // Each V fragment serves every m-tile.
+      const int v_row = lane % 16, v_col = (lane / 16) * 8;
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        uint32_t a[kM][4];
 #pragma unroll
         for (int m = 0; m < kM; ++m) {
-          mma_16x8x16<Elem>(acc.o[m][2 * dd], a[m], b[0], b[1]);
-          mma_16x8x16<Elem>(acc.o[m][2 * dd + 1], a[m], b[2], b[3]);
+          a[m][0] = pack_pair<Elem>(s[m][2 * kk][0], s[m][2 * kk][1]);
+          a[m][1] = pack_pair<Elem>(s[m][2 * kk][2], s[m][2 * kk][3]);
+          a[m][2] = pack_pair<Elem>(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+          a[m][3] = pack_pair<Elem>(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dd = 0; dd < kHeadDim / 16; ++dd) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, vs + (kk * 16 + v_row) * S::kRowElems + dd * 16 + v_col);
+#pragma unroll
+          for (int m = 0; m < kM; ++m) {
+            mma_16x8x16<Elem>(acc.o[m][2 * dd], a[m], b[0], b[1]);
+            mma_16x8x16<Elem>(acc.o[m][2 * dd + 1], a[m], b[2], b[3]);
+          }
         }
       }
     }
