@@ -11,6 +11,7 @@
 
 #include "kernel_params.h"
 #include "mma_primitives.cuh"
+#include "tma_primitives.cuh"
 #include "wgmma_primitives.cuh"
 
 // Query m-tiles (16 rows) per warp; a build option only so that 1 and 2 can be timed against each other.
@@ -45,8 +46,10 @@ struct TileShape {
   static constexpr int kTileElems = kBlockN * kRowElems;
   static constexpr int kQueryElems = kBlockM * kRowElems;
   // Q (re-read every key tile, so it never occupies registers), then K and V in two stages each; every
-  // region starts 1024-byte aligned (the swizzled wgmma layout needs it), plus 1024 bytes to align the base.
-  static constexpr int kSmemBytes = (kQueryElems + 4 * kTileElems) * 2 + 1024;
+  // region starts 1024-byte aligned (the swizzled wgmma layout needs it), then the two stages' TMA
+  // barriers (8 bytes each), plus 1024 bytes to align the base.
+  static constexpr int kBarrierOffsetElems = kQueryElems + 4 * kTileElems;
+  static constexpr int kSmemBytes = kBarrierOffsetElems * 2 + 2 * 8 + 1024;
   static_assert(kQueryElems * 2 % 1024 == 0 && kTileElems * 2 % 1024 == 0);
   static constexpr int kMinBlocksPerSm = 2;
 };
@@ -210,7 +213,7 @@ __device__ __forceinline__ bool key_tile_unmasked(const AttentionKernelParams& p
 // Accumulates softmax(q k^T) v over the key tiles in `ranges` into acc. The Q tile sits in smem (loaded
 // by load_query_tile); the 4 K/V tile buffers after it are free on entry and again on return (the loop
 // ends with a barrier).
-// kPvWgmma: P V on wgmma (V stored swizzled) instead of mma.sync (V stored padded, read by ldmatrix).
+// kPvWgmma: P V on wgmma instead of mma.sync (ldmatrix fragments of V).
 template <typename Elem, int kHeadDim, bool kSparse, bool kPvWgmma>
 __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
                                                  KeyTileRanges ranges, const Elem* k_base, const Elem* v_base,
@@ -228,11 +231,42 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
     while (i < total && !key_tile_needed<kSparse, kBlockN>(p, qt, tile_at(i))) ++i;
     return i;
   };
+  // sm_90a: K and V tiles by TMA (thread 0 issues, everyone waits on the stage's barrier; rows past n_kv
+  // arrive as zeros) unless the host could not describe them; Q always comes by cp.async (anchor rows are
+  // gathered). Both layouts are the swizzled one on sm_90a.
+  const bool use_tma = kHaveWgmma && p.use_tma;
+  [[maybe_unused]] uint64_t* barriers = reinterpret_cast<uint64_t*>(smem + S::kBarrierOffsetElems);
+  [[maybe_unused]] uint32_t parity = 0;  // bit s: the phase of stage s's barrier that the next wait expects
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  if (use_tma) {
+    if (threadIdx.x == 0) {
+      mbarrier_init(&barriers[0], 1);
+      mbarrier_init(&barriers[1], 1);
+      fence_barrier_init();
+    }
+    __syncthreads();
+  }
+#endif
   auto load_kv = [&](int tile, int stage) {
-    const int kb = tile * kBlockN, valid = min(kBlockN, p.n_kv - kb);
+    const int kb = tile * kBlockN;
     Elem* ks = kv_smem + stage * 2 * S::kTileElems;
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if (use_tma) {
+      if (threadIdx.x == 0) {
+        const int b = blockIdx.x / p.h_q, kv_head = (blockIdx.x % p.h_q) / p.group;
+        mbarrier_arrive_expect_bytes(&barriers[stage], 2 * kBlockN * kHeadDim * sizeof(Elem));
+#pragma unroll
+        for (int half = 0; half < kHeadDim / 64; ++half) {
+          tma_load_box(ks + half * kBlockN * 64, &p.tma_k, &barriers[stage], half * 64, kb, kv_head, b);
+          tma_load_box(ks + S::kTileElems + half * kBlockN * 64, &p.tma_v, &barriers[stage], half * 64, kb, kv_head, b);
+        }
+      }
+      return;
+    }
+#endif
+    const int valid = min(kBlockN, p.n_kv - kb);
     load_tile_async<Elem, kHeadDim, kBlockN, kHaveWgmma>(ks, k_base, p.k.row_stride, kb, 1, valid);
-    load_tile_async<Elem, kHeadDim, kBlockN, kPvWgmma>(ks + S::kTileElems, v_base, p.v.row_stride, kb, 1, valid);
+    load_tile_async<Elem, kHeadDim, kBlockN, kHaveWgmma>(ks + S::kTileElems, v_base, p.v.row_stride, kb, 1, valid);
     cp_async_commit();
   };
 
@@ -241,12 +275,18 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
   int stage = 0;
   while (i < total) {
     const int next = next_needed(i + 1);
-    if (next < total) {
-      load_kv(tile_at(next), stage ^ 1);
-      cp_async_wait<1>();
+    if (next < total) load_kv(tile_at(next), stage ^ 1);
+    if (use_tma || next >= total) {
+      cp_async_wait<0>();  // the query tile (first pass), or this stage's cp.async group when it is the last
     } else {
-      cp_async_wait<0>();
+      cp_async_wait<1>();
     }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if (use_tma) {
+      mbarrier_wait(&barriers[stage], (parity >> stage) & 1);
+      parity ^= 1u << stage;
+    }
+#endif
     if constexpr (kHaveWgmma) fence_proxy_async();
     __syncthreads();
 
@@ -396,7 +436,10 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
 #pragma unroll
         for (int dd = 0; dd < kHeadDim / 16; ++dd) {
           uint32_t b[4];
-          ldmatrix_x4_trans(b, vs + (kk * 16 + v_row) * S::kRowElems + dd * 16 + v_col);
+          // sm_90a stores V swizzled (the TMA layout): 8 rows x 16 bytes at one chunk still hit 8 bank groups
+          const Elem* v_frag = kHaveWgmma ? vs + swizzled_offset(kBlockN, kk * 16 + v_row, 2 * dd + lane / 16)
+                                          : vs + (kk * 16 + v_row) * S::kRowElems + dd * 16 + v_col;
+          ldmatrix_x4_trans(b, v_frag);
 #pragma unroll
           for (int m = 0; m < kM; ++m) {
             mma_16x8x16<Elem>(acc.o[m][2 * dd], a[m], b[0], b[1]);
@@ -409,6 +452,13 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
     i = next;
     stage ^= 1;
   }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  // Every issued copy was waited on; the barriers are re-made by the next key pass of this CTA.
+  if (use_tma && threadIdx.x == 0) {
+    mbarrier_invalidate(&barriers[0]);
+    mbarrier_invalidate(&barriers[1]);
+  }
+#endif
 }
 
 // Loads the query tile into smem (it stays there for every key pass) and the positions of the thread's

@@ -8,6 +8,7 @@
 #include "dattn/core/error.h"
 #include "launch.h"
 #include "split_kv.h"
+#include "tma_maps.h"
 
 namespace dattn::cuda {
 namespace detail {
@@ -149,6 +150,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   p.n_kv = int(s.n_kv);
   const double scale = params.scale != 0.0 ? params.scale : 1.0 / std::sqrt(double(s.head_dim));
   p.scale_log2 = float(scale * 1.4426950408889634);
+  p.use_tma = tma_enabled() && encode_kv_tma_map(k, p.tma_k) && encode_kv_tma_map(v, p.tma_v);
   p.window = int(std::min<int64_t>(params.window, s.n_kv + 1));
   p.sink = int(std::min<int64_t>(params.sink, s.n_kv + 1));
 

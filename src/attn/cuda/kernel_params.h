@@ -7,6 +7,12 @@ namespace dattn::cuda::detail {
 
 enum class OutType : int { f32 = 0, bf16 = 1, f16 = 2 };
 
+// A TMA tensor map (CUtensorMap: 128 bytes, 128-byte aligned), opaque here; tma_maps.cpp fills it with
+// cuTensorMapEncodeTiled.
+struct alignas(128) TmaDescriptor {
+  uint64_t words[16];
+};
+
 // One 4-D operand: (batch, seq, head, dim) with dim contiguous; strides in elements.
 struct OperandPtr {
   const void* data;
@@ -47,6 +53,11 @@ struct AttentionKernelParams {
   // the dense-rows kernel (recompute).
   int sparse_row_end;
   bool add_delta, skip_anchor_rows;
+
+  // sm_90a: K and V tiles arrive by TMA through these maps (4-D: dim, row, head, batch; 64 x 64 boxes,
+  // 128-byte swizzle) when use_tma; otherwise (layouts TMA cannot describe, DATTN_CUDA_TMA=0) by cp.async.
+  bool use_tma;
+  TmaDescriptor tma_k, tma_v;
 };
 
 }  // namespace dattn::cuda::detail

@@ -114,7 +114,7 @@ CudaSession::CudaSession(const ModelConfig& config, const Checkpoint& checkpoint
   s.ids = DeviceBuffer(size_t(rows) * 4, "token ids");
   s.x = DeviceBuffer(size_t(rows * hidden) * 4, "the residual stream");
   s.normed = DeviceBuffer(size_t(rows * hidden) * 2, "normed activations");
-  s.qkv = DeviceBuffer(size_t(rows * (q_dim + 2 * kv_dim)) * 4, "q/k/v projections");
+  s.qkv = DeviceBuffer(size_t(rows * (q_dim + 2 * kv_dim)) * 2, "q/k/v projections");
   s.q = DeviceBuffer(size_t(rows * q_padded) * 2, "queries");
   s.attn = DeviceBuffer(size_t(rows * q_padded) * 2, "attention output");
   s.gate_up = DeviceBuffer(size_t(rows * 2 * inter) * 2, "gate/up projections");
@@ -216,10 +216,10 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
     const DeviceLayer& w = weights.layers[size_t(layer)];
     rms_norm_to_bf16(x.as<float>(), w.input_norm, rows, hidden, eps, normed.as<uint16_t>(), st);
     profiler.mark("norms");
-    gemm.linear(normed.as<uint16_t>(), rows, hidden, w.qkv_weight, qkv_dim, qkv.data(), GemmOut::f32, false);
+    gemm.linear(normed.as<uint16_t>(), rows, hidden, w.qkv_weight, qkv_dim, qkv.data(), GemmOut::bf16, false);
     profiler.mark("gemm qkv");
     QkvEpilogueArgs e{};
-    e.qkv = qkv.as<float>();
+    e.qkv = qkv.as<uint16_t>();
     e.bias = w.qkv_bias;
     e.q_norm = w.q_norm;
     e.k_norm = w.k_norm;

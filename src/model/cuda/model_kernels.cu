@@ -76,7 +76,7 @@ __global__ void qkv_epilogue_kernel(const QkvEpilogueArgs a) {
   float* sin_t = shared + half;
   float* inv_rms = shared + 2 * half;
   const int64_t r = blockIdx.x, position = a.first_position + r;
-  const float* row = a.qkv + r * int64_t(heads) * a.head_dim;
+  const uint16_t* row = a.qkv + r * int64_t(heads) * a.head_dim;
 
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     // fp32 position times fp32 frequency, then cos/sin of that fp32 angle (transformers' rounding)
@@ -86,7 +86,7 @@ __global__ void qkv_epilogue_kernel(const QkvEpilogueArgs a) {
   }
   const auto value = [&](int head, int i) {
     const int index = head * a.head_dim + i;
-    return row[index] + (a.bias ? a.bias[index] : 0.0f);
+    return load_bf16(row + index) + (a.bias ? a.bias[index] : 0.0f);
   };
   if (a.q_norm) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;

@@ -15,13 +15,14 @@ void embed_rows(const int32_t* ids, const uint16_t* table, int64_t rows, int64_t
 void rms_norm_to_bf16(const float* x, const float* weight, int64_t rows, int64_t dim, float eps, uint16_t* out,
                       cudaStream_t stream);
 
-// Everything between the q/k/v GEMM and attention, one pass over its fp32 output (rows, q_dim + 2 kv_dim):
+// Everything between the q/k/v GEMM and attention, one pass over its bf16 output (rows, q_dim + 2 kv_dim;
+// bf16 as transformers' projections round, and half the bytes of fp32 through this memory-bound pass):
 // bias (Qwen2), per-head RMSNorm of q and k (Qwen3), rotary embedding of q and k at positions
 // first_position + r (rotate_half pairing, fp32 angles as transformers computes them), then bf16 stores:
 // q into (rows, h_q, padded_head_dim), k and v into the cache rows first_position.. of this layer
 // (context, h_kv, padded_head_dim). Padding lanes are never written (they stay zero).
 struct QkvEpilogueArgs {
-  const float* qkv;
+  const uint16_t* qkv;
   const float* bias;    // null: none
   const float* q_norm;  // null: no q/k norm
   const float* k_norm;

@@ -1,0 +1,127 @@
+// The sm_90a TMA path for K/V tiles (src/attn/cuda/tma_maps.*, tma_primitives.cuh) against the cp.async
+// path on the same inputs (DATTN_CUDA_TMA=0), and the host's tensor-map decisions.
+//
+// Tolerance: none. Both paths put the same bytes in the same swizzled shared-memory layout (rows past n_kv
+// as zeros) and then run the same instructions, so outputs and LSE must match bit for bit; any difference
+// is a wrong box, a wrong coordinate or a missed wait, not rounding. Parity with the reference is
+// test_cuda_parity's job (it runs the default, TMA, path).
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "cuda_test_util.h"
+#include "tma_maps.h"
+
+namespace dattn {
+namespace {
+
+using namespace cuda_test;
+
+class ScopedTmaOff {
+ public:
+  ScopedTmaOff() {
+    if (const char* old = std::getenv(kName)) old_ = old;
+    setenv(kName, "0", 1);
+  }
+  ~ScopedTmaOff() {
+    if (old_)
+      setenv(kName, old_->c_str(), 1);
+    else
+      unsetenv(kName);
+  }
+  ScopedTmaOff(const ScopedTmaOff&) = delete;
+  ScopedTmaOff& operator=(const ScopedTmaOff&) = delete;
+
+ private:
+  static constexpr const char* kName = "DATTN_CUDA_TMA";
+  std::optional<std::string> old_;
+};
+
+bool device_is_hopper() {
+  int device = 0, major = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major == 9;
+}
+
+struct TmaCase {
+  int64_t batch, n_q, n_kv, h_q, h_kv, d;
+  AttentionMode mode;
+  int64_t window, sink, gamma;
+  DType dtype;
+  bool heads_major;
+};
+
+void check_tma_case(const TmaCase& c, uint32_t seed) {
+  SCOPED_TRACE(fmt::format("b{} nq{} nkv{} hq{} hkv{} d{} {} w{} s{} g{} {} {}", c.batch, c.n_q, c.n_kv, c.h_q,
+                           c.h_kv, c.d, mode_name(c.mode), c.window, c.sink, c.gamma, dtype_name(c.dtype),
+                           c.heads_major ? "heads-major" : "seq-major"));
+  std::mt19937 rng(seed);
+  Tensor q = test::random_tensor({c.batch, c.n_q, c.h_q, c.d}, c.dtype, rng);
+  Tensor k = test::random_tensor({c.batch, c.n_kv, c.h_kv, c.d}, c.dtype, rng);
+  Tensor v = test::random_tensor({c.batch, c.n_kv, c.h_kv, c.d}, c.dtype, rng);
+  DeviceTensor dq = to_device(q, c.dtype, c.heads_major), dk = to_device(k, c.dtype, c.heads_major),
+               dv = to_device(v, c.dtype, c.heads_major);
+  cuda::detail::TmaDescriptor map{};
+  ASSERT_TRUE(cuda::detail::encode_kv_tma_map(dk.view, map)) << "TMA cannot describe this K: the case is vacuous";
+  const AttentionParams p = with(c.mode, c.window, c.sink, c.gamma);
+  const GpuResult tma = run_gpu(dq.view, dk.view, dv.view, p);
+  GpuResult copies;
+  {
+    ScopedTmaOff off;
+    copies = run_gpu(dq.view, dk.view, dv.view, p);
+  }
+  EXPECT_TRUE(all_finite(tma.out)) << "an output element was not written (NaN poison survived)";
+  EXPECT_TRUE(all_finite(tma.lse));
+  EXPECT_EQ(test::max_abs_diff(tma.out, copies.out), 0.0);
+  EXPECT_EQ(test::max_abs_diff(tma.lse, copies.lse), 0.0);
+}
+
+TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
+  DATTN_SKIP_WITHOUT_GPU();
+  if (!device_is_hopper()) GTEST_SKIP() << "TMA is used on compute capability 9.x only";
+  EXPECT_TRUE(cuda::detail::tma_enabled());
+  {
+    ScopedTmaOff off;
+    EXPECT_FALSE(cuda::detail::tma_enabled());
+  }
+  cuda::detail::TmaDescriptor map{};
+  // (batch, rows, heads, d) token-major as the model's KV cache, and heads-major; batch 1 with any stride
+  Tensor cache({1, 4096, 8, 128}, DType::bf16, Device::cuda);
+  EXPECT_TRUE(cuda::detail::encode_kv_tma_map(cache.view(), map));
+  TensorView heads_major = cache.view();
+  heads_major.shape = {1, 512, 8, 128};
+  heads_major.stride = {12345, 128, 512 * 128, 1};  // batch stride unused (batch 1), odd on purpose
+  EXPECT_TRUE(cuda::detail::encode_kv_tma_map(heads_major, map));
+  // what TMA cannot do falls back (false), never fails the call
+  TensorView odd_rows = cache.view();
+  odd_rows.shape = {1, 100, 8, 64};
+  odd_rows.stride = {4096 * 8 * 128, 1028, 128, 1};  // 2056-byte rows: not a multiple of 16
+  EXPECT_FALSE(cuda::detail::encode_kv_tma_map(odd_rows, map));
+  TensorView wrong_dtype = cache.view();
+  wrong_dtype.dtype = DType::f32;
+  EXPECT_FALSE(cuda::detail::encode_kv_tma_map(wrong_dtype, map));
+}
+
+using M = AttentionMode;
+constexpr DType bf = DType::bf16, hf = DType::f16;
+
+TEST(CudaTma, SameBitsAsCpAsync) {
+  DATTN_SKIP_WITHOUT_GPU();
+  if (!device_is_hopper()) GTEST_SKIP() << "TMA is used on compute capability 9.x only";
+  const std::vector<TmaCase> cases = {
+      {1, 1000, 1000, 4, 2, 128, M::delta, 256, 64, 32, bf, false},  // last key tile partial: zero fill
+      {2, 300, 777, 8, 2, 64, M::recompute, 128, 64, 16, hf, true},  // batch 2, heads-major, continued prefill
+      {1, 513, 4099, 4, 1, 128, M::dense, 1, 0, 1, bf, false},       // GQA 4, continued prefill
+      {1, 2000, 2000, 4, 4, 64, M::sparse, 300, 100, 1, bf, false},
+      {1, 256, 32768, 8, 2, 128, M::delta, 2048, 1024, 64, hf, false},  // split-KV path of the dense rows
+  };
+  uint32_t seed = 900;
+  for (const TmaCase& c : cases) check_tma_case(c, seed++);
+}
+
+}  // namespace
+}  // namespace dattn
