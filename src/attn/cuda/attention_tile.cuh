@@ -20,13 +20,14 @@
 #endif
 // Whether the sm_90a binary computes P V on wgmma (1) or mma.sync (0), per kernel (the sm_80 binary always
 // uses mma.sync). Build options so both can be timed against each other (bench/cuda/ab_bench.sh). Measured
-// on an H200 (docs/CUDA_NOTES.md, run 8): wgmma makes the sparse kernel 13% faster and the dense-rows
-// kernel (dense mode, anchors, tail: rows of up to 1M keys) 10% slower at 128K.
+// on an H200 (docs/CUDA_NOTES.md, runs 8-10): with cp.async loads wgmma made the sparse kernel 13% faster
+// and the dense-rows kernel 10% slower at 128K; with TMA loads it makes the dense-rows kernel faster too
+// (delta at 1M: 532 -> 474 ms).
 #ifndef DATTN_CUDA_SPARSE_PV_WGMMA
 #define DATTN_CUDA_SPARSE_PV_WGMMA 1
 #endif
 #ifndef DATTN_CUDA_DENSE_PV_WGMMA
-#define DATTN_CUDA_DENSE_PV_WGMMA 0
+#define DATTN_CUDA_DENSE_PV_WGMMA 1
 #endif
 
 namespace dattn::cuda::detail {
