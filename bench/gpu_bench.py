@@ -11,6 +11,7 @@ takes seconds). Effective TFLOP/s = 4 * head_dim * (query-key pairs the mode nee
 import argparse
 import inspect
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -212,6 +213,7 @@ def main():
     ap.add_argument("--max-reps", type=int, default=20)
     ap.add_argument("--skip-torch", action="store_true")
     ap.add_argument("--json-out", default="")
+    ap.add_argument("--svg-out", default="", help="latency vs length plot (bench/plot_latency.py)")
     args = ap.parse_args()
     args.lengths = [int(x) for x in args.lengths.split(",")]
 
@@ -238,6 +240,11 @@ def main():
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=1)
+    if args.svg_out:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from plot_latency import svg_plot
+        with open(args.svg_out, "w") as f:
+            f.write(svg_plot(results, f"{device}, Llama-3.1-8B attention layer (32/8 heads, d 128, bf16): latency vs length"))
 
     cols = [("dattn", "dense"), ("dattn", "sparse"), ("dattn", "delta"), ("sdpa_flash", "dense"), ("sdpa_cudnn", "dense"),
             ("flex", "sparse"), ("flex", "delta")]

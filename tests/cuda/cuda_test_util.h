@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <optional>
+#include <string>
 
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
@@ -18,6 +21,28 @@ using test::with;
 
 #define DATTN_SKIP_WITHOUT_GPU() \
   if (!::dattn::cuda::available()) GTEST_SKIP() << "no CUDA device present: cuda backend tests skipped"
+
+// Sets an environment variable for a scope (the backend reads DATTN_CUDA_* switches per call) and puts the
+// old value, or its absence, back.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 // A (b, s, h, d) logical view on the device; heads_major stores it as (b, h, s, d) memory.
 struct DeviceTensor {

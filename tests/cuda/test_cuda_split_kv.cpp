@@ -35,26 +35,8 @@ constexpr double kReferenceOut = 1e-2, kReferenceLse = 1e-3;
 constexpr double kSplitOutBf16 = 5e-3, kSplitOutF16 = 1.5e-3, kSplitLse = 1e-4;
 constexpr int kQueryTileRows = 128;  // TileShape::kBlockM with the default 2 m-tiles per warp
 
-// Sets DATTN_CUDA_KV_SPLITS (0: let the planner choose, 1: never split, n: exactly n chunks) for a scope.
-class ScopedKvSplits {
- public:
-  explicit ScopedKvSplits(int splits) {
-    if (const char* old = std::getenv(kName)) old_ = old;
-    setenv(kName, std::to_string(splits).c_str(), 1);
-  }
-  ~ScopedKvSplits() {
-    if (old_)
-      setenv(kName, old_->c_str(), 1);
-    else
-      unsetenv(kName);
-  }
-  ScopedKvSplits(const ScopedKvSplits&) = delete;
-  ScopedKvSplits& operator=(const ScopedKvSplits&) = delete;
-
- private:
-  static constexpr const char* kName = "DATTN_CUDA_KV_SPLITS";
-  std::optional<std::string> old_;
-};
+// Read by the backend per call: 0 lets the planner choose, 1 never splits, n forces n chunks.
+constexpr const char* kKvSplitsEnv = "DATTN_CUDA_KV_SPLITS";
 
 // The dense-rows work of a call, as cuda_attention.cpp derives it (for the planner checks).
 AttentionKernelParams dense_rows_work(int64_t batch, int64_t n_q, int64_t n_kv, int64_t h_q, const AttentionParams& a) {
@@ -251,12 +233,12 @@ void check_split_case(const SplitCase& c, uint32_t seed) {
 
   GpuResult split, split_f32, unsplit_f32;
   {
-    ScopedKvSplits force(c.forced_splits);
+    ScopedEnv force(kKvSplitsEnv, std::to_string(c.forced_splits));
     split = run_gpu(dq.view, dk.view, dv.view, p, c.out_dtype, c.heads_major);
     split_f32 = run_gpu(dq.view, dk.view, dv.view, p, DType::f32, c.heads_major);
   }
   {
-    ScopedKvSplits never(1);
+    ScopedEnv never(kKvSplitsEnv, "1");
     unsplit_f32 = run_gpu(dq.view, dk.view, dv.view, p, DType::f32, c.heads_major);
   }
   EXPECT_TRUE(all_finite(split.out)) << "an output element was not written (NaN poison survived)";

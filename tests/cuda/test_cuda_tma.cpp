@@ -8,8 +8,6 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <optional>
 #include <random>
 #include <string>
 
@@ -21,25 +19,8 @@ namespace {
 
 using namespace cuda_test;
 
-class ScopedTmaOff {
- public:
-  ScopedTmaOff() {
-    if (const char* old = std::getenv(kName)) old_ = old;
-    setenv(kName, "0", 1);
-  }
-  ~ScopedTmaOff() {
-    if (old_)
-      setenv(kName, old_->c_str(), 1);
-    else
-      unsetenv(kName);
-  }
-  ScopedTmaOff(const ScopedTmaOff&) = delete;
-  ScopedTmaOff& operator=(const ScopedTmaOff&) = delete;
-
- private:
-  static constexpr const char* kName = "DATTN_CUDA_TMA";
-  std::optional<std::string> old_;
-};
+// Read by the backend per call: "0" sends K/V through cp.async instead of TMA.
+constexpr const char* kTmaEnv = "DATTN_CUDA_TMA";
 
 bool device_is_hopper() {
   int device = 0, major = 0;
@@ -71,7 +52,7 @@ void check_tma_case(const TmaCase& c, uint32_t seed) {
   const GpuResult tma = run_gpu(dq.view, dk.view, dv.view, p);
   GpuResult copies;
   {
-    ScopedTmaOff off;
+    ScopedEnv off(kTmaEnv, "0");
     copies = run_gpu(dq.view, dk.view, dv.view, p);
   }
   EXPECT_TRUE(all_finite(tma.out)) << "an output element was not written (NaN poison survived)";
@@ -85,7 +66,7 @@ TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
   if (!device_is_hopper()) GTEST_SKIP() << "TMA is used on compute capability 9.x only";
   EXPECT_TRUE(cuda::detail::tma_enabled());
   {
-    ScopedTmaOff off;
+    ScopedEnv off(kTmaEnv, "0");
     EXPECT_FALSE(cuda::detail::tma_enabled());
   }
   cuda::detail::TmaDescriptor map{};
