@@ -87,6 +87,18 @@ TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
   EXPECT_FALSE(cuda::detail::encode_kv_tma_map(wrong_dtype, map));
 }
 
+// Checked before any device query, so this runs without a GPU too.
+TEST(CudaTmaMaps, RejectsAnUnknownSwitchValue) {
+  ScopedEnv bad(kTmaEnv, "yes");
+  try {
+    cuda::detail::tma_enabled();
+    FAIL() << "DATTN_CUDA_TMA=yes was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("DATTN_CUDA_TMA must be 0"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("'yes'"));
+  }
+}
+
 using M = AttentionMode;
 constexpr DType bf = DType::bf16, hf = DType::f16;
 

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "cuda_check.h"
+#include "dattn/core/error.h"
 
 namespace dattn::cuda::detail {
 namespace {
@@ -49,7 +50,11 @@ bool current_device_is_hopper() {
 
 bool tma_enabled() {
   const char* text = std::getenv("DATTN_CUDA_TMA");
-  if (text && std::strcmp(text, "0") == 0) return false;
+  if (text && *text) {
+    DATTN_CHECK(std::strcmp(text, "0") == 0 || std::strcmp(text, "1") == 0,
+                "DATTN_CUDA_TMA must be 0 (cp.async) or 1 (TMA where the device has it), got '{}'", text);
+    if (text[0] == '0') return false;
+  }
   return current_device_is_hopper() && tensor_map_encoder() != nullptr;
 }
 

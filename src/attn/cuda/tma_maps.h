@@ -7,7 +7,8 @@ namespace dattn::cuda::detail {
 
 // Whether the K/V tiles of this call may come by TMA: the current device is a Hopper (compute capability
 // 9.x, where the sm_90a kernels run), the driver offers cuTensorMapEncodeTiled, and DATTN_CUDA_TMA is not
-// "0" (read per call, so tests and benchmarks can compare both paths).
+// "0" (read per call, so tests and benchmarks can compare both paths; a value other than 0, 1 or empty is
+// an error naming it).
 bool tma_enabled();
 
 // Fills `map` for a (batch, rows, heads, head_dim) bf16/fp16 view with head_dim contiguous: 4-D (head_dim,
