@@ -7,6 +7,7 @@
 // With few tiles the dense-rows kernel splits each tile's keys over blockIdx.z (split_kv.cuh).
 #pragma once
 #include "attention_tile.cuh"
+#include "key_pass.cuh"
 #include "split_kv.cuh"
 
 namespace dattn::cuda::detail {
