@@ -76,28 +76,23 @@ TEST(CudaParity, EdgeCases) {
 
 TEST(CudaParity, RandomisedSweep) {
   DATTN_SKIP_WITHOUT_GPU();
-  std::mt19937 pick(20251128);
-  auto one_of = [&](auto first, auto... rest) {
-    const std::array<decltype(first), 1 + sizeof...(rest)> values{first, decltype(first)(rest)...};
-    return values[std::uniform_int_distribution<size_t>(0, values.size() - 1)(pick)];
-  };
-  auto between = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(pick); };
+  RandomPick pick(20251128);
   for (int i = 0; i < 24; ++i) {
     ParityCase c;
-    c.batch = between(1, 3);
-    c.h_kv = one_of(int64_t(1), 2);
-    c.h_q = c.h_kv * one_of(int64_t(1), 2, 4, 8);
-    c.d = one_of(int64_t(64), 128);
-    c.n_q = between(1, 640);
-    c.n_kv = c.n_q + one_of(int64_t(0), 0, between(1, 300));
-    c.mode = one_of(AttentionMode::dense, AttentionMode::sparse, AttentionMode::recompute, AttentionMode::delta,
-                    AttentionMode::delta);
-    c.window = one_of(between(1, 200), between(1, 64), int64_t(5000));
-    c.sink = one_of(int64_t(0), between(1, 100), int64_t(1024));
-    c.gamma = one_of(int64_t(1), 3, 8, 16, 64, 100);
-    c.dtype = one_of(DType::bf16, DType::f16);
-    c.out_dtype = one_of(DType::f32, c.dtype);
-    c.heads_major = one_of(false, true);
+    c.batch = pick.between(1, 3);
+    c.h_kv = pick.one_of(int64_t(1), 2);
+    c.h_q = c.h_kv * pick.one_of(int64_t(1), 2, 4, 8);
+    c.d = pick.one_of(int64_t(64), 128);
+    c.n_q = pick.between(1, 640);
+    c.n_kv = c.n_q + pick.one_of(int64_t(0), 0, pick.between(1, 300));
+    c.mode = pick.one_of(AttentionMode::dense, AttentionMode::sparse, AttentionMode::recompute, AttentionMode::delta,
+                         AttentionMode::delta);
+    c.window = pick.one_of(pick.between(1, 200), pick.between(1, 64), int64_t(5000));
+    c.sink = pick.one_of(int64_t(0), pick.between(1, 100), int64_t(1024));
+    c.gamma = pick.one_of(int64_t(1), 3, 8, 16, 64, 100);
+    c.dtype = pick.one_of(DType::bf16, DType::f16);
+    c.out_dtype = pick.one_of(DType::f32, c.dtype);
+    c.heads_major = pick.one_of(false, true);
     // Keep the fp64 reference (about 3 * d element reads per query-key pair) to a second or so.
     while (double(c.batch * c.h_q) * double(c.n_q) * double(c.n_kv) * double(c.d) > 2e8) {
       c.n_q = (c.n_q + 1) / 2;

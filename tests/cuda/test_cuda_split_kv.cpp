@@ -302,28 +302,23 @@ TEST(CudaSplitKv, ForcedSplitEdgeCases) {
 
 TEST(CudaSplitKv, RandomisedSweepWithForcedSplits) {
   DATTN_SKIP_WITHOUT_GPU();
-  std::mt19937 pick(20261128);
-  auto one_of = [&](auto first, auto... rest) {
-    const std::array<decltype(first), 1 + sizeof...(rest)> values{first, decltype(first)(rest)...};
-    return values[std::uniform_int_distribution<size_t>(0, values.size() - 1)(pick)];
-  };
-  auto between = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(pick); };
+  RandomPick pick(20261128);
   for (int i = 0; i < 16; ++i) {
     SplitCase c;
-    c.batch = between(1, 2);
-    c.h_kv = one_of(int64_t(1), 2);
-    c.h_q = c.h_kv * one_of(int64_t(1), 4);
-    c.d = one_of(int64_t(64), 128);
-    c.n_q = between(1, 700);
-    c.n_kv = c.n_q + one_of(int64_t(0), between(1, 1500));
-    c.mode = one_of(M::dense, M::recompute, M::delta, M::delta);
-    c.window = one_of(between(1, 200), int64_t(5000));
-    c.sink = one_of(int64_t(0), between(1, 100));
-    c.gamma = one_of(int64_t(1), 8, 16, 64, 100);
-    c.dtype = one_of(bf, hf);
-    c.out_dtype = one_of(f32, c.dtype);
-    c.heads_major = one_of(false, true);
-    c.forced_splits = int(one_of(int64_t(2), 3, 5, 16));
+    c.batch = pick.between(1, 2);
+    c.h_kv = pick.one_of(int64_t(1), 2);
+    c.h_q = c.h_kv * pick.one_of(int64_t(1), 4);
+    c.d = pick.one_of(int64_t(64), 128);
+    c.n_q = pick.between(1, 700);
+    c.n_kv = c.n_q + pick.one_of(int64_t(0), pick.between(1, 1500));
+    c.mode = pick.one_of(M::dense, M::recompute, M::delta, M::delta);
+    c.window = pick.one_of(pick.between(1, 200), int64_t(5000));
+    c.sink = pick.one_of(int64_t(0), pick.between(1, 100));
+    c.gamma = pick.one_of(int64_t(1), 8, 16, 64, 100);
+    c.dtype = pick.one_of(bf, hf);
+    c.out_dtype = pick.one_of(f32, c.dtype);
+    c.heads_major = pick.one_of(false, true);
+    c.forced_splits = int(pick.one_of(int64_t(2), 3, 5, 16));
     check_split_case(c, 700 + uint32_t(i));
   }
 }
