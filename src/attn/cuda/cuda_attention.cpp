@@ -2,6 +2,9 @@
 // derives the kernel parameters and the row plan, and launches the kernels of each mode in order.
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "cuda_check.h"
 #include "dattn/attn/backends.h"
@@ -15,6 +18,21 @@ namespace detail {
 
 void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) fail("cuda backend: {} failed: {} ({})", what, cudaGetErrorString(status), int(status));
+}
+
+int current_device_attribute(cudaDeviceAttr attribute, const char* what) {
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "querying the current device");
+  static std::mutex mutex;
+  static std::map<std::pair<int, int>, int> cache;  // (device, attribute) -> value
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto [it, inserted] = cache.try_emplace({device, int(attribute)}, 0);
+  if (inserted) {
+    const cudaError_t status = cudaDeviceGetAttribute(&it->second, attribute, device);
+    if (status != cudaSuccess) cache.erase(it);
+    check_cuda(status, what);
+  }
+  return it->second;
 }
 
 namespace {

@@ -5,4 +5,7 @@
 
 namespace dattn::cuda::detail {
 void check_cuda(cudaError_t status, const char* what);
+// An attribute of the current device, queried once per device and attribute (the host side of every
+// attention call asks).
+int current_device_attribute(cudaDeviceAttr attribute, const char* what);
 }  // namespace dattn::cuda::detail

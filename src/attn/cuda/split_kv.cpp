@@ -4,8 +4,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -59,16 +57,7 @@ int forced_kv_splits_from_env() {
 }
 
 int current_device_sm_count() {
-  int device = 0;
-  check_cuda(cudaGetDevice(&device), "querying the current device");
-  static std::array<std::atomic<int>, 64> cache{};
-  const bool cached = device >= 0 && device < int(cache.size());
-  if (cached)
-    if (const int count = cache[size_t(device)].load(std::memory_order_relaxed)) return count;
-  int count = 0;
-  check_cuda(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device), "querying the SM count");
-  if (cached) cache[size_t(device)].store(count, std::memory_order_relaxed);
-  return count;
+  return current_device_attribute(cudaDevAttrMultiProcessorCount, "querying the SM count");
 }
 
 }  // namespace dattn::cuda::detail

@@ -4,8 +4,6 @@
 #include <cuda_runtime.h>
 #include <cudaTypedefs.h>
 
-#include <array>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -34,16 +32,7 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
 }
 
 bool current_device_is_hopper() {
-  int device = 0;
-  check_cuda(cudaGetDevice(&device), "querying the current device");
-  static std::array<std::atomic<int>, 64> cache{};  // 0 unknown, 1 no, 2 yes
-  const bool cached = device >= 0 && device < int(cache.size());
-  if (cached)
-    if (const int known = cache[size_t(device)].load(std::memory_order_relaxed)) return known == 2;
-  int major = 0;
-  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "querying the device");
-  if (cached) cache[size_t(device)].store(major == 9 ? 2 : 1, std::memory_order_relaxed);
-  return major == 9;
+  return current_device_attribute(cudaDevAttrComputeCapabilityMajor, "querying the compute capability") == 9;
 }
 
 }  // namespace
