@@ -1,10 +1,13 @@
 // The sm_90a TMA path for K/V tiles (src/attn/cuda/tma_maps.*, tma_primitives.cuh) against the cp.async
-// path on the same inputs (DATTN_CUDA_TMA=0), and the host's tensor-map decisions.
+// path on the same inputs (DATTN_CUDA_TMA=0), the warp-specialised kernels (ws_kernels.cuh, the default
+// with TMA) against the one-warpgroup TMA kernels (DATTN_CUDA_WS=0), and the host's decisions.
 //
-// Tolerance: none. Both paths put the same bytes in the same swizzled shared-memory layout (rows past n_kv
-// as zeros) and then run the same instructions, so outputs and LSE must match bit for bit; any difference
-// is a wrong box, a wrong coordinate or a missed wait, not rounding. Parity with the reference is
-// test_cuda_parity's job (it runs the default, TMA, path).
+// Tolerance: none. All three paths put the same bytes in the same swizzled shared-memory layout (rows past
+// n_kv as zeros) and then run the same arithmetic in the same order per row (the warp-specialised pass only
+// moves the O rescale after the P V of the previous tile has landed, which is where it applies anyway), so
+// outputs and LSE must match bit for bit; any difference is a wrong box, a wrong coordinate, a missed wait
+// or a stage refilled too early, not rounding. Parity with the reference is test_cuda_parity's job (it runs
+// the default, warp-specialised, path).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -21,6 +24,8 @@ using namespace cuda_test;
 
 // Read by the backend per call: "0" sends K/V through cp.async instead of TMA.
 constexpr const char* kTmaEnv = "DATTN_CUDA_TMA";
+// "0" keeps the one-warpgroup kernels on the TMA path.
+constexpr const char* kWsEnv = "DATTN_CUDA_WS";
 
 bool device_is_hopper() {
   int device = 0, major = 0;
@@ -36,7 +41,8 @@ struct TmaCase {
   bool heads_major;
 };
 
-void check_tma_case(const TmaCase& c, uint32_t seed) {
+// Runs the case on the default path and with `env` set to "0"; both must agree bit for bit.
+void check_same_bits(const TmaCase& c, uint32_t seed, const char* env) {
   SCOPED_TRACE(fmt::format("b{} nq{} nkv{} hq{} hkv{} d{} {} w{} s{} g{} {} {}", c.batch, c.n_q, c.n_kv, c.h_q,
                            c.h_kv, c.d, mode_name(c.mode), c.window, c.sink, c.gamma, dtype_name(c.dtype),
                            c.heads_major ? "heads-major" : "seq-major"));
@@ -49,16 +55,16 @@ void check_tma_case(const TmaCase& c, uint32_t seed) {
   cuda::detail::TmaDescriptor map{};
   ASSERT_TRUE(cuda::detail::encode_kv_tma_map(dk.view, map)) << "TMA cannot describe this K: the case is vacuous";
   const AttentionParams p = with(c.mode, c.window, c.sink, c.gamma);
-  const GpuResult tma = run_gpu(dq.view, dk.view, dv.view, p);
-  GpuResult copies;
+  const GpuResult fast = run_gpu(dq.view, dk.view, dv.view, p);
+  GpuResult other;
   {
-    ScopedEnv off(kTmaEnv, "0");
-    copies = run_gpu(dq.view, dk.view, dv.view, p);
+    ScopedEnv off(env, "0");
+    other = run_gpu(dq.view, dk.view, dv.view, p);
   }
-  EXPECT_TRUE(all_finite(tma.out)) << "an output element was not written (NaN poison survived)";
-  EXPECT_TRUE(all_finite(tma.lse));
-  EXPECT_EQ(test::max_abs_diff(tma.out, copies.out), 0.0);
-  EXPECT_EQ(test::max_abs_diff(tma.lse, copies.lse), 0.0);
+  EXPECT_TRUE(all_finite(fast.out)) << "an output element was not written (NaN poison survived)";
+  EXPECT_TRUE(all_finite(fast.lse));
+  EXPECT_EQ(test::max_abs_diff(fast.out, other.out), 0.0) << env << "=0 changed the output";
+  EXPECT_EQ(test::max_abs_diff(fast.lse, other.lse), 0.0) << env << "=0 changed the LSE";
 }
 
 TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
@@ -87,7 +93,7 @@ TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
   EXPECT_FALSE(cuda::detail::encode_kv_tma_map(wrong_dtype, map));
 }
 
-// Checked before any device query, so this runs without a GPU too.
+// Checked before any device query, so these run without a GPU too.
 TEST(CudaTmaMaps, RejectsAnUnknownSwitchValue) {
   ScopedEnv bad(kTmaEnv, "yes");
   try {
@@ -96,6 +102,22 @@ TEST(CudaTmaMaps, RejectsAnUnknownSwitchValue) {
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("DATTN_CUDA_TMA must be 0"));
     EXPECT_THAT(e.what(), ::testing::HasSubstr("'yes'"));
+  }
+}
+
+TEST(CudaWarpSpecialized, RejectsAnUnknownSwitchValue) {
+  EXPECT_TRUE(cuda::detail::warp_specialization_enabled());
+  {
+    ScopedEnv off(kWsEnv, "0");
+    EXPECT_FALSE(cuda::detail::warp_specialization_enabled());
+  }
+  ScopedEnv bad(kWsEnv, "2");
+  try {
+    cuda::detail::warp_specialization_enabled();
+    FAIL() << "DATTN_CUDA_WS=2 was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("DATTN_CUDA_WS must be 0"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("'2'"));
   }
 }
 
@@ -113,7 +135,34 @@ TEST(CudaTma, SameBitsAsCpAsync) {
       {1, 256, 32768, 8, 2, 128, M::delta, 2048, 1024, 64, hf, false},  // split-KV path of the dense rows
   };
   uint32_t seed = 900;
-  for (const TmaCase& c : cases) check_tma_case(c, seed++);
+  for (const TmaCase& c : cases) {
+    ScopedEnv one_warpgroup(kWsEnv, "0");  // the warp-specialised kernels are compared below
+    check_same_bits(c, seed++, kTmaEnv);
+  }
+}
+
+TEST(CudaWarpSpecialized, SameBitsAsOneWarpgroup) {
+  DATTN_SKIP_WITHOUT_GPU();
+  if (!device_is_hopper()) GTEST_SKIP() << "the warp-specialised kernels run on compute capability 9.x only";
+  const std::vector<TmaCase> cases = {
+      {1, 1000, 1000, 4, 2, 128, M::delta, 256, 64, 32, bf, false},  // last key tile partial: zero fill
+      {2, 300, 777, 8, 2, 64, M::recompute, 128, 64, 16, hf, true},  // batch 2, heads-major, continued prefill
+      {1, 513, 4099, 4, 1, 128, M::dense, 1, 0, 1, bf, false},       // GQA 4, continued prefill
+      {1, 2000, 2000, 4, 4, 64, M::sparse, 300, 100, 1, bf, false},
+      {1, 256, 32768, 8, 2, 128, M::delta, 2048, 1024, 64, hf, false},  // split-KV path of the dense rows
+      {1, 8192, 8192, 4, 1, 128, M::delta, 2048, 1024, 64, bf, false},  // the ring wraps ~30 times per CTA
+      {1, 4100, 4100, 2, 2, 128, M::delta, 100, 3, 7, bf, false},       // odd gamma: anchors skip window tiles
+      {1, 60, 60, 2, 1, 64, M::delta, 16, 4, 8, hf, false},             // one partial tile, one key tile
+      {2, 20000, 20000, 4, 2, 128, M::delta, 512, 64, 16, bf, true},    // 10 anchor tiles per head, batch 2
+  };
+  // The split-KV plan depends on the CTAs per SM, which differ between the two kernel families (and a
+  // split rounds differently from no split): pin it, to none and to 3 chunks.
+  uint32_t seed = 950;
+  for (const char* splits : {"1", "3"}) {
+    ScopedEnv pinned("DATTN_CUDA_KV_SPLITS", splits);
+    SCOPED_TRACE(fmt::format("DATTN_CUDA_KV_SPLITS={}", splits));
+    for (const TmaCase& c : cases) check_same_bits(c, seed++, kWsEnv);
+  }
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   if (split && !sparse_slice) {
     dense_keys = chunk_key_tiles<S::kBlockN>(p, qt, z);
     if (dense_keys.begin0 == dense_keys.end0) {
-      store_empty_split<S::kBlockM, S::kThreads>(p, qt, z);
+      store_empty_split<S::kBlockM, S::kThreads>(p, qt, blockIdx.x, blockIdx.y, z);
       return;
     }
   }
@@ -47,28 +47,12 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
 
   SoftmaxAccumulator<kHeadDim> acc;
   float lse[kM][2];
-  const int lane = threadIdx.x % 32;
-  auto delta_row = [&](int m, int r) -> float* {
-    const int local = local_row<kHeadDim>(m, r);
-    if (local >= qt.rows) return nullptr;
-    return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + qt.row(local) / p.gamma) * kHeadDim;
-  };
   if (delta_anchors && (!split || sparse_slice)) {
-    // Δ = dense - sparse: first write -sparse, then the dense keys are added (below in this CTA, or by the
-    // combine kernel after a split); each thread re-reads only what it wrote.
     acc.reset();
     attend_key_tiles<Elem, kHeadDim, true, kDenseRowsPvWgmma>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base,
                                                                 pos, smem, acc);
     acc.finish(p.scale_log2, lse);
-#pragma unroll
-    for (int m = 0; m < kM; ++m)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-        if (float* row = delta_row(m, r))
-#pragma unroll
-          for (int d = 0; d < kHeadDim / 8; ++d)
-            *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) =
-                make_float2(-acc.o[m][d][2 * r], -acc.o[m][d][2 * r + 1]);
+    store_minus_sparse_delta(p, qt, b, h, acc);
     if (sparse_slice) return;
   }
 
@@ -76,21 +60,11 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   attend_key_tiles<Elem, kHeadDim, false, kDenseRowsPvWgmma>(p, qt, dense_keys, k_base, v_base, pos, smem, acc);
   acc.finish(p.scale_log2, lse);
   if (split) {
-    store_split_partial<kHeadDim>(p, qt, z, acc, lse);
+    store_split_partial(p, qt, blockIdx.x, blockIdx.y, z, acc, lse);
     return;
   }
   if (delta_anchors) {
-#pragma unroll
-    for (int m = 0; m < kM; ++m)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-        if (float* row = delta_row(m, r))
-#pragma unroll
-          for (int d = 0; d < kHeadDim / 8; ++d) {
-            float2* cell = reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4));
-            const float2 minus_sparse = *cell;
-            *cell = make_float2(acc.o[m][d][2 * r] + minus_sparse.x, acc.o[m][d][2 * r + 1] + minus_sparse.y);
-          }
+    add_dense_to_delta(p, qt, b, h, acc);
     return;
   }
   store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);

@@ -129,11 +129,12 @@ __device__ __forceinline__ void load_tile_async(Elem* tile, const Elem* base, in
   }
 }
 
-// Per-warp softmax state for its kMTiles x 16 rows; in m-tile m each thread holds rows (lane / 4) and
-// (lane / 4 + 8), indexed [m][0] and [m][1].
-template <int kHeadDim>
+// Per-warp softmax state for its kM x 16 rows; in m-tile m each thread holds rows (lane / 4) and
+// (lane / 4 + 8), indexed [m][0] and [m][1]. kM: TileShape's 2 for the one-warpgroup kernels, 1 for the
+// warp-specialised ones (ws_key_pass.cuh), whose warpgroups own 64 rows each.
+template <int kHeadDim, int kM_ = TileShape<kHeadDim>::kMTiles>
 struct SoftmaxAccumulator {
-  static constexpr int kM = TileShape<kHeadDim>::kMTiles;
+  static constexpr int kM = kM_;
   float o[kM][kHeadDim / 8][4];
   float row_max[kM][2];  // unscaled scores
   float row_sum[kM][2];  // partial over this thread's columns until finish()
@@ -175,14 +176,15 @@ struct SoftmaxAccumulator {
   }
 };
 
-// Query row (within the CTA tile) of the thread's row r (0/1) in m-tile m. With wgmma, m-tile m is the
-// m-th 64-row half (one warpgroup instruction, warp w owning rows 16w..16w+15 of it); with mma.sync a
-// warp owns kMTiles consecutive 16-row tiles.
-template <int kHeadDim>
+// Query row (within the CTA tile) of the thread's row r (0/1) in m-tile m. With wgmma, m-tile m of
+// warpgroup g is the (g + m)-th 64-row block (one warpgroup instruction, warp w of the group owning rows
+// 16w..16w+15 of it: one warpgroup with 2 m-tiles, or one m-tile per warpgroup); with mma.sync a warp owns
+// kM consecutive 16-row tiles.
+template <int kHeadDim, int kM = TileShape<kHeadDim>::kMTiles>
 __device__ __forceinline__ int local_row(int m, int r) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if constexpr (kHaveWgmma) return m * 64 + warp * 16 + lane / 4 + 8 * r;
-  return (warp * TileShape<kHeadDim>::kMTiles + m) * 16 + lane / 4 + 8 * r;
+  if constexpr (kHaveWgmma) return (warp / 4 + m) * 64 + (warp % 4) * 16 + lane / 4 + 8 * r;
+  return (warp * kM + m) * 16 + lane / 4 + 8 * r;
 }
 
 // Is key `key` visible to the query at position `pos`? (sparse_keys() of attn/params.h, or causal)
@@ -250,17 +252,16 @@ __device__ __forceinline__ void store_pair(const AttentionKernelParams& p, int64
 }
 
 // Writes the thread's rows of acc (plus Δ of their anchors when add_delta) and their LSE.
-template <int kHeadDim>
+template <int kHeadDim, int kM>
 __device__ __forceinline__ void store_rows(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
-                                           const SoftmaxAccumulator<kHeadDim>& acc,
-                                           const float (&lse)[TileShape<kHeadDim>::kMTiles][2], bool add_delta,
-                                           bool skip_anchor_rows) {
+                                           const SoftmaxAccumulator<kHeadDim, kM>& acc, const float (&lse)[kM][2],
+                                           bool add_delta, bool skip_anchor_rows) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int m = 0; m < TileShape<kHeadDim>::kMTiles; ++m)
+  for (int m = 0; m < kM; ++m)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int local = local_row<kHeadDim>(m, r);
+      const int local = local_row<kHeadDim, kM>(m, r);
       if (local >= qt.rows) continue;
       const int row = qt.row(local);
       const bool sparse_block_row = row < p.sparse_rows;
@@ -285,6 +286,51 @@ __device__ __forceinline__ void store_rows(const AttentionKernelParams& p, const
         p.lse[int64_t(b) * p.lse_batch_stride + int64_t(h) * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
             lse[m][r];
     }
+}
+
+// Row of p.delta that holds Δ of the anchor in the thread's row r of m-tile m (an anchor tile), or nullptr
+// past the tile's end.
+template <int kHeadDim, int kM>
+__device__ __forceinline__ float* anchor_delta_row(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
+                                                   int m, int r) {
+  const int local = local_row<kHeadDim, kM>(m, r);
+  if (local >= qt.rows) return nullptr;
+  return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + qt.row(local) / p.gamma) * kHeadDim;
+}
+
+// Δ = dense - sparse of delta anchors in two steps: first -sparse (this function), then the dense rows are
+// added (add_dense_to_delta here, or the combine kernel after a split); each thread re-reads only what it
+// wrote.
+template <int kHeadDim, int kM>
+__device__ __forceinline__ void store_minus_sparse_delta(const AttentionKernelParams& p, const QueryTile& qt, int b,
+                                                         int h, const SoftmaxAccumulator<kHeadDim, kM>& acc) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      if (float* row = anchor_delta_row<kHeadDim, kM>(p, qt, b, h, m, r))
+#pragma unroll
+        for (int d = 0; d < kHeadDim / 8; ++d)
+          *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) =
+              make_float2(-acc.o[m][d][2 * r], -acc.o[m][d][2 * r + 1]);
+}
+
+template <int kHeadDim, int kM>
+__device__ __forceinline__ void add_dense_to_delta(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
+                                                   const SoftmaxAccumulator<kHeadDim, kM>& acc) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      if (float* row = anchor_delta_row<kHeadDim, kM>(p, qt, b, h, m, r))
+#pragma unroll
+        for (int d = 0; d < kHeadDim / 8; ++d) {
+          float2* cell = reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4));
+          const float2 minus_sparse = *cell;
+          *cell = make_float2(acc.o[m][d][2 * r] + minus_sparse.x, acc.o[m][d][2 * r + 1] + minus_sparse.y);
+        }
 }
 
 }  // namespace dattn::cuda::detail

@@ -69,50 +69,63 @@ OutType out_type(DType t) {
   fail("cuda backend: unknown output dtype {}", int(t));
 }
 
+enum class RowsKernel { dense, sparse };
+
 template <ElemType kElem>
-void launch_for_head_dim(int head_dim, bool dense_rows, const AttentionKernelParams& p, cudaStream_t stream) {
-  if (head_dim == 64)
-    dense_rows ? launch_dense_rows<kElem, 64>(p, stream) : launch_sparse_rows<kElem, 64>(p, stream);
-  else
-    dense_rows ? launch_dense_rows<kElem, 128>(p, stream) : launch_sparse_rows<kElem, 128>(p, stream);
+void launch_for_head_dim(int head_dim, RowsKernel kernel, const AttentionKernelParams& p, cudaStream_t stream) {
+  switch (kernel) {
+    case RowsKernel::dense:
+      return head_dim == 64 ? launch_dense_rows<kElem, 64>(p, stream) : launch_dense_rows<kElem, 128>(p, stream);
+    case RowsKernel::sparse:
+      return head_dim == 64 ? launch_sparse_rows<kElem, 64>(p, stream) : launch_sparse_rows<kElem, 128>(p, stream);
+  }
 }
 
-void launch(DType dtype, int head_dim, bool dense_rows, const AttentionKernelParams& p, cudaStream_t stream) {
+void launch(DType dtype, int head_dim, RowsKernel kernel, const AttentionKernelParams& p, cudaStream_t stream) {
   if (dtype == DType::bf16)
-    launch_for_head_dim<ElemType::bf16>(head_dim, dense_rows, p, stream);
+    launch_for_head_dim<ElemType::bf16>(head_dim, kernel, p, stream);
   else
-    launch_for_head_dim<ElemType::f16>(head_dim, dense_rows, p, stream);
+    launch_for_head_dim<ElemType::f16>(head_dim, kernel, p, stream);
 }
 
-// Stream-ordered fp32 scratch (Δ, split-KV partials), freed after the kernels that use it (also on error).
+// Stream-ordered scratch (Δ, split-KV partials), freed after the kernels that
+// use it (also on error).
+template <typename T>
 class ScratchBuffer {
  public:
-  ScratchBuffer(size_t floats, cudaStream_t stream, const char* what) : stream_(stream) {
-    if (floats) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), floats * sizeof(float), stream), what);
+  ScratchBuffer(size_t count, cudaStream_t stream, const char* what) : stream_(stream) {
+    if (count) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), count * sizeof(T), stream), what);
   }
   ~ScratchBuffer() {
     if (data_) cudaFreeAsync(data_, stream_);
   }
   ScratchBuffer(const ScratchBuffer&) = delete;
   ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  float* data() const { return data_; }
+  T* data() const { return data_; }
 
  private:
-  float* data_ = nullptr;
+  T* data_ = nullptr;
   cudaStream_t stream_;
 };
 
-// The dense-rows tiles in p (and, when they split, their partials' scratch) then the kernel(s).
-void launch_dense_rows_tiles(DType dtype, int head_dim, AttentionKernelParams& p, cudaStream_t stream) {
-  const SplitPlan plan = plan_kv_splits(p, current_device_sm_count(), forced_kv_splits_from_env());
+// Chooses split-KV for the dense-rows tiles in p (sets p.kv_splits, p.split_key_tiles).
+void plan_dense_rows_splits(AttentionKernelParams& p) {
+  const SplitPlan plan = plan_kv_splits(p, current_device_sm_count(), forced_kv_splits_from_env(),
+                                        p.warp_specialized ? kWsCtasPerSm : kCtasPerSm);
   p.kv_splits = plan.kv_splits;
   p.split_key_tiles = plan.split_key_tiles;
+}
+
+// The dense-rows tiles in p (split as planned, with their partials' scratch), then the kernel(s).
+void launch_dense_rows_tiles(DType dtype, int head_dim, AttentionKernelParams& p, cudaStream_t stream) {
   const bool split = p.kv_splits > 1;
-  ScratchBuffer split_o(split ? split_o_floats(p, kQueryTileRows, head_dim) : 0, stream, "allocating split-KV partials");
-  ScratchBuffer split_lse(split ? split_lse_floats(p, kQueryTileRows) : 0, stream, "allocating split-KV partials");
+  ScratchBuffer<float> split_o(split ? split_o_floats(p, kQueryTileRows, head_dim) : 0, stream,
+                               "allocating split-KV partials");
+  ScratchBuffer<float> split_lse(split ? split_lse_floats(p, kQueryTileRows) : 0, stream,
+                                 "allocating split-KV partials");
   p.split_o = split_o.data();
   p.split_lse = split_lse.data();
-  launch(dtype, head_dim, true, p, stream);
+  launch(dtype, head_dim, RowsKernel::dense, p, stream);
 }
 
 }  // namespace
@@ -169,6 +182,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   const double scale = params.scale != 0.0 ? params.scale : 1.0 / std::sqrt(double(s.head_dim));
   p.scale_log2 = float(scale * 1.4426950408889634);
   p.use_tma = tma_enabled() && encode_kv_tma_map(k, p.tma_k) && encode_kv_tma_map(v, p.tma_v);
+  p.warp_specialized = p.use_tma && warp_specialization_enabled();
   p.window = int(std::min<int64_t>(params.window, s.n_kv + 1));
   p.sink = int(std::min<int64_t>(params.sink, s.n_kv + 1));
 
@@ -186,28 +200,31 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   if (mode == AttentionMode::dense) {
     p.contiguous_row_begin = 0;
     p.contiguous_tiles = tiles_of(s.n_q);
+    plan_dense_rows_splits(p);
     launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
     return;
   }
   if (mode == AttentionMode::sparse) {
     p.sparse_row_end = int(s.n_q);
-    launch(q.dtype, head_dim, false, p, stream);
+    launch(q.dtype, head_dim, RowsKernel::sparse, p, stream);
     return;
   }
   // recompute and delta: anchors and the dense tail first, then the sparse rows.
   const bool delta = mode == AttentionMode::delta;
-  ScratchBuffer delta_buffer(delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) : 0,
-                             stream, "allocating the delta buffer");
+  ScratchBuffer<float> delta_buffer(
+      delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) : 0, stream,
+      "allocating the delta buffer");
   p.delta = delta_buffer.data();
   p.contiguous_row_begin = p.sparse_rows;
   p.contiguous_tiles = tiles_of(s.n_q - p.sparse_rows);
   p.anchor_tiles = tiles_of(p.num_anchors);
   p.anchors_to_delta = delta;
-  launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
   p.sparse_row_end = p.sparse_rows;
   p.add_delta = delta;
   p.skip_anchor_rows = !delta;
-  launch(q.dtype, head_dim, false, p, stream);
+  plan_dense_rows_splits(p);
+  launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
+  launch(q.dtype, head_dim, RowsKernel::sparse, p, stream);
 }
 
 }  // namespace dattn::cuda

@@ -58,6 +58,9 @@ struct AttentionKernelParams {
   // 128-byte swizzle) when use_tma; otherwise (layouts TMA cannot describe, DATTN_CUDA_TMA=0) by cp.async.
   bool use_tma;
   TmaDescriptor tma_k, tma_v;
+  // With use_tma: the warp-specialised kernels (ws_kernels.cuh: producer warp + two consumer warpgroups)
+  // instead of the one-warpgroup ones (DATTN_CUDA_WS=0 keeps the latter, to compare).
+  bool warp_specialized;
 };
 
 }  // namespace dattn::cuda::detail

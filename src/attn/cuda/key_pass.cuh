@@ -172,7 +172,8 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
         base_scaled[r] = base * scale;
         alpha[r] = fast_exp2((acc.row_max[m][r] - base) * scale);
         acc.row_max[m][r] = new_max[r];
-        acc.row_sum[m][r] *= alpha[r];
+        // not fused with the sum below: both key passes (key_pass.cuh, ws_key_pass.cuh) round alike
+        acc.row_sum[m][r] = __fmul_rn(acc.row_sum[m][r], alpha[r]);
       }
       // Once a row's max settles (most tiles of a long row), alpha is exactly 1: skip the rescale then.
       if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {

@@ -7,6 +7,7 @@
 #include "cuda_check.h"
 #include "launch.h"
 #include "split_kv.h"
+#include "ws_kernels.cuh"
 
 namespace dattn::cuda::detail {
 
@@ -14,37 +15,51 @@ template <ElemType kElem>
 using ElemOf = std::conditional_t<kElem == ElemType::bf16, __nv_bfloat16, __half>;
 
 template <typename Kernel>
-void launch_tiles(Kernel kernel, int smem_bytes, const AttentionKernelParams& p, int tiles, int slices,
+void launch_tiles(Kernel kernel, int threads, int smem_bytes, const AttentionKernelParams& p, int tiles, int slices,
                   cudaStream_t stream, const char* name) {
   if (tiles == 0) return;
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes), name);
   const dim3 grid(unsigned(p.batch) * unsigned(p.h_q), unsigned(tiles), unsigned(slices));
-  kernel<<<grid, TileShape<64>::kThreads, smem_bytes, stream>>>(p);
+  kernel<<<grid, threads, smem_bytes, stream>>>(p);
   check_cuda(cudaGetLastError(), name);
+}
+
+// The dense-rows or sparse-rows kernel of either schedule (p.warp_specialized: ws_kernels.cuh).
+template <typename Elem, int kHeadDim>
+void launch_rows_kernel(bool dense_rows, const AttentionKernelParams& p, int tiles, int slices, cudaStream_t stream,
+                        const char* name) {
+  if (p.warp_specialized) {
+    using S = WsTileShape<kHeadDim>;
+    launch_tiles(dense_rows ? dense_rows_ws_kernel<Elem, kHeadDim> : sparse_rows_ws_kernel<Elem, kHeadDim>,
+                 S::kThreads, S::kSmemBytes, p, tiles, slices, stream, name);
+    return;
+  }
+  using S = TileShape<kHeadDim>;
+  launch_tiles(dense_rows ? dense_rows_kernel<Elem, kHeadDim> : sparse_rows_kernel<Elem, kHeadDim>, S::kThreads,
+               S::kSmemBytes, p, tiles, slices, stream, name);
 }
 
 // Split or not (p.kv_splits, chosen on the host by split_kv.h), then the combine of the partials.
 template <ElemType kElem, int kHeadDim>
 void launch_dense_rows(const AttentionKernelParams& p, cudaStream_t stream) {
   static_assert(TileShape<kHeadDim>::kBlockM == kQueryTileRows && TileShape<kHeadDim>::kBlockN == kKeyTileKeys &&
-                TileShape<kHeadDim>::kMinBlocksPerSm == kCtasPerSm);
+                TileShape<kHeadDim>::kMinBlocksPerSm == kCtasPerSm &&
+                WsTileShape<kHeadDim>::kMinBlocksPerSm == kWsCtasPerSm);
   const int tiles = p.contiguous_tiles + p.anchor_tiles;
   if (p.kv_splits <= 1) {
-    launch_tiles(dense_rows_kernel<ElemOf<kElem>, kHeadDim>, TileShape<kHeadDim>::kSmemBytes, p, tiles, 1, stream,
-                 "launching dense_rows_kernel");
+    launch_rows_kernel<ElemOf<kElem>, kHeadDim>(true, p, tiles, 1, stream, "launching dense_rows_kernel");
     return;
   }
-  launch_tiles(dense_rows_kernel<ElemOf<kElem>, kHeadDim>, TileShape<kHeadDim>::kSmemBytes, p, tiles,
-               split_kv_slices(p), stream, "launching dense_rows_kernel (split keys)");
-  launch_tiles(combine_splits_kernel<kHeadDim, kQueryTileRows>, 0, p, tiles, 1, stream,
+  launch_rows_kernel<ElemOf<kElem>, kHeadDim>(true, p, tiles, split_kv_slices(p), stream,
+                                              "launching dense_rows_kernel (split keys)");
+  launch_tiles(combine_splits_kernel<kHeadDim, kQueryTileRows>, 128, 0, p, tiles, 1, stream,
                "launching combine_splits_kernel");
 }
 
 template <ElemType kElem, int kHeadDim>
 void launch_sparse_rows(const AttentionKernelParams& p, cudaStream_t stream) {
   const int tiles = (p.sparse_row_end + kQueryTileRows - 1) / kQueryTileRows;
-  launch_tiles(sparse_rows_kernel<ElemOf<kElem>, kHeadDim>, TileShape<kHeadDim>::kSmemBytes, p, tiles, 1, stream,
-               "launching sparse_rows_kernel");
+  launch_rows_kernel<ElemOf<kElem>, kHeadDim>(false, p, tiles, 1, stream, "launching sparse_rows_kernel");
 }
 
 }  // namespace dattn::cuda::detail

@@ -13,7 +13,7 @@
 
 namespace dattn::cuda::detail {
 
-SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int forced_splits) {
+SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int forced_splits, int ctas_per_sm) {
   const int tiles = p.contiguous_tiles + p.anchor_tiles;
   // The longest tile (the one holding the last row) sees every key: an upper bound for all tiles.
   const int key_tiles = (p.n_kv + kKeyTileKeys - 1) / kKeyTileKeys;
@@ -24,7 +24,7 @@ SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int force
     return {splits, ceil_div(key_tiles, splits)};
   }
   const int64_t ctas = int64_t(p.batch) * p.h_q * tiles;
-  const int64_t slots = int64_t(std::max(sm_count, 1)) * kCtasPerSm;  // CTAs resident at once
+  const int64_t slots = int64_t(std::max(sm_count, 1)) * std::max(ctas_per_sm, 1);  // CTAs resident at once
   if (tiles == 0 || ctas >= kTargetWaves * slots) return {};
   // Model every tile as the longest one (exact for a chunked prefill, whose tiles all see about n_kv keys;
   // for delta's anchor tiles, which see fewer, the extra chunks only make the tail of the schedule finer):

@@ -32,34 +32,35 @@ __device__ inline KeyTileRanges chunk_key_tiles(const AttentionKernelParams& p, 
   return {max(end - p.split_key_tiles, 0), end, 0, 0};
 }
 
-// Index of the (CTA's tile, split) partial: layout (batch*h_q, tiles, kv_splits).
-__device__ __forceinline__ int64_t split_partial_index(const AttentionKernelParams& p, int split) {
+// Index of the partial of (batch*h_q index bh, dense-rows tile, split): layout (batch*h_q, tiles, kv_splits).
+__device__ __forceinline__ int64_t split_partial_index(const AttentionKernelParams& p, int bh, int tile, int split) {
   const int tiles = p.contiguous_tiles + p.anchor_tiles;
-  return (int64_t(blockIdx.x) * tiles + blockIdx.y) * p.kv_splits + split;
+  return (int64_t(bh) * tiles + tile) * p.kv_splits + split;
 }
 
 // An empty chunk: every row reports LSE = -inf, so the combine skips it (its O is never written or read).
 template <int kBlockM, int kThreads>
-__device__ __forceinline__ void store_empty_split(const AttentionKernelParams& p, const QueryTile& qt, int split) {
-  float* lse = p.split_lse + split_partial_index(p, split) * kBlockM;
+__device__ __forceinline__ void store_empty_split(const AttentionKernelParams& p, const QueryTile& qt, int bh, int tile,
+                                                  int split) {
+  float* lse = p.split_lse + split_partial_index(p, bh, tile, split) * kBlockM;
   for (int local = threadIdx.x; local < qt.rows; local += kThreads) lse[local] = kNegInf;
 }
 
 // The thread's rows of a finished (normalised) accumulator into the split's partial.
-template <int kHeadDim>
-__device__ __forceinline__ void store_split_partial(const AttentionKernelParams& p, const QueryTile& qt, int split,
-                                                    const SoftmaxAccumulator<kHeadDim>& acc,
-                                                    const float (&lse)[TileShape<kHeadDim>::kMTiles][2]) {
-  using S = TileShape<kHeadDim>;
-  const int64_t index = split_partial_index(p, split);
-  float* o = p.split_o + index * S::kBlockM * kHeadDim;
-  float* l = p.split_lse + index * S::kBlockM;
+template <int kHeadDim, int kM>
+__device__ __forceinline__ void store_split_partial(const AttentionKernelParams& p, const QueryTile& qt, int bh,
+                                                    int tile, int split, const SoftmaxAccumulator<kHeadDim, kM>& acc,
+                                                    const float (&lse)[kM][2]) {
+  constexpr int kBlockM = TileShape<kHeadDim>::kBlockM;  // the warp-specialised tiles have as many rows
+  const int64_t index = split_partial_index(p, bh, tile, split);
+  float* o = p.split_o + index * kBlockM * kHeadDim;
+  float* l = p.split_lse + index * kBlockM;
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int m = 0; m < S::kMTiles; ++m)
+  for (int m = 0; m < kM; ++m)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int local = local_row<kHeadDim>(m, r);
+      const int local = local_row<kHeadDim, kM>(m, r);
       if (local >= qt.rows) continue;
       float* row = o + int64_t(local) * kHeadDim;
 #pragma unroll
@@ -81,7 +82,7 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const __grid_consta
   const int b = blockIdx.x / p.h_q, h = blockIdx.x % p.h_q;
   bool anchor_tile;
   const QueryTile qt = dense_rows_tile<kBlockM>(p, blockIdx.y, anchor_tile);
-  const int64_t first_partial = split_partial_index(p, 0);
+  const int64_t first_partial = split_partial_index(p, blockIdx.x, blockIdx.y, 0);
   const int lane = threadIdx.x % 32, col = lane * kPerLane;
   for (int local = threadIdx.x / 32; local < qt.rows; local += blockDim.x / 32) {
     float max_lse = kNegInf;

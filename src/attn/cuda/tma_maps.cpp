@@ -47,6 +47,15 @@ bool tma_enabled() {
   return current_device_is_hopper() && tensor_map_encoder() != nullptr;
 }
 
+bool warp_specialization_enabled() {
+  const char* text = std::getenv("DATTN_CUDA_WS");
+  if (!text || !*text) return true;
+  DATTN_CHECK(std::strcmp(text, "0") == 0 || std::strcmp(text, "1") == 0,
+              "DATTN_CUDA_WS must be 0 (one-warpgroup kernels) or 1 (warp-specialised kernels with TMA), got '{}'",
+              text);
+  return text[0] == '1';
+}
+
 bool encode_kv_tma_map(const TensorView& t, TmaDescriptor& map) {
   const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
   if (!encode || t.stride[3] != 1 || (t.dtype != DType::bf16 && t.dtype != DType::f16)) return false;

@@ -11,6 +11,10 @@ namespace dattn::cuda::detail {
 // an error naming it).
 bool tma_enabled();
 
+// Whether TMA calls run the warp-specialised kernels (ws_kernels.cuh): DATTN_CUDA_WS unset, empty or "1";
+// "0" keeps the one-warpgroup kernels (to compare); any other value is an error naming it.
+bool warp_specialization_enabled();
+
 // Fills `map` for a (batch, rows, heads, head_dim) bf16/fp16 view with head_dim contiguous: 4-D (head_dim,
 // rows, heads, batch), 64-element x 64-row boxes, 128-byte swizzle, rows past the end read as zeros.
 // Returns false (and leaves the cp.async path to the caller) when TMA cannot describe the layout: a base

@@ -1,0 +1,302 @@
+// The warp-specialised sm_90a key pass (FlashAttention-3's schedule, written for this kernel family):
+// a CTA of 128 query rows has two consumer warpgroups of 64 rows each and one producer warp. The producer
+// streams K/V tiles by TMA into a ring of kStages shared-memory stages (a "full" mbarrier per stage that
+// the copies complete, an "empty" one that the 8 consumer warps arrive on when they are done with it).
+// Each consumer warpgroup overlaps its own softmax with its own matrix products: it issues S_next = Q K^T
+// of the next tile and then O += P V of the current one, and computes the softmax of S_next while P V
+// runs. Two warpgroups per SM interleave on the tensor cores besides. Same arithmetic, in the same order
+// per row, as key_pass.cuh's one-warpgroup pass: the results match it bit for bit.
+#pragma once
+#include "attention_tile.cuh"
+
+namespace dattn::cuda::detail {
+
+template <int kHeadDim_>
+struct WsTileShape {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kConsumerThreads = 128 * kConsumerWarpgroups;
+  static constexpr int kConsumerWarps = kConsumerThreads / 32;
+  static constexpr int kThreads = kConsumerThreads + 32;  // + the producer warp
+  static constexpr int kProducerWarp = kConsumerWarps;
+  static constexpr int kMTiles = 1;                       // one 64-row wgmma block per warpgroup
+  static constexpr int kBlockM = 64 * kConsumerWarpgroups;
+  static constexpr int kBlockN = 64;
+  static constexpr int kStages = 4;
+  // Q (all 128 rows, swizzled like TileShape's), then K and V of each stage, unpadded (swizzled), then
+  // the 2 * kStages barriers, plus 1024 bytes to align the base.
+  static constexpr int kQueryElems = kBlockM * kHeadDim;
+  static constexpr int kTileElems = kBlockN * kHeadDim;
+  static constexpr int kBarrierOffsetElems = kQueryElems + 2 * kStages * kTileElems;
+  static constexpr int kSmemBytes = kBarrierOffsetElems * 2 + 2 * kStages * 8 + 1024;
+  static constexpr int kMinBlocksPerSm = 1;
+  static_assert(kBlockM == TileShape<kHeadDim>::kBlockM && kBlockN == TileShape<kHeadDim>::kBlockN,
+                "the host sizes grids and split-KV scratch for one tile shape");
+};
+
+// The visible key tiles of `ranges` in order, skipping (for strided anchors) tiles no row needs.
+template <bool kSparse, int kBlockN>
+struct KeyTileWalk {
+  const AttentionKernelParams& p;
+  const QueryTile& qt;
+  KeyTileRanges ranges;
+  int num0, total;
+  __device__ KeyTileWalk(const AttentionKernelParams& params, const QueryTile& tile, KeyTileRanges r)
+      : p(params), qt(tile), ranges(r), num0(r.end0 - r.begin0), total(num0 + (r.end1 - r.begin1)) {}
+  __device__ int tile_at(int i) const { return i < num0 ? ranges.begin0 + i : ranges.begin1 + (i - num0); }
+  __device__ int next_needed(int i) const {
+    while (i < total && !key_tile_needed<kSparse, kBlockN>(p, qt, tile_at(i))) ++i;
+    return i;
+  }
+};
+
+// Ping-pong of the two consumer warpgroups (FlashAttention-3): a warpgroup issues its matrix products only
+// after the other one issued its own, so the tensor cores alternate between them and each one's softmax
+// runs under the other's products. A build option so that it can be timed against free interleaving.
+#ifndef DATTN_CUDA_WS_PINGPONG
+#define DATTN_CUDA_WS_PINGPONG 1
+#endif
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// Named barriers 1 and 2: each warpgroup's query load; 3 + g: warpgroup g's turn to issue.
+struct IssueTurns {
+  static constexpr int kFirstBarrier = 3;
+  // Before the first key pass: warpgroup 1 hands the first turn to warpgroup 0.
+  static __device__ void start() {
+    if (DATTN_CUDA_WS_PINGPONG && threadIdx.x / 128 == 1) named_barrier_arrive(kFirstBarrier, 256);
+  }
+  static __device__ void wait() {
+    if (DATTN_CUDA_WS_PINGPONG) named_barrier_sync(kFirstBarrier + threadIdx.x / 128, 256);
+  }
+  static __device__ void pass() {
+    if (DATTN_CUDA_WS_PINGPONG) named_barrier_arrive(kFirstBarrier + (threadIdx.x / 128 ^ 1), 256);
+  }
+  // After the last key pass: warpgroup 0 takes the turn warpgroup 1 handed over last, so no barrier is
+  // left half arrived.
+  static __device__ void finish() {
+    if (DATTN_CUDA_WS_PINGPONG && threadIdx.x / 128 == 0) named_barrier_sync(kFirstBarrier, 256);
+  }
+};
+
+// The ring of K/V stages; `iteration` counts the tiles that went through it in this CTA (over every key
+// pass), so stage = iteration % kStages and the barrier phase = (iteration / kStages) & 1.
+template <typename Elem, int kHeadDim>
+struct KvRing {
+  using S = WsTileShape<kHeadDim>;
+  Elem* tiles;  // stage s: K at s * 2 * kTileElems, V after it
+  uint64_t* full;
+  uint64_t* empty;
+  int iteration = 0;
+
+  __device__ KvRing(Elem* smem)
+      : tiles(smem + S::kQueryElems), full(reinterpret_cast<uint64_t*>(smem + S::kBarrierOffsetElems)),
+        empty(full + S::kStages) {}
+  __device__ Elem* key_tile(int it) const { return tiles + (it % S::kStages) * 2 * S::kTileElems; }
+  __device__ uint32_t phase(int it) const { return uint32_t(it / S::kStages) & 1; }
+
+  // Thread 0, before the role split (a __syncthreads must follow).
+  __device__ void init() const {
+    for (int s = 0; s < S::kStages; ++s) {
+      mbarrier_init(&full[s], 1);
+      mbarrier_init(&empty[s], S::kConsumerWarps);
+    }
+    fence_barrier_init();
+  }
+};
+
+// Producer (one thread): loads every needed key tile of `ranges` into the ring, waiting for a stage to be
+// released before refilling it.
+template <typename Elem, int kHeadDim, bool kSparse>
+__device__ __forceinline__ void produce_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
+                                                  KeyTileRanges ranges, int b, int kv_head, KvRing<Elem, kHeadDim>& ring) {
+  using S = WsTileShape<kHeadDim>;
+  const KeyTileWalk<kSparse, S::kBlockN> walk(p, qt, ranges);
+  for (int i = walk.next_needed(0); i < walk.total; i = walk.next_needed(i + 1)) {
+    const int it = ring.iteration++;
+    const int stage = it % S::kStages;
+    if (it >= S::kStages) mbarrier_wait(&ring.empty[stage], ring.phase(it) ^ 1);  // fill f waits release f-1
+    Elem* ks = ring.key_tile(it);
+    const int kb = walk.tile_at(i) * S::kBlockN;
+    mbarrier_arrive_expect_bytes(&ring.full[stage], 2 * S::kBlockN * kHeadDim * sizeof(Elem));
+#pragma unroll
+    for (int half = 0; half < kHeadDim / 64; ++half) {
+      tma_load_box(ks + half * S::kBlockN * 64, &p.tma_k, &ring.full[stage], half * 64, kb, kv_head, b);
+      tma_load_box(ks + S::kTileElems + half * S::kBlockN * 64, &p.tma_v, &ring.full[stage], half * 64, kb, kv_head,
+                   b);
+    }
+  }
+}
+
+// Consumer warpgroup: loads its 64 query rows (rows 64 g .. 64 g + 63 of the CTA's swizzled Q tile) by
+// cp.async and the positions of the thread's rows; the warpgroup syncs alone (named barrier 1 + g).
+template <typename Elem, int kHeadDim>
+__device__ __forceinline__ void ws_load_query_rows(const AttentionKernelParams& p, const QueryTile& qt,
+                                                   const Elem* q_base, Elem* q_smem, int (&pos)[1][2]) {
+  using S = WsTileShape<kHeadDim>;
+  constexpr int kChunksPerRow = kHeadDim / 8, kChunks = 64 * kChunksPerRow;
+  const int group = threadIdx.x / 128, t = threadIdx.x % 128;
+#pragma unroll
+  for (int i = 0; i < kChunks / 128; ++i) {
+    const int chunk = t + i * 128;
+    const int r = group * 64 + chunk / kChunksPerRow, col = (chunk % kChunksPerRow) * 8;
+    const bool valid = r < qt.rows;
+    const Elem* src = valid ? q_base + int64_t(qt.row(r)) * p.q.row_stride + col : q_base;
+    cp_async_16(q_smem + swizzled_offset(S::kBlockM, r, col / 8), src, valid);
+  }
+  cp_async_commit();
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int local = local_row<kHeadDim, 1>(0, r);
+    pos[0][r] = local < qt.rows ? qt.pos_first + local * qt.row_step : qt.pos_last;
+  }
+  cp_async_wait<0>();
+  fence_proxy_async();  // the cp.async writes, before the wgmma (async proxy) reads of Q
+  named_barrier_sync(1 + group, 128);
+}
+
+// Consumer warpgroup: softmax(q k^T) v of its 64 rows over the needed key tiles of `ranges`, into acc.
+template <typename Elem, int kHeadDim, bool kSparse>
+__device__ __forceinline__ void ws_attend_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
+                                                    KeyTileRanges ranges, const int (&pos)[1][2], const Elem* q_smem,
+                                                    KvRing<Elem, kHeadDim>& ring,
+                                                    SoftmaxAccumulator<kHeadDim, 1>& acc) {
+  using S = WsTileShape<kHeadDim>;
+  constexpr int kBlockN = S::kBlockN;
+  const int lane = threadIdx.x % 32, group = threadIdx.x / 128;
+  const KeyTileWalk<kSparse, kBlockN> walk(p, qt, ranges);
+  const int i = walk.next_needed(0);
+  if (i >= walk.total) return;
+
+  const Elem* q_rows = q_smem + group * 64 * 64;  // this warpgroup's rows inside each 64-column block
+  float s[kBlockN / 8][4];                        // scores of one tile; then its probabilities
+  uint32_t prob[kBlockN / 16][4];                 // P packed to 16 bits: the A operand of P V
+  float alpha[2];                                 // rescale of O owed by the last softmax step
+
+  auto wait_full = [&](int it) { mbarrier_wait(&ring.full[it % S::kStages], ring.phase(it)); };
+  auto issue_scores = [&](int it) {
+    const Elem* ks = ring.key_tile(it);
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      const uint64_t desc_q = sw128_descriptor(q_rows + (kk / 4) * S::kBlockM * 64 + (kk % 4) * 16);
+      const uint64_t desc_k = sw128_descriptor(ks + (kk / 4) * kBlockN * 64 + (kk % 4) * 16);
+      if (kk == 0)
+        wgmma_m64n64k16_overwrite<Elem>(reinterpret_cast<float(&)[32]>(s), desc_q, desc_k);
+      else
+        wgmma_m64n64k16<Elem>(reinterpret_cast<float(&)[32]>(s), desc_q, desc_k, 1);
+    }
+    wgmma_commit();
+  };
+  auto issue_pv = [&](int it) {
+    const Elem* vs = ring.key_tile(it) + S::kTileElems;
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk)
+      wgmma_rs_m64k16<Elem, kHeadDim>(reinterpret_cast<float(&)[kHeadDim / 2]>(acc.o[0]), prob[kk],
+                                      sw128_mn_major_descriptor<kBlockN>(vs + kk * 16 * 64));
+    wgmma_commit();
+  };
+  // Mask (boundary tiles only), new running max, exp2 in place, running sum; O's rescale is left in alpha
+  // (O may still be accumulating in flight).
+  auto softmax_step = [&](int tile) {
+    if (!key_tile_unmasked<kSparse, kBlockN>(p, qt, tile)) {
+      const int key0 = tile * kBlockN + 2 * (lane % 4);
+#pragma unroll
+      for (int n = 0; n < kBlockN / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          if (!key_visible<kSparse>(p, key0 + n * 8 + (e & 1), pos[0][e / 2])) s[n][e] = kNegInf;
+    }
+    const float scale = p.scale_log2;
+    float new_max[2] = {acc.row_max[0][0], acc.row_max[0][1]};
+#pragma unroll
+    for (int n = 0; n < kBlockN / 8; ++n) {
+      new_max[0] = fmaxf(new_max[0], fmaxf(s[n][0], s[n][1]));
+      new_max[1] = fmaxf(new_max[1], fmaxf(s[n][2], s[n][3]));
+    }
+    float base_scaled[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 1));
+      new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 2));
+      const float base = new_max[r] == kNegInf ? 0.f : new_max[r];  // a row with no visible key yet stays at zero
+      base_scaled[r] = base * scale;
+      alpha[r] = fast_exp2((acc.row_max[0][r] - base) * scale);
+      acc.row_max[0][r] = new_max[r];
+      // not fused with the sum below: both key passes (key_pass.cuh, ws_key_pass.cuh) round alike
+      acc.row_sum[0][r] = __fmul_rn(acc.row_sum[0][r], alpha[r]);
+    }
+#pragma unroll
+    for (int n = 0; n < kBlockN / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[n][e] = fast_exp2(fmaf(s[n][e], scale, -base_scaled[e / 2]));
+        acc.row_sum[0][e / 2] += s[n][e];
+      }
+  };
+  // Once O is not in flight: apply the owed rescale (skipped when every row max of the warp held) and
+  // pack P for the next P V.
+  auto rescale_and_pack = [&]() {
+    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+      for (int d = 0; d < kHeadDim / 8; ++d) {
+        acc.o[0][d][0] *= alpha[0];
+        acc.o[0][d][1] *= alpha[0];
+        acc.o[0][d][2] *= alpha[1];
+        acc.o[0][d][3] *= alpha[1];
+      }
+    }
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      prob[kk][0] = pack_pair<Elem>(s[2 * kk][0], s[2 * kk][1]);
+      prob[kk][1] = pack_pair<Elem>(s[2 * kk][2], s[2 * kk][3]);
+      prob[kk][2] = pack_pair<Elem>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      prob[kk][3] = pack_pair<Elem>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+
+  // The first tile alone; then each step issues S of the next tile and P V of the current one and runs
+  // the next tile's softmax under the P V; the last tile's P V alone. (No wgmma is issued under a branch
+  // inside the steady loop: ptxas then keeps the two groups apart instead of serialising them.)
+  wait_full(ring.iteration);
+  IssueTurns::wait();
+  wgmma_fence();
+  issue_scores(ring.iteration);
+  IssueTurns::pass();
+  wgmma_wait<0>();
+  softmax_step(walk.tile_at(i));
+  rescale_and_pack();
+  auto release = [&](int it) {
+    __syncwarp();
+    if (lane == 0) mbarrier_arrive(&ring.empty[it % S::kStages]);  // this warp is done with the stage
+  };
+  for (int next = walk.next_needed(i + 1); next < walk.total; next = walk.next_needed(next + 1)) {
+    const int it = ring.iteration;
+    wait_full(it + 1);
+    IssueTurns::wait();
+    wgmma_fence();  // O and P were written by this thread since the last wgmma
+    issue_scores(it + 1);
+    issue_pv(it);
+    IssueTurns::pass();
+    wgmma_wait<1>();  // S of the next tile is done; P V of this one may still run
+    softmax_step(walk.tile_at(next));
+    wgmma_wait<0>();
+    release(it);
+    ring.iteration = it + 1;
+    rescale_and_pack();
+  }
+  IssueTurns::wait();
+  wgmma_fence();
+  issue_pv(ring.iteration);
+  IssueTurns::pass();
+  wgmma_wait<0>();
+  release(ring.iteration);
+  ++ring.iteration;
+}
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+}  // namespace dattn::cuda::detail
