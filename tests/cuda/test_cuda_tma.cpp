@@ -2,12 +2,15 @@
 // path on the same inputs (DATTN_CUDA_TMA=0), the warp-specialised kernels (ws_kernels.cuh, the default
 // with TMA) against the one-warpgroup TMA kernels (DATTN_CUDA_WS=0), and the host's decisions.
 //
-// Tolerance: none. All three paths put the same bytes in the same swizzled shared-memory layout (rows past
-// n_kv as zeros) and then run the same arithmetic in the same order per row (the warp-specialised pass only
-// moves the O rescale after the P V of the previous tile has landed, which is where it applies anyway), so
-// outputs and LSE must match bit for bit; any difference is a wrong box, a wrong coordinate, a missed wait
-// or a stage refilled too early, not rounding. Parity with the reference is test_cuda_parity's job (it runs
-// the default, warp-specialised, path).
+// Tolerances. TMA vs cp.async: none. Both put the same bytes in the same swizzled shared-memory layout (rows
+// past n_kv as zeros) and run the same instructions, so any difference is a wrong box, a wrong coordinate
+// or a missed wait, not rounding. Warp-specialised vs one warpgroup: none when both use 64-key tiles (the
+// same arithmetic in the same order per row; the warp-specialised pass only moves the O rescale after the
+// P V of the previous tile has landed, where it applies anyway). With 128-key tiles (the default) the
+// online softmax steps over twice as many keys, so P is rounded to 16 bits against other running maxima:
+// the split-KV bounds of test_cuda_split_kv (relative L2 5e-3 bf16, 1.5e-3 fp16) for O, and 1e-5 relative
+// L2 for the LSE (an fp32 sum in another order). A stage refilled too early or a wrong tile gives O(1)
+// errors. Parity with the reference is test_cuda_parity's job (it runs the default path).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -15,6 +18,7 @@
 #include <string>
 
 #include "cuda_test_util.h"
+#include "split_kv.h"
 #include "tma_maps.h"
 
 namespace dattn {
@@ -41,8 +45,9 @@ struct TmaCase {
   bool heads_major;
 };
 
-// Runs the case on the default path and with `env` set to "0"; both must agree bit for bit.
-void check_same_bits(const TmaCase& c, uint32_t seed, const char* env) {
+// Runs the case on the default path and with `env` set to "0"; both must agree bit for bit, or within
+// the bounds above when `rounding_differs`.
+void check_against_env_off(const TmaCase& c, uint32_t seed, const char* env, bool rounding_differs = false) {
   SCOPED_TRACE(fmt::format("b{} nq{} nkv{} hq{} hkv{} d{} {} w{} s{} g{} {} {}", c.batch, c.n_q, c.n_kv, c.h_q,
                            c.h_kv, c.d, mode_name(c.mode), c.window, c.sink, c.gamma, dtype_name(c.dtype),
                            c.heads_major ? "heads-major" : "seq-major"));
@@ -63,6 +68,11 @@ void check_same_bits(const TmaCase& c, uint32_t seed, const char* env) {
   }
   EXPECT_TRUE(all_finite(fast.out)) << "an output element was not written (NaN poison survived)";
   EXPECT_TRUE(all_finite(fast.lse));
+  if (rounding_differs) {
+    EXPECT_LT(test::relative_l2(fast.out, other.out), c.dtype == DType::bf16 ? 5e-3 : 1.5e-3) << env;
+    EXPECT_LT(test::relative_l2(fast.lse, other.lse), 1e-5) << env;
+    return;
+  }
   EXPECT_EQ(test::max_abs_diff(fast.out, other.out), 0.0) << env << "=0 changed the output";
   EXPECT_EQ(test::max_abs_diff(fast.lse, other.lse), 0.0) << env << "=0 changed the LSE";
 }
@@ -137,11 +147,11 @@ TEST(CudaTma, SameBitsAsCpAsync) {
   uint32_t seed = 900;
   for (const TmaCase& c : cases) {
     ScopedEnv one_warpgroup(kWsEnv, "0");  // the warp-specialised kernels are compared below
-    check_same_bits(c, seed++, kTmaEnv);
+    check_against_env_off(c, seed++, kTmaEnv);
   }
 }
 
-TEST(CudaWarpSpecialized, SameBitsAsOneWarpgroup) {
+TEST(CudaWarpSpecialized, AgreesWithOneWarpgroup) {
   DATTN_SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "the warp-specialised kernels run on compute capability 9.x only";
   const std::vector<TmaCase> cases = {
@@ -161,7 +171,8 @@ TEST(CudaWarpSpecialized, SameBitsAsOneWarpgroup) {
   for (const char* splits : {"1", "3"}) {
     ScopedEnv pinned("DATTN_CUDA_KV_SPLITS", splits);
     SCOPED_TRACE(fmt::format("DATTN_CUDA_KV_SPLITS={}", splits));
-    for (const TmaCase& c : cases) check_same_bits(c, seed++, kWsEnv);
+    for (const TmaCase& c : cases)
+      check_against_env_off(c, seed++, kWsEnv, /*rounding_differs=*/cuda::detail::kWsKeyTileKeys != 64);
   }
 }
 

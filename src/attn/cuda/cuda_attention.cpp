@@ -111,7 +111,8 @@ class ScratchBuffer {
 // Chooses split-KV for the dense-rows tiles in p (sets p.kv_splits, p.split_key_tiles).
 void plan_dense_rows_splits(AttentionKernelParams& p) {
   const SplitPlan plan = plan_kv_splits(p, current_device_sm_count(), forced_kv_splits_from_env(),
-                                        p.warp_specialized ? kWsCtasPerSm : kCtasPerSm);
+                                        p.warp_specialized ? kWsCtasPerSm : kCtasPerSm,
+                                        p.warp_specialized ? kWsKeyTileKeys : kKeyTileKeys);
   p.kv_splits = plan.kv_splits;
   p.split_key_tiles = plan.split_key_tiles;
 }

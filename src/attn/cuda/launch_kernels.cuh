@@ -44,7 +44,8 @@ template <ElemType kElem, int kHeadDim>
 void launch_dense_rows(const AttentionKernelParams& p, cudaStream_t stream) {
   static_assert(TileShape<kHeadDim>::kBlockM == kQueryTileRows && TileShape<kHeadDim>::kBlockN == kKeyTileKeys &&
                 TileShape<kHeadDim>::kMinBlocksPerSm == kCtasPerSm &&
-                WsTileShape<kHeadDim>::kMinBlocksPerSm == kWsCtasPerSm);
+                WsTileShape<kHeadDim>::kMinBlocksPerSm == kWsCtasPerSm &&
+                WsTileShape<kHeadDim>::kBlockN == kWsKeyTileKeys);
   const int tiles = p.contiguous_tiles + p.anchor_tiles;
   if (p.kv_splits <= 1) {
     launch_rows_kernel<ElemOf<kElem>, kHeadDim>(true, p, tiles, 1, stream, "launching dense_rows_kernel");

@@ -13,10 +13,11 @@
 
 namespace dattn::cuda::detail {
 
-SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int forced_splits, int ctas_per_sm) {
+SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int forced_splits, int ctas_per_sm,
+                         int key_tile_keys) {
   const int tiles = p.contiguous_tiles + p.anchor_tiles;
   // The longest tile (the one holding the last row) sees every key: an upper bound for all tiles.
-  const int key_tiles = (p.n_kv + kKeyTileKeys - 1) / kKeyTileKeys;
+  const int key_tiles = (p.n_kv + key_tile_keys - 1) / key_tile_keys;
   const auto ceil_div = [](int a, int b) { return (a + b - 1) / b; };
   if (forced_splits > 0) {
     const int splits = std::min(forced_splits, kMaxKvSplits);
@@ -31,7 +32,8 @@ SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int force
   // time ~ waves * chunk length. Waves count whole, so e.g. 64 CTAs on 264 slots take 4 chunks (one wave),
   // not 5 (two waves of 320). Ties go to fewer chunks (less scratch, cheaper combine).
   const auto waves = [&](int64_t n) { return (n + slots - 1) / slots; };
-  const int most = int(std::min<int64_t>({kMaxKvSplits, key_tiles / kMinKeyTilesPerSplit, kMaxSplitWaves * slots / ctas}));
+  const int min_tiles_per_split = std::max(kMinKeyTilesPerSplit * kKeyTileKeys / key_tile_keys, 1);  // 1024 keys
+  const int most = int(std::min<int64_t>({kMaxKvSplits, key_tiles / min_tiles_per_split, kMaxSplitWaves * slots / ctas}));
   SplitPlan best{1, key_tiles};
   int64_t best_cost = waves(ctas) * key_tiles;
   for (int splits = 2; splits <= most; ++splits) {

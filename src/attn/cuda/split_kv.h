@@ -10,6 +10,10 @@ namespace dattn::cuda::detail {
 inline constexpr int kKeyTileKeys = 64;  // TileShape::kBlockN (static_assert in launch_kernels.cuh)
 inline constexpr int kCtasPerSm = 2;     // TileShape::kMinBlocksPerSm: CTAs resident per SM
 inline constexpr int kWsCtasPerSm = 1;   // WsTileShape::kMinBlocksPerSm (the warp-specialised kernels)
+#ifndef DATTN_CUDA_WS_BLOCK_N
+#define DATTN_CUDA_WS_BLOCK_N 128
+#endif
+inline constexpr int kWsKeyTileKeys = DATTN_CUDA_WS_BLOCK_N;  // WsTileShape::kBlockN
 // Split only while the grid is smaller than this many full waves of resident CTAs (batch * h_q * tiles <
 // kTargetWaves * sm_count * kCtasPerSm): a larger grid already keeps every SM busy (one-shot prefill at 128K
 // has 17 dense-row tiles per head, 544 CTAs for 32 heads).
@@ -33,9 +37,10 @@ struct SplitPlan {
 // every tile; 0 chooses (split_kv.cpp): no split for a grid of kTargetWaves waves or more, else the chunk
 // count with the least modelled time, waves * (chunk + kSplitOverheadTiles), chunks at least
 // kMinKeyTilesPerSplit key tiles, at most kMaxSplitWaves waves of CTAs.
-// ctas_per_sm: CTAs of the dense-rows kernel resident per SM (kWsCtasPerSm when p.warp_specialized).
+// ctas_per_sm and key_tile_keys: CTAs of the dense-rows kernel resident per SM and its keys per tile
+// (kWsCtasPerSm and kWsKeyTileKeys when p.warp_specialized); chunks are counted in those key tiles.
 SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int forced_splits,
-                         int ctas_per_sm = kCtasPerSm);
+                         int ctas_per_sm = kCtasPerSm, int key_tile_keys = kKeyTileKeys);
 
 // The number of chunks forced by the environment variable DATTN_CUDA_KV_SPLITS (0 or unset: choose), read
 // on every call so that a test can compare both paths on the same inputs.

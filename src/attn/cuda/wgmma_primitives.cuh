@@ -9,6 +9,8 @@
 
 namespace dattn::cuda::detail {
 
+#define DATTN_COMMA ,
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 inline constexpr bool kHaveWgmma = true;
 #else
@@ -94,6 +96,32 @@ DATTN_WGMMA_M64N64K16_OVERWRITE(__nv_bfloat16, "bf16")
 DATTN_WGMMA_M64N64K16_OVERWRITE(__half, "f16")
 #endif
 #undef DATTN_WGMMA_M64N64K16_OVERWRITE
+
+// D(64x128, fp32) = A(64x16) * B(16x128) (+ D when accumulate), and the output-only form: as the 64-wide
+// ones above, for 128-key tiles (the warp-specialised kernels).
+template <typename Elem>
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int accumulate);
+template <typename Elem>
+__device__ __forceinline__ void wgmma_m64n128k16_overwrite(float (&d)[64], uint64_t desc_a, uint64_t desc_b);
+
+#define DATTN_WGMMA_M64N128K16(TYPE, PTX_TYPE, NAME, CONSTRAINT, ACCUMULATE_ARG, ACCUMULATE_VALUE)            \
+  template <>                                                                                            \
+  __device__ __forceinline__ void NAME<TYPE>(float (&d)[64], uint64_t desc_a, uint64_t desc_b ACCUMULATE_ARG) { \
+    asm volatile(                                                                                        \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                     \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." PTX_TYPE "." PTX_TYPE                              \
+        " {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"                                                          \
+        : CONSTRAINT(d[0]), CONSTRAINT(d[1]), CONSTRAINT(d[2]), CONSTRAINT(d[3]), CONSTRAINT(d[4]), CONSTRAINT(d[5]), CONSTRAINT(d[6]), CONSTRAINT(d[7]), CONSTRAINT(d[8]), CONSTRAINT(d[9]), CONSTRAINT(d[10]), CONSTRAINT(d[11]), CONSTRAINT(d[12]), CONSTRAINT(d[13]), CONSTRAINT(d[14]), CONSTRAINT(d[15]), CONSTRAINT(d[16]), CONSTRAINT(d[17]), CONSTRAINT(d[18]), CONSTRAINT(d[19]), CONSTRAINT(d[20]), CONSTRAINT(d[21]), CONSTRAINT(d[22]), CONSTRAINT(d[23]), CONSTRAINT(d[24]), CONSTRAINT(d[25]), CONSTRAINT(d[26]), CONSTRAINT(d[27]), CONSTRAINT(d[28]), CONSTRAINT(d[29]), CONSTRAINT(d[30]), CONSTRAINT(d[31]), CONSTRAINT(d[32]), CONSTRAINT(d[33]), CONSTRAINT(d[34]), CONSTRAINT(d[35]), CONSTRAINT(d[36]), CONSTRAINT(d[37]), CONSTRAINT(d[38]), CONSTRAINT(d[39]), CONSTRAINT(d[40]), CONSTRAINT(d[41]), CONSTRAINT(d[42]), CONSTRAINT(d[43]), CONSTRAINT(d[44]), CONSTRAINT(d[45]), CONSTRAINT(d[46]), CONSTRAINT(d[47]), CONSTRAINT(d[48]), CONSTRAINT(d[49]), CONSTRAINT(d[50]), CONSTRAINT(d[51]), CONSTRAINT(d[52]), CONSTRAINT(d[53]), CONSTRAINT(d[54]), CONSTRAINT(d[55]), CONSTRAINT(d[56]), CONSTRAINT(d[57]), CONSTRAINT(d[58]), CONSTRAINT(d[59]), CONSTRAINT(d[60]), CONSTRAINT(d[61]), CONSTRAINT(d[62]), CONSTRAINT(d[63])                                                                                           \
+        : "l"(desc_a), "l"(desc_b), "r"(ACCUMULATE_VALUE));                                              \
+  }
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+DATTN_WGMMA_M64N128K16(__nv_bfloat16, "bf16", wgmma_m64n128k16, "+f", DATTN_COMMA int accumulate, accumulate)
+DATTN_WGMMA_M64N128K16(__half, "f16", wgmma_m64n128k16, "+f", DATTN_COMMA int accumulate, accumulate)
+DATTN_WGMMA_M64N128K16(__nv_bfloat16, "bf16", wgmma_m64n128k16_overwrite, "=f", , 0)
+DATTN_WGMMA_M64N128K16(__half, "f16", wgmma_m64n128k16_overwrite, "=f", , 0)
+#endif
+#undef DATTN_WGMMA_M64N128K16
 
 // D(64xN, fp32) += A(64x16) * B(16xN): A in registers (the mma.sync m16n8k16 A fragment of the warp's 16
 // rows), B N-major in shared memory (imm-trans-b = 1). N = head_dim (64 or 128); d holds the warp's rows

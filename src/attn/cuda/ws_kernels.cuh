@@ -1,6 +1,6 @@
-// The warp-specialised sm_90a twins of attention_kernels.cuh (same work split, same results bit for bit),
-// built on ws_key_pass.cuh: a producer warp issues every K/V tile of the CTA's key passes by TMA, two
-// consumer warpgroups of 64 rows compute. Used when the K/V tiles can come by TMA on a Hopper
+// The warp-specialised sm_90a twins of attention_kernels.cuh (same work split and grids), built on
+// ws_key_pass.cuh: one thread of a producer warpgroup issues every K/V tile of the CTA's key passes by
+// TMA, two consumer warpgroups of 64 rows compute. Used when the K/V tiles can come by TMA on a Hopper
 // (p.warp_specialized); the sm_80 binary holds only a trap (the host never launches it there).
 // The bodies take their work item as arguments (not blockIdx), so that a persistent or fused schedule can
 // reuse them.
@@ -43,14 +43,16 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
 
   KvRing<Elem, kHeadDim> ring(smem);
   if (threadIdx.x == 0) ring.init();
-  __syncthreads();  // the last CTA-wide barrier: the producer warp leaves when its copies are issued
-  if (threadIdx.x / 32 == S::kProducerWarp) {
-    if (threadIdx.x % 32 == 0) {
+  __syncthreads();  // the last CTA-wide barrier: the producer warpgroup leaves when its copies are issued
+  if (threadIdx.x / 128 == S::kProducerWarpgroup) {
+    release_registers<S::kProducerRegisters>();
+    if (threadIdx.x % 128 == 0) {
       if (sparse_pass) produce_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_keys, b, kv_head, ring);
       if (dense_pass) produce_key_tiles<Elem, kHeadDim, false>(p, qt, dense_keys, b, kv_head, ring);
     }
     return;
   }
+  claim_registers<S::kConsumerRegisters>();
 
   int pos[1][2];
   ws_load_query_rows<Elem, kHeadDim>(p, qt, head_base<Elem>(p.q, b, h), smem, pos);
@@ -91,10 +93,12 @@ __device__ __forceinline__ void sparse_rows_ws_work(const AttentionKernelParams&
   KvRing<Elem, kHeadDim> ring(smem);
   if (threadIdx.x == 0) ring.init();
   __syncthreads();
-  if (threadIdx.x / 32 == S::kProducerWarp) {
-    if (threadIdx.x % 32 == 0) produce_key_tiles<Elem, kHeadDim, true>(p, qt, keys, b, kv_head, ring);
+  if (threadIdx.x / 128 == S::kProducerWarpgroup) {
+    release_registers<S::kProducerRegisters>();
+    if (threadIdx.x % 128 == 0) produce_key_tiles<Elem, kHeadDim, true>(p, qt, keys, b, kv_head, ring);
     return;
   }
+  claim_registers<S::kConsumerRegisters>();
   int pos[1][2];
   ws_load_query_rows<Elem, kHeadDim>(p, qt, head_base<Elem>(p.q, b, h), smem, pos);
   SoftmaxAccumulator<kHeadDim, 1> acc;

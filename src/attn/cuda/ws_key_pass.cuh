@@ -1,15 +1,21 @@
 // The warp-specialised sm_90a key pass (FlashAttention-3's schedule, written for this kernel family):
-// a CTA of 128 query rows has two consumer warpgroups of 64 rows each and one producer warp. The producer
-// streams K/V tiles by TMA into a ring of kStages shared-memory stages (a "full" mbarrier per stage that
-// the copies complete, an "empty" one that the 8 consumer warps arrive on when they are done with it).
-// Each consumer warpgroup overlaps its own softmax with its own matrix products: it issues S_next = Q K^T
-// of the next tile and then O += P V of the current one, and computes the softmax of S_next while P V
-// runs. Two warpgroups per SM interleave on the tensor cores besides. Same arithmetic, in the same order
-// per row, as key_pass.cuh's one-warpgroup pass: the results match it bit for bit.
+// a CTA of 128 query rows has two consumer warpgroups of 64 rows each and a producer warpgroup, one
+// thread of which streams K/V tiles by TMA into a ring of kStages shared-memory stages (a "full" mbarrier
+// per stage that the copies complete, an "empty" one that the 8 consumer warps arrive on when they are
+// done with it). Each consumer warpgroup overlaps its own softmax with its own matrix products: it issues
+// S_next = Q K^T of the next tile and then O += P V of the current one, and computes the softmax of S_next
+// while P V runs; the two warpgroups take turns issuing (ping-pong). With 64-key tiles this is the same
+// arithmetic, in the same order per row, as key_pass.cuh's one-warpgroup pass (bit-identical results);
+// with 128-key tiles (the default) the softmax steps over 128 keys at a time.
 #pragma once
 #include "attention_tile.cuh"
 
 namespace dattn::cuda::detail {
+
+// Keys per K/V tile of the warp-specialised kernels (64 or 128): a build option so both can be timed.
+#ifndef DATTN_CUDA_WS_BLOCK_N
+#define DATTN_CUDA_WS_BLOCK_N 128
+#endif
 
 template <int kHeadDim_>
 struct WsTileShape {
@@ -17,12 +23,20 @@ struct WsTileShape {
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kConsumerThreads = 128 * kConsumerWarpgroups;
   static constexpr int kConsumerWarps = kConsumerThreads / 32;
-  static constexpr int kThreads = kConsumerThreads + 32;  // + the producer warp
-  static constexpr int kProducerWarp = kConsumerWarps;
+  // + the producer warpgroup: setmaxnreg (register reallocation) works on whole warpgroups; one of its
+  // threads issues the copies, on kProducerRegisters, and the consumers get kConsumerRegisters (without
+  // it 384 threads would have 168 each, too few for 128-key tiles).
+  static constexpr int kThreads = kConsumerThreads + 128;
+  static constexpr int kProducerWarpgroup = kConsumerWarpgroups;
+  static constexpr int kProducerRegisters = 24, kConsumerRegisters = 240;
+  static_assert(kProducerRegisters * 128 + kConsumerRegisters * kConsumerThreads <= 65536);
   static constexpr int kMTiles = 1;                       // one 64-row wgmma block per warpgroup
   static constexpr int kBlockM = 64 * kConsumerWarpgroups;
-  static constexpr int kBlockN = 64;
-  static constexpr int kStages = 4;
+  // 128-key tiles halve the softmax's row reductions and barrier waits per key and issue wider wgmma
+  // (n128 for S); their masks waste a little more at window and diagonal edges.
+  static constexpr int kBlockN = DATTN_CUDA_WS_BLOCK_N;
+  // As many stages as fit next to Q in 227 KB (hd 128, 128 keys: 3 x 64 KB)
+  static constexpr int kStages = kHeadDim * kBlockN >= 128 * 128 ? 3 : 4;
   // Q (all 128 rows, swizzled like TileShape's), then K and V of each stage, unpadded (swizzled), then
   // the 2 * kStages barriers, plus 1024 bytes to align the base.
   static constexpr int kQueryElems = kBlockM * kHeadDim;
@@ -30,8 +44,9 @@ struct WsTileShape {
   static constexpr int kBarrierOffsetElems = kQueryElems + 2 * kStages * kTileElems;
   static constexpr int kSmemBytes = kBarrierOffsetElems * 2 + 2 * kStages * 8 + 1024;
   static constexpr int kMinBlocksPerSm = 1;
-  static_assert(kBlockM == TileShape<kHeadDim>::kBlockM && kBlockN == TileShape<kHeadDim>::kBlockN,
-                "the host sizes grids and split-KV scratch for one tile shape");
+  static_assert(kBlockM == TileShape<kHeadDim>::kBlockM, "the host sizes grids and split-KV scratch for one tile shape");
+  static_assert(kBlockN == 64 || kBlockN == 128);
+  static_assert(kSmemBytes <= 227 * 1024);
 };
 
 // The visible key tiles of `ranges` in order, skipping (for strided anchors) tiles no row needs.
@@ -58,6 +73,16 @@ struct KeyTileWalk {
 #endif
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// Hands registers back (producer) or takes them (consumers): every thread of the warpgroup executes it.
+template <int kRegisters>
+__device__ __forceinline__ void release_registers() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+}
+template <int kRegisters>
+__device__ __forceinline__ void claim_registers() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegisters));
+}
 
 __device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
@@ -123,12 +148,15 @@ __device__ __forceinline__ void produce_key_tiles(const AttentionKernelParams& p
     Elem* ks = ring.key_tile(it);
     const int kb = walk.tile_at(i) * S::kBlockN;
     mbarrier_arrive_expect_bytes(&ring.full[stage], 2 * S::kBlockN * kHeadDim * sizeof(Elem));
+    // 64 x 64 boxes: column block `half` of the swizzled tile holds its kBlockN rows one after the other
 #pragma unroll
-    for (int half = 0; half < kHeadDim / 64; ++half) {
-      tma_load_box(ks + half * S::kBlockN * 64, &p.tma_k, &ring.full[stage], half * 64, kb, kv_head, b);
-      tma_load_box(ks + S::kTileElems + half * S::kBlockN * 64, &p.tma_v, &ring.full[stage], half * 64, kb, kv_head,
-                   b);
-    }
+    for (int half = 0; half < kHeadDim / 64; ++half)
+#pragma unroll
+      for (int rows = 0; rows < S::kBlockN; rows += 64) {
+        const int offset = half * S::kBlockN * 64 + rows * 64;
+        tma_load_box(ks + offset, &p.tma_k, &ring.full[stage], half * 64, kb + rows, kv_head, b);
+        tma_load_box(ks + S::kTileElems + offset, &p.tma_v, &ring.full[stage], half * 64, kb + rows, kv_head, b);
+      }
   }
 }
 
@@ -184,10 +212,18 @@ __device__ __forceinline__ void ws_attend_key_tiles(const AttentionKernelParams&
     for (int kk = 0; kk < kHeadDim / 16; ++kk) {
       const uint64_t desc_q = sw128_descriptor(q_rows + (kk / 4) * S::kBlockM * 64 + (kk % 4) * 16);
       const uint64_t desc_k = sw128_descriptor(ks + (kk / 4) * kBlockN * 64 + (kk % 4) * 16);
-      if (kk == 0)
-        wgmma_m64n64k16_overwrite<Elem>(reinterpret_cast<float(&)[32]>(s), desc_q, desc_k);
-      else
-        wgmma_m64n64k16<Elem>(reinterpret_cast<float(&)[32]>(s), desc_q, desc_k, 1);
+      auto& scores = reinterpret_cast<float(&)[kBlockN / 2]>(s);
+      if constexpr (kBlockN == 128) {
+        if (kk == 0)
+          wgmma_m64n128k16_overwrite<Elem>(scores, desc_q, desc_k);
+        else
+          wgmma_m64n128k16<Elem>(scores, desc_q, desc_k, 1);
+      } else {
+        if (kk == 0)
+          wgmma_m64n64k16_overwrite<Elem>(scores, desc_q, desc_k);
+        else
+          wgmma_m64n64k16<Elem>(scores, desc_q, desc_k, 1);
+      }
     }
     wgmma_commit();
   };
