@@ -183,7 +183,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   const double scale = params.scale != 0.0 ? params.scale : 1.0 / std::sqrt(double(s.head_dim));
   p.scale_log2 = float(scale * 1.4426950408889634);
   p.use_tma = tma_enabled() && encode_kv_tma_map(k, p.tma_k) && encode_kv_tma_map(v, p.tma_v);
-  p.warp_specialized = p.use_tma && warp_specialization_enabled();
+  p.warp_specialized = p.use_tma && warp_specialization_enabled() && hopper_kernels_loaded();
   p.window = int(std::min<int64_t>(params.window, s.n_kv + 1));
   p.sink = int(std::min<int64_t>(params.sink, s.n_kv + 1));
 

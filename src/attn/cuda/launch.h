@@ -21,6 +21,11 @@ void launch_dense_rows(const AttentionKernelParams& p, cudaStream_t stream);
 template <ElemType kElem, int kHeadDim>
 void launch_sparse_rows(const AttentionKernelParams& p, cudaStream_t stream);
 
+// Whether the current device runs this build's sm_90a code (wgmma, TMA, the warp-specialised kernels):
+// false on a Hopper when the build holds only sm_80 code, which the driver then JIT-compiles from its PTX
+// (the kernels' PTX version is 80, not 90). Queried once per device.
+bool hopper_kernels_loaded();
+
 inline constexpr int kQueryTileRows = 64 * DATTN_CUDA_M_TILES;  // TileShape::kBlockM, needed by the host to size grids
 
 }  // namespace dattn::cuda::detail
