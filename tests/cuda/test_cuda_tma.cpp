@@ -164,6 +164,8 @@ TEST(CudaWarpSpecialized, AgreesWithOneWarpgroup) {
       {1, 4100, 4100, 2, 2, 128, M::delta, 100, 3, 7, bf, false},       // odd gamma: anchors skip window tiles
       {1, 60, 60, 2, 1, 64, M::delta, 16, 4, 8, hf, false},             // one partial tile, one key tile
       {2, 20000, 20000, 4, 2, 128, M::delta, 512, 64, 16, bf, true},    // 10 anchor tiles per head, batch 2
+      {1, 700, 700, 2, 1, 128, M::delta, 64, 16, 2, bf, false},         // 32 anchors per warpgroup
+      {1, 900, 1000, 2, 2, 64, M::delta, 128, 32, 4, hf, false},        // continued prefill, gamma 4
   };
   // The split-KV plan depends on the CTAs per SM, which differ between the two kernel families (and a
   // split rounds differently from no split): pin it, to none and to 3 chunks.

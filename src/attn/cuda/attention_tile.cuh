@@ -316,6 +316,21 @@ __device__ __forceinline__ void store_minus_sparse_delta(const AttentionKernelPa
               make_float2(-acc.o[m][d][2 * r], -acc.o[m][d][2 * r + 1]);
 }
 
+// dense(anchor) alone (p.delta_in_sparse_epilogue: the sparse kernel subtracts sparse(anchor)).
+template <int kHeadDim, int kM>
+__device__ __forceinline__ void store_dense_to_delta(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
+                                                     const SoftmaxAccumulator<kHeadDim, kM>& acc) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+      if (float* row = anchor_delta_row<kHeadDim, kM>(p, qt, b, h, m, r))
+#pragma unroll
+        for (int d = 0; d < kHeadDim / 8; ++d)
+          *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) = make_float2(acc.o[m][d][2 * r], acc.o[m][d][2 * r + 1]);
+}
+
 template <int kHeadDim, int kM>
 __device__ __forceinline__ void add_dense_to_delta(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
                                                    const SoftmaxAccumulator<kHeadDim, kM>& acc) {

@@ -37,6 +37,13 @@ int current_device_attribute(cudaDeviceAttr attribute, const char* what) {
 
 namespace {
 
+// A build option so that the anchors' sparse pass in the dense-rows kernel can be timed against the
+// sparse kernel's epilogue doing it (kernel_params.h, delta_in_sparse_epilogue).
+#ifndef DATTN_CUDA_DELTA_IN_SPARSE_EPILOGUE
+#define DATTN_CUDA_DELTA_IN_SPARSE_EPILOGUE 1
+#endif
+constexpr bool kDeltaInSparseEpilogue = DATTN_CUDA_DELTA_IN_SPARSE_EPILOGUE != 0;
+
 OperandPtr operand(const TensorView& t) { return {t.data, t.stride[0], t.stride[1], t.stride[2]}; }
 
 // cp.async moves 16-byte chunks, so every row start of q, k, v must be 16-byte aligned.
@@ -220,6 +227,9 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   p.contiguous_tiles = tiles_of(s.n_q - p.sparse_rows);
   p.anchor_tiles = tiles_of(p.num_anchors);
   p.anchors_to_delta = delta;
+  // every block of gamma rows inside one warpgroup's 64 rows: the sparse kernel does the anchors' sparse part
+  p.delta_in_sparse_epilogue =
+      kDeltaInSparseEpilogue && delta && p.warp_specialized && p.gamma >= 2 && 64 % p.gamma == 0;
   p.sparse_row_end = p.sparse_rows;
   p.add_delta = delta;
   p.skip_anchor_rows = !delta;

@@ -34,7 +34,13 @@ struct AttentionKernelParams {
 
   // Row plan (make_row_plan): rows [0, sparse_rows) form blocks of gamma rows led by an anchor.
   int gamma, sparse_rows, num_anchors;
-  float* delta;  // (batch, h_q, num_anchors, head_dim) fp32: dense(anchor) - sparse(anchor)
+  float* delta;  // (batch, h_q, num_anchors, head_dim) fp32: dense(anchor) - sparse(anchor), or see below
+  // Delta mode, warp-specialised kernels, gamma dividing 64: every block of gamma rows lies inside one
+  // consumer warpgroup's 64 rows of a sparse tile, which also holds sparse(anchor). Then the dense-rows
+  // kernel skips the anchors' sparse pass and writes dense(anchor) into p.delta, and the sparse kernel
+  // forms Δ = dense(anchor) - sparse(anchor) in its epilogue (same bits: the anchor's sparse row visits
+  // the same key tiles in the same order either way).
+  bool delta_in_sparse_epilogue;
 
   // Dense-rows kernel work list: first `contiguous_tiles` tiles of consecutive rows starting at
   // `contiguous_row_begin` (dense mode or the dense tail), then `anchor_tiles` tiles of gathered anchors.

@@ -110,7 +110,12 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const __grid_consta
     if (anchor_tile && p.anchors_to_delta) {
       float* delta = p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim + col;
 #pragma unroll
-      for (int e = 0; e < kPerLane; ++e) delta[e] += x[e] * inv;  // delta held -sparse(anchor)
+      for (int e = 0; e < kPerLane; ++e) {
+        if (p.delta_in_sparse_epilogue)
+          delta[e] = x[e] * inv;  // dense(anchor); the sparse kernel subtracts sparse(anchor)
+        else
+          delta[e] += x[e] * inv;  // delta held -sparse(anchor)
+      }
       continue;
     }
     const int64_t out_row =

@@ -37,7 +37,7 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
       return;
     }
   }
-  const bool sparse_pass = delta_anchors && (!splits || sparse_slice);
+  const bool sparse_pass = delta_anchors && !p.delta_in_sparse_epilogue && (!splits || sparse_slice);
   const bool dense_pass = !sparse_slice;
   const KeyTileRanges sparse_keys = sparse_key_tiles<S::kBlockN>(p, qt);
 
@@ -75,9 +75,64 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
   if (splits) {
     store_split_partial(p, qt, bh, tile, split, acc, lse);
   } else if (delta_anchors) {
-    add_dense_to_delta(p, qt, b, h, acc);
+    if (p.delta_in_sparse_epilogue)
+      store_dense_to_delta(p, qt, b, h, acc);
+    else
+      add_dense_to_delta(p, qt, b, h, acc);
   } else {
     store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
+  }
+}
+
+// The sparse tile's epilogue with p.delta_in_sparse_epilogue: each row gets Δ = dense(a) - sparse(a) of
+// its anchor a, which starts a block inside the same warpgroup's 64 rows (gamma divides 64). The anchors'
+// sparse rows go through the warpgroup's own Q rows in shared memory, free once its last wgmma is done:
+// head_dim / 64 column blocks of 64 x 64 elements, i.e. 32 fp32 rows of 64 columns each (gamma >= 2).
+template <typename Elem, int kHeadDim>
+__device__ __forceinline__ void store_rows_delta_from_anchor_rows(const AttentionKernelParams& p, const QueryTile& qt,
+                                                                  int b, int h, const SoftmaxAccumulator<kHeadDim, 1>& acc,
+                                                                  const float (&lse)[1][2], Elem* smem) {
+  using S = WsTileShape<kHeadDim>;
+  const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+  auto staged = [&](int anchor, int col) {  // anchor: index within the warpgroup's rows
+    return reinterpret_cast<float*>(smem + (col / 64) * S::kBlockM * 64 + group * 64 * 64) + anchor * 64 + col % 64;
+  };
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int in_group = warp * 16 + lane / 4 + 8 * r;
+    if (in_group % p.gamma != 0 || group * 64 + in_group >= qt.rows) continue;
+#pragma unroll
+    for (int d = 0; d < kHeadDim / 8; ++d) {
+      const int col = d * 8 + 2 * (lane % 4);
+      *reinterpret_cast<float2*>(staged(in_group / p.gamma, col)) = make_float2(acc.o[0][d][2 * r], acc.o[0][d][2 * r + 1]);
+    }
+  }
+  named_barrier_sync(1 + group, 128);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int in_group = warp * 16 + lane / 4 + 8 * r, local = group * 64 + in_group;
+    if (local >= qt.rows) continue;
+    const int row = qt.row(local);
+    const float* dense = row < p.sparse_rows
+                             ? p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim
+                             : nullptr;
+    const int64_t out_row =
+        int64_t(b) * p.out_batch_stride + int64_t(row) * p.out_row_stride + int64_t(h) * p.out_head_stride;
+#pragma unroll
+    for (int d = 0; d < kHeadDim / 8; ++d) {
+      const int col = d * 8 + 2 * (lane % 4);
+      float x0 = acc.o[0][d][2 * r], x1 = acc.o[0][d][2 * r + 1];
+      if (dense) {
+        const float2 dv = *reinterpret_cast<const float2*>(dense + col);
+        const float2 sv = *reinterpret_cast<const float2*>(staged(in_group / p.gamma, col));
+        x0 += dv.x - sv.x;  // Δ rounded as dense + (-sparse) is by the two-pass path: same bits
+        x1 += dv.y - sv.y;
+      }
+      store_pair(p, out_row + col, x0, x1);
+    }
+    if (p.lse && lane % 4 == 0)
+      p.lse[int64_t(b) * p.lse_batch_stride + int64_t(h) * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
+          lse[0][r];
   }
 }
 
@@ -108,7 +163,10 @@ __device__ __forceinline__ void sparse_rows_ws_work(const AttentionKernelParams&
   IssueTurns::finish();
   float lse[1][2];
   acc.finish(p.scale_log2, lse);
-  store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
+  if (p.add_delta && p.delta_in_sparse_epilogue)
+    store_rows_delta_from_anchor_rows<Elem, kHeadDim>(p, qt, b, h, acc, lse, smem);
+  else
+    store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
