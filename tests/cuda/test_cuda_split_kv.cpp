@@ -103,6 +103,40 @@ TEST(CudaSplitKvPlan, SplitsFewLongTilesAndNotManyTiles) {
     }
 }
 
+// The warp-specialised kernels (the default on a Hopper): 1 CTA per SM and 128-key tiles. Chunks are
+// counted in those tiles and still span at least 1024 keys.
+TEST(CudaSplitKvPlan, CountsTheWarpSpecialisedKernelsSlotsAndTiles) {
+  using cuda::detail::kWsCtasPerSm;
+  using cuda::detail::kWsKeyTileKeys;
+  const AttentionParams delta = with(AttentionMode::delta, 2048, 1024, 64);
+  const auto ws_plan = [&](const AttentionKernelParams& p) {
+    return plan_kv_splits(p, 132, 0, kWsCtasPerSm, kWsKeyTileKeys);
+  };
+  // 4096-row chunk over 128K keys, 32 heads: 64 CTAs; 2 chunks (128 CTAs) fill the 132 slots in one wave,
+  // where the one-warpgroup kernels' 264 slots take 4.
+  const AttentionKernelParams chunked = dense_rows_work(1, 4096, 131072, 32, delta);
+  const SplitPlan plan = ws_plan(chunked);
+  EXPECT_EQ(plan.kv_splits, 2);
+  EXPECT_EQ(int64_t(plan.split_key_tiles) * kWsKeyTileKeys * plan.kv_splits, 131072);
+  EXPECT_EQ(plan_kv_splits(chunked, 132, 0).kv_splits, 4);
+  // The first chunk of a chunked prefill (4096 keys = 32 tiles of 128): 2 chunks of 16 tiles (2048 keys).
+  const SplitPlan first = ws_plan(dense_rows_work(1, 4096, 4096, 32, delta));
+  EXPECT_EQ(first.kv_splits, 2);
+  EXPECT_EQ(first.split_key_tiles, 16);
+  // One-shot 128K (544 CTAs, more than two waves of 132): never split.
+  EXPECT_EQ(ws_plan(dense_rows_work(1, 131072, 131072, 32, delta)).kv_splits, 1);
+  for (int64_t heads : {1, 8, 32})
+    for (int64_t n_kv : {4096, 65536, 1 << 20}) {
+      const SplitPlan s = ws_plan(dense_rows_work(1, 4096, n_kv, heads, delta));
+      if (s.kv_splits > 1) {
+        EXPECT_GE(int64_t(s.split_key_tiles) * kWsKeyTileKeys, 1024) << heads << " " << n_kv;
+        const int64_t key_tiles = (n_kv + kWsKeyTileKeys - 1) / kWsKeyTileKeys;
+        EXPECT_GE(int64_t(s.kv_splits) * s.split_key_tiles, key_tiles);
+        EXPECT_LT(int64_t(s.kv_splits - 1) * s.split_key_tiles, key_tiles);
+      }
+    }
+}
+
 TEST(CudaSplitKvPlan, ForcedSplitsAreTakenAsGiven) {
   const AttentionKernelParams p = dense_rows_work(1, 65, 65, 4, with(AttentionMode::dense, 1, 0, 1));
   EXPECT_EQ(plan_kv_splits(p, 132, 1).kv_splits, 1);
