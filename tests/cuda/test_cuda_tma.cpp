@@ -134,18 +134,20 @@ TEST(CudaWarpSpecialized, RejectsAnUnknownSwitchValue) {
 using M = AttentionMode;
 constexpr DType bf = DType::bf16, hf = DType::f16;
 
+// Layouts and modes both comparisons run.
+const std::vector<TmaCase> kLayoutCases = {
+    {1, 1000, 1000, 4, 2, 128, M::delta, 256, 64, 32, bf, false},     // last key tile partial: zero fill
+    {2, 300, 777, 8, 2, 64, M::recompute, 128, 64, 16, hf, true},     // batch 2, heads-major, continued prefill
+    {1, 513, 4099, 4, 1, 128, M::dense, 1, 0, 1, bf, false},          // GQA 4, continued prefill
+    {1, 2000, 2000, 4, 4, 64, M::sparse, 300, 100, 1, bf, false},
+    {1, 256, 32768, 8, 2, 128, M::delta, 2048, 1024, 64, hf, false},  // split-KV path of the dense rows
+};
+
 TEST(CudaTma, SameBitsAsCpAsync) {
   DATTN_SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "TMA is used on compute capability 9.x only";
-  const std::vector<TmaCase> cases = {
-      {1, 1000, 1000, 4, 2, 128, M::delta, 256, 64, 32, bf, false},  // last key tile partial: zero fill
-      {2, 300, 777, 8, 2, 64, M::recompute, 128, 64, 16, hf, true},  // batch 2, heads-major, continued prefill
-      {1, 513, 4099, 4, 1, 128, M::dense, 1, 0, 1, bf, false},       // GQA 4, continued prefill
-      {1, 2000, 2000, 4, 4, 64, M::sparse, 300, 100, 1, bf, false},
-      {1, 256, 32768, 8, 2, 128, M::delta, 2048, 1024, 64, hf, false},  // split-KV path of the dense rows
-  };
   uint32_t seed = 900;
-  for (const TmaCase& c : cases) {
+  for (const TmaCase& c : kLayoutCases) {
     ScopedEnv one_warpgroup(kWsEnv, "0");  // the warp-specialised kernels are compared below
     check_against_env_off(c, seed++, kTmaEnv);
   }
@@ -154,19 +156,15 @@ TEST(CudaTma, SameBitsAsCpAsync) {
 TEST(CudaWarpSpecialized, AgreesWithOneWarpgroup) {
   DATTN_SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "the warp-specialised kernels run on compute capability 9.x only";
-  const std::vector<TmaCase> cases = {
-      {1, 1000, 1000, 4, 2, 128, M::delta, 256, 64, 32, bf, false},  // last key tile partial: zero fill
-      {2, 300, 777, 8, 2, 64, M::recompute, 128, 64, 16, hf, true},  // batch 2, heads-major, continued prefill
-      {1, 513, 4099, 4, 1, 128, M::dense, 1, 0, 1, bf, false},       // GQA 4, continued prefill
-      {1, 2000, 2000, 4, 4, 64, M::sparse, 300, 100, 1, bf, false},
-      {1, 256, 32768, 8, 2, 128, M::delta, 2048, 1024, 64, hf, false},  // split-KV path of the dense rows
+  std::vector<TmaCase> cases = kLayoutCases;
+  cases.insert(cases.end(), {
       {1, 8192, 8192, 4, 1, 128, M::delta, 2048, 1024, 64, bf, false},  // the ring wraps ~30 times per CTA
       {1, 4100, 4100, 2, 2, 128, M::delta, 100, 3, 7, bf, false},       // odd gamma: anchors skip window tiles
       {1, 60, 60, 2, 1, 64, M::delta, 16, 4, 8, hf, false},             // one partial tile, one key tile
       {2, 20000, 20000, 4, 2, 128, M::delta, 512, 64, 16, bf, true},    // 10 anchor tiles per head, batch 2
       {1, 700, 700, 2, 1, 128, M::delta, 64, 16, 2, bf, false},         // 32 anchors per warpgroup
       {1, 900, 1000, 2, 2, 64, M::delta, 128, 32, 4, hf, false},        // continued prefill, gamma 4
-  };
+  });
   // The split-KV plan depends on the CTAs per SM, which differ between the two kernel families (and a
   // split rounds differently from no split): pin it, to none and to 3 chunks.
   uint32_t seed = 950;

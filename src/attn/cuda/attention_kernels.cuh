@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
     attend_key_tiles<Elem, kHeadDim, true, kDenseRowsPvWgmma>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base,
                                                                 pos, smem, acc);
     acc.finish(p.scale_log2, lse);
-    store_minus_sparse_delta(p, qt, b, h, acc);
+    write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
     if (sparse_slice) return;
   }
 
@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
     return;
   }
   if (delta_anchors) {
-    add_dense_to_delta(p, qt, b, h, acc);
+    write_anchor_delta<AnchorDeltaWrite::add_dense>(p, qt, b, h, acc);
     return;
   }
   store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);

@@ -176,6 +176,60 @@ struct SoftmaxAccumulator {
   }
 };
 
+// The online softmax of one key tile for the thread's two rows of a 16-row block, in two steps so that
+// the caller can rescale O in between (or later). s: the tile's unscaled scores, kN groups of 8 columns (a
+// row's columns live in one quad of lanes); scale = softmax scale * log2(e).
+// Step 1: the new running max, alpha (what O and the sum owe: exactly 1 once a row's max settles), the sum
+// rescaled (not fused with step 2's adds: every key pass rounds alike), and the exp2 offset for step 2.
+template <int kN>
+__device__ __forceinline__ void softmax_new_max(const float (&s)[kN][4], float (&row_max)[2], float (&row_sum)[2],
+                                                float scale, float (&alpha)[2], float (&base_scaled)[2]) {
+  float new_max[2] = {row_max[0], row_max[1]};
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+    new_max[0] = fmaxf(new_max[0], fmaxf(s[n][0], s[n][1]));
+    new_max[1] = fmaxf(new_max[1], fmaxf(s[n][2], s[n][3]));
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 1));
+    new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 2));
+    const float base = new_max[r] == kNegInf ? 0.f : new_max[r];  // a row with no visible key yet stays at zero
+    base_scaled[r] = base * scale;
+    alpha[r] = fast_exp2((row_max[r] - base) * scale);
+    row_max[r] = new_max[r];
+    row_sum[r] = __fmul_rn(row_sum[r], alpha[r]);
+  }
+}
+
+// Step 2: s = exp2(scale * s - base) in place (the probabilities, unnormalised), added to the sum.
+template <int kN>
+__device__ __forceinline__ void softmax_exponentiate(float (&s)[kN][4], const float (&base_scaled)[2], float scale,
+                                                     float (&row_sum)[2]) {
+#pragma unroll
+  for (int n = 0; n < kN; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[n][e] = fast_exp2(fmaf(s[n][e], scale, -base_scaled[e / 2]));
+      row_sum[e / 2] += s[n][e];
+    }
+}
+
+// O's share of a step: o *= alpha per row, skipped when every row max of the warp held (alpha exactly 1:
+// most tiles of a long row).
+template <int kD>
+__device__ __forceinline__ void softmax_rescale(float (&o)[kD][4], const float (&alpha)[2]) {
+  if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
+#pragma unroll
+    for (int d = 0; d < kD; ++d) {
+      o[d][0] *= alpha[0];
+      o[d][1] *= alpha[0];
+      o[d][2] *= alpha[1];
+      o[d][3] *= alpha[1];
+    }
+  }
+}
+
 // Query row (within the CTA tile) of the thread's row r (0/1) in m-tile m. With wgmma, m-tile m of
 // warpgroup g is the (g + m)-th 64-row block (one warpgroup instruction, warp w of the group owning rows
 // 16w..16w+15 of it: one warpgroup with 2 m-tiles, or one m-tile per warpgroup); with mma.sync a warp owns
@@ -298,41 +352,14 @@ __device__ __forceinline__ float* anchor_delta_row(const AttentionKernelParams& 
   return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + qt.row(local) / p.gamma) * kHeadDim;
 }
 
-// Δ = dense - sparse of delta anchors in two steps: first -sparse (this function), then the dense rows are
-// added (add_dense_to_delta here, or the combine kernel after a split); each thread re-reads only what it
-// wrote.
-template <int kHeadDim, int kM>
-__device__ __forceinline__ void store_minus_sparse_delta(const AttentionKernelParams& p, const QueryTile& qt, int b,
-                                                         int h, const SoftmaxAccumulator<kHeadDim, kM>& acc) {
-  const int lane = threadIdx.x % 32;
-#pragma unroll
-  for (int m = 0; m < kM; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-      if (float* row = anchor_delta_row<kHeadDim, kM>(p, qt, b, h, m, r))
-#pragma unroll
-        for (int d = 0; d < kHeadDim / 8; ++d)
-          *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) =
-              make_float2(-acc.o[m][d][2 * r], -acc.o[m][d][2 * r + 1]);
-}
+// What an anchor tile writes into its rows of p.delta. Δ = dense - sparse takes two steps: first
+// minus_sparse, then add_dense (here, or the combine kernel after a split); each thread re-reads only what
+// it wrote. With p.delta_in_sparse_epilogue the dense-rows kernel writes `dense` alone and the sparse kernel
+// subtracts sparse(anchor).
+enum class AnchorDeltaWrite { minus_sparse, add_dense, dense };
 
-// dense(anchor) alone (p.delta_in_sparse_epilogue: the sparse kernel subtracts sparse(anchor)).
-template <int kHeadDim, int kM>
-__device__ __forceinline__ void store_dense_to_delta(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
-                                                     const SoftmaxAccumulator<kHeadDim, kM>& acc) {
-  const int lane = threadIdx.x % 32;
-#pragma unroll
-  for (int m = 0; m < kM; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-      if (float* row = anchor_delta_row<kHeadDim, kM>(p, qt, b, h, m, r))
-#pragma unroll
-        for (int d = 0; d < kHeadDim / 8; ++d)
-          *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) = make_float2(acc.o[m][d][2 * r], acc.o[m][d][2 * r + 1]);
-}
-
-template <int kHeadDim, int kM>
-__device__ __forceinline__ void add_dense_to_delta(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
+template <AnchorDeltaWrite kWrite, int kHeadDim, int kM>
+__device__ __forceinline__ void write_anchor_delta(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
                                                    const SoftmaxAccumulator<kHeadDim, kM>& acc) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
@@ -343,8 +370,15 @@ __device__ __forceinline__ void add_dense_to_delta(const AttentionKernelParams& 
 #pragma unroll
         for (int d = 0; d < kHeadDim / 8; ++d) {
           float2* cell = reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4));
-          const float2 minus_sparse = *cell;
-          *cell = make_float2(acc.o[m][d][2 * r] + minus_sparse.x, acc.o[m][d][2 * r + 1] + minus_sparse.y);
+          const float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
+          if constexpr (kWrite == AnchorDeltaWrite::minus_sparse) {
+            *cell = make_float2(-x0, -x1);
+          } else if constexpr (kWrite == AnchorDeltaWrite::add_dense) {
+            const float2 minus_sparse = *cell;
+            *cell = make_float2(x0 + minus_sparse.x, x1 + minus_sparse.y);
+          } else {
+            *cell = make_float2(x0, x1);
+          }
         }
 }
 

@@ -154,44 +154,13 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
     }
     const float scale = p.scale_log2;
 
-    // Online softmax: new running max per row (a row's 64 columns live in one quad of lanes).
+    // Online softmax (attention_tile.cuh), O rescaled between its two steps.
 #pragma unroll
     for (int m = 0; m < kM; ++m) {
-      float new_max[2] = {acc.row_max[m][0], acc.row_max[m][1]};
-#pragma unroll
-      for (int n = 0; n < kBlockN / 8; ++n) {
-        new_max[0] = fmaxf(new_max[0], fmaxf(s[m][n][0], s[m][n][1]));
-        new_max[1] = fmaxf(new_max[1], fmaxf(s[m][n][2], s[m][n][3]));
-      }
       float base_scaled[2], alpha[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 1));
-        new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 2));
-        const float base = new_max[r] == kNegInf ? 0.f : new_max[r];  // a row with no visible key yet stays at zero
-        base_scaled[r] = base * scale;
-        alpha[r] = fast_exp2((acc.row_max[m][r] - base) * scale);
-        acc.row_max[m][r] = new_max[r];
-        // not fused with the sum below: both key passes (key_pass.cuh, ws_key_pass.cuh) round alike
-        acc.row_sum[m][r] = __fmul_rn(acc.row_sum[m][r], alpha[r]);
-      }
-      // Once a row's max settles (most tiles of a long row), alpha is exactly 1: skip the rescale then.
-      if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
-#pragma unroll
-        for (int d = 0; d < kHeadDim / 8; ++d) {
-          acc.o[m][d][0] *= alpha[0];
-          acc.o[m][d][1] *= alpha[0];
-          acc.o[m][d][2] *= alpha[1];
-          acc.o[m][d][3] *= alpha[1];
-        }
-      }
-#pragma unroll
-      for (int n = 0; n < kBlockN / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[m][n][e] = fast_exp2(fmaf(s[m][n][e], scale, -base_scaled[e / 2]));
-          acc.row_sum[m][e / 2] += s[m][n][e];
-        }
+      softmax_new_max(s[m], acc.row_max[m], acc.row_sum[m], scale, alpha, base_scaled);
+      softmax_rescale(acc.o[m], alpha);
+      softmax_exponentiate(s[m], base_scaled, scale, acc.row_sum[m]);
     }
 
     // O += P V: the S accumulators of two adjacent 8-key tiles form one A fragment of P.

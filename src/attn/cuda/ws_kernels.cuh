@@ -63,7 +63,7 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
     acc.reset();
     ws_attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_keys, pos, smem, ring, acc);
     acc.finish(p.scale_log2, lse);
-    store_minus_sparse_delta(p, qt, b, h, acc);
+    write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
   }
   if (dense_pass) {
     acc.reset();
@@ -76,9 +76,9 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
     store_split_partial(p, qt, bh, tile, split, acc, lse);
   } else if (delta_anchors) {
     if (p.delta_in_sparse_epilogue)
-      store_dense_to_delta(p, qt, b, h, acc);
+      write_anchor_delta<AnchorDeltaWrite::dense>(p, qt, b, h, acc);
     else
-      add_dense_to_delta(p, qt, b, h, acc);
+      write_anchor_delta<AnchorDeltaWrite::add_dense>(p, qt, b, h, acc);
   } else {
     store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
   }

@@ -247,44 +247,13 @@ __device__ __forceinline__ void ws_attend_key_tiles(const AttentionKernelParams&
           if (!key_visible<kSparse>(p, key0 + n * 8 + (e & 1), pos[0][e / 2])) s[n][e] = kNegInf;
     }
     const float scale = p.scale_log2;
-    float new_max[2] = {acc.row_max[0][0], acc.row_max[0][1]};
-#pragma unroll
-    for (int n = 0; n < kBlockN / 8; ++n) {
-      new_max[0] = fmaxf(new_max[0], fmaxf(s[n][0], s[n][1]));
-      new_max[1] = fmaxf(new_max[1], fmaxf(s[n][2], s[n][3]));
-    }
     float base_scaled[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 1));
-      new_max[r] = fmaxf(new_max[r], __shfl_xor_sync(0xffffffffu, new_max[r], 2));
-      const float base = new_max[r] == kNegInf ? 0.f : new_max[r];  // a row with no visible key yet stays at zero
-      base_scaled[r] = base * scale;
-      alpha[r] = fast_exp2((acc.row_max[0][r] - base) * scale);
-      acc.row_max[0][r] = new_max[r];
-      // not fused with the sum below: both key passes (key_pass.cuh, ws_key_pass.cuh) round alike
-      acc.row_sum[0][r] = __fmul_rn(acc.row_sum[0][r], alpha[r]);
-    }
-#pragma unroll
-    for (int n = 0; n < kBlockN / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = fast_exp2(fmaf(s[n][e], scale, -base_scaled[e / 2]));
-        acc.row_sum[0][e / 2] += s[n][e];
-      }
+    softmax_new_max(s, acc.row_max[0], acc.row_sum[0], scale, alpha, base_scaled);
+    softmax_exponentiate(s, base_scaled, scale, acc.row_sum[0]);
   };
-  // Once O is not in flight: apply the owed rescale (skipped when every row max of the warp held) and
-  // pack P for the next P V.
+  // Once O is not in flight: apply the owed rescale and pack P for the next P V.
   auto rescale_and_pack = [&]() {
-    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
-#pragma unroll
-      for (int d = 0; d < kHeadDim / 8; ++d) {
-        acc.o[0][d][0] *= alpha[0];
-        acc.o[0][d][1] *= alpha[0];
-        acc.o[0][d][2] *= alpha[1];
-        acc.o[0][d][3] *= alpha[1];
-      }
-    }
+    softmax_rescale(acc.o[0], alpha);
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       prob[kk][0] = pack_pair<Elem>(s[2 * kk][0], s[2 * kk][1]);
