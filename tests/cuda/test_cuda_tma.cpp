@@ -4,9 +4,9 @@
 //
 // Tolerances. TMA vs cp.async: none. Both put the same bytes in the same swizzled shared-memory layout (rows
 // past n_kv as zeros) and run the same instructions, so any difference is a wrong box, a wrong coordinate
-// or a missed wait, not rounding. Warp-specialised vs one warpgroup: none when both use 64-key tiles (the
-// same arithmetic in the same order per row; the warp-specialised pass only moves the O rescale after the
-// P V of the previous tile has landed, where it applies anyway). With 128-key tiles (the default) the
+// or a missed wait, not rounding. Warp-specialised vs one warpgroup: none when both use 64-key tiles and
+// no split-KV (the same arithmetic in the same order per row; the warp-specialised pass only moves the O
+// rescale after the P V of the previous tile has landed, where it applies anyway). With 128-key tiles (the default) the
 // online softmax steps over twice as many keys, so P is rounded to 16 bits against other running maxima:
 // the split-KV bounds of test_cuda_split_kv (relative L2 5e-3 bf16, 1.5e-3 fp16) for O, and 1e-5 relative
 // L2 for the LSE (an fp32 sum in another order). A stage refilled too early or a wrong tile gives O(1)
@@ -171,8 +171,10 @@ TEST(CudaWarpSpecialized, AgreesWithOneWarpgroup) {
   for (const char* splits : {"1", "3"}) {
     ScopedEnv pinned("DATTN_CUDA_KV_SPLITS", splits);
     SCOPED_TRACE(fmt::format("DATTN_CUDA_KV_SPLITS={}", splits));
-    for (const TmaCase& c : cases)
-      check_against_env_off(c, seed++, kWsEnv, /*rounding_differs=*/cuda::detail::kWsKeyTileKeys != 64);
+    // exact only for 64-key tiles without split: after a split the one-warpgroup combine adds dense(anchor)
+    // to -sparse(anchor) in one (possibly fused) step, the warp-specialised path subtracts in the sparse kernel
+    const bool rounding_differs = cuda::detail::kWsKeyTileKeys != 64 || std::string(splits) != "1";
+    for (const TmaCase& c : cases) check_against_env_off(c, seed++, kWsEnv, rounding_differs);
   }
 }
 

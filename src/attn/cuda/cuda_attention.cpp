@@ -95,23 +95,21 @@ void launch(DType dtype, int head_dim, RowsKernel kernel, const AttentionKernelP
     launch_for_head_dim<ElemType::f16>(head_dim, kernel, p, stream);
 }
 
-// Stream-ordered scratch (Δ, split-KV partials), freed after the kernels that
-// use it (also on error).
-template <typename T>
+// Stream-ordered fp32 scratch (Δ, split-KV partials), freed after the kernels that use it (also on error).
 class ScratchBuffer {
  public:
-  ScratchBuffer(size_t count, cudaStream_t stream, const char* what) : stream_(stream) {
-    if (count) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), count * sizeof(T), stream), what);
+  ScratchBuffer(size_t floats, cudaStream_t stream, const char* what) : stream_(stream) {
+    if (floats) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), floats * sizeof(float), stream), what);
   }
   ~ScratchBuffer() {
     if (data_) cudaFreeAsync(data_, stream_);
   }
   ScratchBuffer(const ScratchBuffer&) = delete;
   ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  T* data() const { return data_; }
+  float* data() const { return data_; }
 
  private:
-  T* data_ = nullptr;
+  float* data_ = nullptr;
   cudaStream_t stream_;
 };
 
@@ -127,10 +125,8 @@ void plan_dense_rows_splits(AttentionKernelParams& p) {
 // The dense-rows tiles in p (split as planned, with their partials' scratch), then the kernel(s).
 void launch_dense_rows_tiles(DType dtype, int head_dim, AttentionKernelParams& p, cudaStream_t stream) {
   const bool split = p.kv_splits > 1;
-  ScratchBuffer<float> split_o(split ? split_o_floats(p, kQueryTileRows, head_dim) : 0, stream,
-                               "allocating split-KV partials");
-  ScratchBuffer<float> split_lse(split ? split_lse_floats(p, kQueryTileRows) : 0, stream,
-                                 "allocating split-KV partials");
+  ScratchBuffer split_o(split ? split_o_floats(p, kQueryTileRows, head_dim) : 0, stream, "allocating split-KV partials");
+  ScratchBuffer split_lse(split ? split_lse_floats(p, kQueryTileRows) : 0, stream, "allocating split-KV partials");
   p.split_o = split_o.data();
   p.split_lse = split_lse.data();
   launch(dtype, head_dim, RowsKernel::dense, p, stream);
@@ -219,9 +215,8 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   }
   // recompute and delta: anchors and the dense tail first, then the sparse rows.
   const bool delta = mode == AttentionMode::delta;
-  ScratchBuffer<float> delta_buffer(
-      delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) : 0, stream,
-      "allocating the delta buffer");
+  ScratchBuffer delta_buffer(delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) : 0,
+                             stream, "allocating the delta buffer");
   p.delta = delta_buffer.data();
   p.contiguous_row_begin = p.sparse_rows;
   p.contiguous_tiles = tiles_of(s.n_q - p.sparse_rows);
