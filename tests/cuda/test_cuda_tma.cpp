@@ -104,15 +104,19 @@ TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
 }
 
 // Checked before any device query, so these run without a GPU too.
-TEST(CudaTmaMaps, RejectsAnUnknownSwitchValue) {
-  ScopedEnv bad(kTmaEnv, "yes");
+void expect_switch_rejects(const char* env, const char* value, bool (*read_switch)()) {
+  ScopedEnv bad(env, value);
   try {
-    cuda::detail::tma_enabled();
-    FAIL() << "DATTN_CUDA_TMA=yes was accepted";
+    read_switch();
+    FAIL() << env << "=" << value << " was accepted";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("DATTN_CUDA_TMA must be 0"));
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("'yes'"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr(fmt::format("{} must be 0", env)));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr(fmt::format("'{}'", value)));
   }
+}
+
+TEST(CudaTmaMaps, RejectsAnUnknownSwitchValue) {
+  expect_switch_rejects(kTmaEnv, "yes", cuda::detail::tma_enabled);
 }
 
 TEST(CudaWarpSpecialized, RejectsAnUnknownSwitchValue) {
@@ -121,14 +125,7 @@ TEST(CudaWarpSpecialized, RejectsAnUnknownSwitchValue) {
     ScopedEnv off(kWsEnv, "0");
     EXPECT_FALSE(cuda::detail::warp_specialization_enabled());
   }
-  ScopedEnv bad(kWsEnv, "2");
-  try {
-    cuda::detail::warp_specialization_enabled();
-    FAIL() << "DATTN_CUDA_WS=2 was accepted";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("DATTN_CUDA_WS must be 0"));
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("'2'"));
-  }
+  expect_switch_rejects(kWsEnv, "2", cuda::detail::warp_specialization_enabled);
 }
 
 using M = AttentionMode;

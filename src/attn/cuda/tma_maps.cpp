@@ -35,25 +35,25 @@ bool current_device_is_hopper() {
   return current_device_attribute(cudaDevAttrComputeCapabilityMajor, "querying the compute capability") == 9;
 }
 
+// An on/off switch read from the environment per call: unset or empty -> true, "1" -> true, "0" -> false,
+// anything else an error naming the variable, what each value means and the value given.
+bool switch_from_env(const char* name, const char* meaning_of_0, const char* meaning_of_1) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return true;
+  DATTN_CHECK(std::strcmp(text, "0") == 0 || std::strcmp(text, "1") == 0, "{} must be 0 ({}) or 1 ({}), got '{}'",
+              name, meaning_of_0, meaning_of_1, text);
+  return text[0] == '1';
+}
+
 }  // namespace
 
 bool tma_enabled() {
-  const char* text = std::getenv("DATTN_CUDA_TMA");
-  if (text && *text) {
-    DATTN_CHECK(std::strcmp(text, "0") == 0 || std::strcmp(text, "1") == 0,
-                "DATTN_CUDA_TMA must be 0 (cp.async) or 1 (TMA where the device has it), got '{}'", text);
-    if (text[0] == '0') return false;
-  }
-  return current_device_is_hopper() && tensor_map_encoder() != nullptr;
+  return switch_from_env("DATTN_CUDA_TMA", "cp.async", "TMA where the device has it") && current_device_is_hopper() &&
+         tensor_map_encoder() != nullptr;
 }
 
 bool warp_specialization_enabled() {
-  const char* text = std::getenv("DATTN_CUDA_WS");
-  if (!text || !*text) return true;
-  DATTN_CHECK(std::strcmp(text, "0") == 0 || std::strcmp(text, "1") == 0,
-              "DATTN_CUDA_WS must be 0 (one-warpgroup kernels) or 1 (warp-specialised kernels with TMA), got '{}'",
-              text);
-  return text[0] == '1';
+  return switch_from_env("DATTN_CUDA_WS", "one-warpgroup kernels", "warp-specialised kernels with TMA");
 }
 
 bool encode_kv_tma_map(const TensorView& t, TmaDescriptor& map) {
