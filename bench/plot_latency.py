@@ -21,6 +21,20 @@ SERIES = [
 ]
 
 
+def marker(index, x, y, r, colour):
+    """A filled marker whose shape depends on the series, so series lying on one another stay apart."""
+    shape = index % 4
+    if shape == 0:
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}"/>'
+    if shape == 1:
+        return f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r:.1f}" height="{2 * r:.1f}" fill="{colour}"/>'
+    if shape == 2:
+        return (f'<polygon points="{x:.1f},{y - 1.3 * r:.1f} {x - 1.2 * r:.1f},{y + r:.1f} {x + 1.2 * r:.1f},{y + r:.1f}" '
+                f'fill="{colour}"/>')
+    return (f'<polygon points="{x:.1f},{y - 1.4 * r:.1f} {x + 1.4 * r:.1f},{y:.1f} {x:.1f},{y + 1.4 * r:.1f} '
+            f'{x - 1.4 * r:.1f},{y:.1f}" fill="{colour}"/>')
+
+
 def svg_plot(rows, title):
     points = {}
     for r in rows:
@@ -58,18 +72,21 @@ def svg_plot(rows, title):
     out.append(f'<text x="16" y="{(top + height - bottom) / 2:.0f}" transform="rotate(-90 16 '
                f'{(top + height - bottom) / 2:.0f})" text-anchor="middle">ms per call (log scale)</text>')
     legend_y = top + 10
-    for key, label, colour, dashed in SERIES:
-        pts = sorted(points.get(key, []))
-        if not pts:
-            continue
+    present = [s for s in SERIES if points.get(s[0])]
+    for index, (key, label, colour, dashed) in enumerate(present):
+        pts = sorted(points[key])
+        # earlier series wider with larger markers, later ones on top of them: coinciding series stay visible
+        stroke = 1.5 + 0.5 * (len(present) - 1 - index)
+        radius = 2 + 0.6 * stroke
         dash = ' stroke-dasharray="6 4"' if dashed else ""
         path = " ".join(f"{px(n):.1f},{py(ms):.1f}" for n, ms in pts)
-        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="{stroke:.1f}"{dash}/>')
         for n, ms in pts:
-            out.append(f'<circle cx="{px(n):.1f}" cy="{py(ms):.1f}" r="3" fill="{colour}"/>')
+            out.append(marker(index, px(n), py(ms), radius, colour))
         x0 = width - right + 15
         out.append(f'<line x1="{x0}" y1="{legend_y}" x2="{x0 + 24}" y2="{legend_y}" stroke="{colour}" '
-                   f'stroke-width="2"{dash}/>')
+                   f'stroke-width="{stroke:.1f}"{dash}/>')
+        out.append(marker(index, x0 + 12, legend_y, radius, colour))
         out.append(f'<text x="{x0 + 30}" y="{legend_y + 4}">{label}</text>')
         legend_y += 20
     out.append("</svg>")

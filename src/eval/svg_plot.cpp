@@ -32,7 +32,40 @@ std::string escape_xml(const std::string& s) {
 
 std::string tick_label(double v) {
   if (std::abs(v) >= 1024 && std::fmod(v, 1024) == 0) return fmt::format("{}K", v / 1024);
+  if (std::abs(v) < 1e-12) return "0";
   return fmt::format("{:.4g}", v);
+}
+
+// A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about `target` intervals over [lo, hi].
+double nice_step(double lo, double hi, int target) {
+  const double raw = (hi - lo) / target;
+  const double decade = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 2.5, 5.0})
+    if (raw <= m * decade * (1 + 1e-9)) return m * decade;
+  return 10 * decade;
+}
+
+// Series can coincide (dense and delta at a short length, two modes that find every needle): later series
+// are drawn thinner, dashed and with smaller markers of another shape on top of earlier ones, so each stays
+// visible.
+double line_width(size_t s, size_t n) { return 1.5 + 1.5 * double(n - 1 - s); }
+const char* dash_pattern(size_t s) {
+  constexpr const char* kDashes[] = {"", "8 4", "3 3", "10 3 2 3"};
+  return kDashes[s % std::size(kDashes)];
+}
+std::string marker(size_t s, double x, double y, double r, const char* color) {
+  switch (s % 4) {
+    case 0: return fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{:.1f}\" fill=\"{}\"/>\n", x, y, r, color);
+    case 1:
+      return fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"/>\n", x - r,
+                         y - r, 2 * r, 2 * r, color);
+    case 2:
+      return fmt::format("<polygon points=\"{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}\" fill=\"{}\"/>\n", x, y - 1.3 * r,
+                         x - 1.2 * r, y + r, x + 1.2 * r, y + r, color);
+    default:
+      return fmt::format("<polygon points=\"{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}\" fill=\"{}\"/>\n", x,
+                         y - 1.4 * r, x + 1.4 * r, y, x, y + 1.4 * r, x - 1.4 * r, y, color);
+  }
 }
 
 }  // namespace
@@ -57,6 +90,12 @@ std::string render_svg_line_plot(const PlotSpec& spec) {
   if (spec.y_min < spec.y_max) y_lo = spec.y_min, y_hi = spec.y_max;
   if (x_hi == x_lo) x_lo -= 1, x_hi += 1;
   if (y_hi == y_lo) y_lo -= 0.5, y_hi += 0.5;
+  const bool fixed_y = spec.y_min < spec.y_max;
+  const double y_step = nice_step(y_lo, y_hi, 5);
+  if (!fixed_y) {  // widen a fitted range to whole ticks, so every tick label is a round value
+    y_lo = std::floor(y_lo / y_step + 1e-9) * y_step;
+    y_hi = std::ceil(y_hi / y_step - 1e-9) * y_step;
+  }
   const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
   auto px = [&](double x) { return kLeft + (to_x(x) - x_lo) / (x_hi - x_lo) * plot_w; };
   auto py = [&](double y) { return kTop + (1 - (y - y_lo) / (y_hi - y_lo)) * plot_h; };
@@ -67,9 +106,9 @@ std::string render_svg_line_plot(const PlotSpec& spec) {
       kWidth, kHeight);
   svg += fmt::format("<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
                      kLeft + plot_w / 2, escape_xml(spec.title));
-  // y ticks: 5 even steps; x ticks: the distinct x values of the data
-  for (int i = 0; i <= 5; ++i) {
-    const double v = y_lo + (y_hi - y_lo) * i / 5, y = py(v);
+  // y ticks: the multiples of a round step inside the range; x ticks: the distinct x values of the data
+  for (double t = std::ceil(y_lo / y_step - 1e-9); t * y_step <= y_hi + y_step * 1e-9; t += 1) {
+    const double v = t * y_step, y = py(v);
     svg += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n", kLeft, y,
                        kLeft + plot_w, y);
     svg += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", kLeft - 6, y + 4, tick_label(v));
@@ -95,14 +134,18 @@ std::string render_svg_line_plot(const PlotSpec& spec) {
     std::string points;
     for (size_t i = 0; i < series.x.size(); ++i)
       if (std::isfinite(series.y[i])) points += fmt::format("{:.1f},{:.1f} ", px(series.x[i]), py(series.y[i]));
-    svg += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n", color, points);
+    const double width = line_width(s, spec.series.size()), radius = 2 + 0.75 * width;
+    svg += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"{:.1f}\" stroke-dasharray=\"{}\" "
+                       "points=\"{}\"/>\n",
+                       color, width, dash_pattern(s), points);
     for (size_t i = 0; i < series.x.size(); ++i)
-      if (std::isfinite(series.y[i]))
-        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", px(series.x[i]),
-                           py(series.y[i]), color);
+      if (std::isfinite(series.y[i])) svg += marker(s, px(series.x[i]), py(series.y[i]), radius, color);
     const double ly = kTop + 10 + 20 * double(s);
-    svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"{3}\" stroke-width=\"2\"/>\n",
-                       kWidth - kRight + 15, ly, kWidth - kRight + 40, color);
+    svg += fmt::format(
+        "<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"{3}\" stroke-width=\"{4:.1f}\" "
+        "stroke-dasharray=\"{5}\"/>\n",
+        kWidth - kRight + 15, ly, kWidth - kRight + 40, color, width, dash_pattern(s));
+    svg += marker(s, kWidth - kRight + 27.5, ly, radius, color);
     svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", kWidth - kRight + 46, ly + 4, escape_xml(series.name));
   }
   svg += "</svg>\n";

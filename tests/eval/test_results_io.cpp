@@ -104,6 +104,38 @@ TEST(RulerResults, CsvFieldsAreQuotedWhenNeeded) {
   EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
 }
 
+// The y tick labels of a fitted range are round values (a step of 1, 2, 2.5 or 5 times a power of ten).
+TEST(SvgPlot, FittedYTicksAreRoundValues) {
+  PlotSpec spec;
+  spec.series.push_back({"a", {1, 2, 3}, {0.13, 0.71, 0.97}});
+  const std::string svg = render_svg_line_plot(spec);
+  std::vector<std::string> labels;
+  const std::string open = "text-anchor=\"end\">";
+  for (size_t at = svg.find(open); at != std::string::npos; at = svg.find(open, at + 1)) {
+    const size_t begin = at + open.size();
+    labels.push_back(svg.substr(begin, svg.find('<', begin) - begin));
+  }
+  EXPECT_EQ(labels, (std::vector<std::string>{"0", "0.2", "0.4", "0.6", "0.8", "1"}));
+}
+
+// Two series with the same points stay distinguishable: the earlier one is drawn wider, the later one
+// dashed with other markers on top.
+TEST(SvgPlot, CoincidingSeriesStayVisible) {
+  PlotSpec spec;
+  spec.series.push_back({"dense", {1, 2}, {5, 6}});
+  spec.series.push_back({"delta", {1, 2}, {5, 6}});
+  const std::string svg = render_svg_line_plot(spec);
+  const size_t first = svg.find("<polyline"), second = svg.find("<polyline", first + 1);
+  ASSERT_NE(second, std::string::npos);
+  const std::string a = svg.substr(first, svg.find('>', first) - first);
+  const std::string b = svg.substr(second, svg.find('>', second) - second);
+  EXPECT_NE(a.find("stroke-width=\"3.0\""), std::string::npos) << a;
+  EXPECT_NE(b.find("stroke-width=\"1.5\""), std::string::npos) << b;
+  EXPECT_NE(b.find("stroke-dasharray=\"8 4\""), std::string::npos) << b;
+  EXPECT_NE(svg.find("<circle"), std::string::npos);
+  EXPECT_NE(svg.find("<rect x="), std::string::npos);  // the second series' square markers
+}
+
 TEST(SvgPlot, RejectsMismatchedSeriesAndNonPositiveLogX) {
   PlotSpec spec;
   spec.series.push_back({"bad", {1, 2}, {1}});

@@ -1,5 +1,5 @@
 // The one plain parameter struct shared by every attention backend, and the row plan of the spec
-// (which rows are anchors, which are the dense tail). See ../shared/spec/delta-attention.md.
+// (which rows are anchors, which are the dense tail). See docs/SPEC.md.
 #pragma once
 #include <cstdint>
 #include <string_view>
