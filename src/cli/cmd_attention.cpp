@@ -41,6 +41,7 @@ void run_attention(const AttentionOptions& o) {
   Tensor out(qs, device == Device::cuda ? dtype : DType::f32, device);
   Tensor lse({qs[0], qs[2], qs[1], 1}, DType::f32, device);
   delta_attention_lse(q, k, v, out, lse, params);
+  q = k = v = Tensor();  // freed before the output is copied for writing: the peak stays at inputs + output
   save_f32_npy(o.out, out, 4);
   if (!o.lse.empty()) save_f32_npy(o.lse, lse, 3);
 }

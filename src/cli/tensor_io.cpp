@@ -8,19 +8,18 @@
 namespace dattn::cli {
 
 Tensor load_attention_npy(const std::filesystem::path& path, const char* role, DType dtype) {
-  npy::Array a = npy::load(path);
-  DATTN_CHECK(a.shape.size() == 4, "--{} '{}': expected 4 dimensions (batch, seq, heads, head_dim), got {}", role,
-              path.string(), a.shape.size());
-  DATTN_CHECK(a.type == npy::ElementType::f32 || a.type == npy::ElementType::f16,
-              "--{} '{}': expected float32 or float16, got '{}'", role, path.string(), npy::element_type_name(a.type));
-  std::array<int64_t, 4> shape{a.shape[0], a.shape[1], a.shape[2], a.shape[3]};
+  npy::Reader reader(path);
+  const npy::Header& h = reader.header();
+  DATTN_CHECK(h.shape.size() == 4, "--{} '{}': expected 4 dimensions (batch, seq, heads, head_dim), got {}", role,
+              path.string(), h.shape.size());
+  DATTN_CHECK(h.type == npy::ElementType::f32 || h.type == npy::ElementType::f16,
+              "--{} '{}': expected float32 or float16, got '{}'", role, path.string(), npy::element_type_name(h.type));
+  std::array<int64_t, 4> shape{h.shape[0], h.shape[1], h.shape[2], h.shape[3]};
   for (int64_t s : shape) DATTN_CHECK(s > 0, "--{} '{}': every dimension must be positive", role, path.string());
-  TensorView file_view;
-  file_view.data = a.bytes.data();
-  file_view.dtype = a.type == npy::ElementType::f32 ? DType::f32 : DType::f16;
-  file_view.shape = shape;
-  file_view.stride = contiguous_strides(shape);
-  return Tensor::copy_of(file_view, dtype, Device::cpu);
+  // the payload goes straight into a tensor of the file's dtype: converted only when `dtype` differs
+  Tensor file_tensor(shape, h.type == npy::ElementType::f32 ? DType::f32 : DType::f16, Device::cpu);
+  reader.read_payload(file_tensor.data());
+  return file_tensor.view().dtype == dtype ? file_tensor : Tensor::copy_of(file_tensor, dtype, Device::cpu);
 }
 
 void save_f32_npy(const std::filesystem::path& path, const TensorView& t, int shape_dims) {

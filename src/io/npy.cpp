@@ -2,17 +2,25 @@
 
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <random>
 #include <system_error>
 
+#include <unistd.h>
+
+#include <fmt/ranges.h>
+
+#include "dattn/core/checked.h"
 #include "dattn/core/error.h"
 
 namespace dattn::npy {
 namespace {
 
 constexpr int64_t kMaxElements = int64_t(1) << 40;
+// numpy itself refuses headers above 10000 bytes by default; ours are 128 bytes
+constexpr size_t kMaxHeaderBytes = 65536;
 
 size_t element_size(ElementType t) {
   switch (t) {
@@ -41,7 +49,7 @@ struct HeaderParser {
   const std::string& name;
 
   [[noreturn]] void error(std::string_view what) {
-    fail("{}: malformed .npy header ({} at offset {}): {}", name, what, pos, std::string(text));
+    fail("{}: malformed .npy header ({} at offset {}): {}", name, what, pos, excerpt(text, 120));
   }
   void skip_space() {
     while (pos < text.size() && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n')) ++pos;
@@ -98,7 +106,7 @@ int64_t Array::numel() const {
 
 std::string element_type_name(ElementType t) { return descr_of(t); }
 
-Array parse(const uint8_t* data, size_t size, const std::string& name) {
+Header parse_header(const uint8_t* data, size_t size, const std::string& name) {
   static const uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   DATTN_CHECK(size >= 10, "{}: not a .npy file ({} bytes, too short for the header)", name, size);
   DATTN_CHECK(std::memcmp(data, magic, 6) == 0, "{}: not a .npy file (bad magic bytes)", name);
@@ -113,6 +121,8 @@ Array parse(const uint8_t* data, size_t size, const std::string& name) {
     header_len = size_t(data[8]) | (size_t(data[9]) << 8) | (size_t(data[10]) << 16) | (size_t(data[11]) << 24);
     header_start = 12;
   }
+  DATTN_CHECK(header_len <= kMaxHeaderBytes, "{}: header length {} exceeds the limit of {} bytes", name, header_len,
+              kMaxHeaderBytes);
   DATTN_CHECK(header_len <= size - header_start, "{}: header length {} runs past the end of the file ({} bytes)",
               name, header_len, size);
   std::string header(reinterpret_cast<const char*>(data + header_start), header_len);
@@ -145,7 +155,7 @@ Array parse(const uint8_t* data, size_t size, const std::string& name) {
       }
       have_shape = true;
     } else {
-      p.error("unknown key '" + key + "'");
+      p.error("unknown key '" + excerpt(key, 40) + "'");
     }
     if (!p.accept(',')) {
       p.expect('}');
@@ -155,33 +165,54 @@ Array parse(const uint8_t* data, size_t size, const std::string& name) {
   DATTN_CHECK(have_descr && have_order && have_shape, "{}: .npy header lacks descr, fortran_order or shape", name);
   DATTN_CHECK(!fortran, "{}: Fortran-order arrays are not supported (save with np.ascontiguousarray)", name);
 
+  Header h;
+  if (descr == "<f4") h.type = ElementType::f32;
+  else if (descr == "<f2") h.type = ElementType::f16;
+  else if (descr == "<u2") h.type = ElementType::bf16_as_u16;
+  else if (descr == "<i4") h.type = ElementType::i32;
+  else if (descr == "<i8") h.type = ElementType::i64;
+  else fail("{}: unsupported dtype '{}' (expected float32 '<f4' or float16 '<f2')", name, excerpt(descr, 40));
+  h.shape = std::move(shape);
+  h.payload_bytes = uint64_t(checked_numel(h.shape, kMaxElements, name)) * element_size(h.type);
+  h.data_offset = header_start + header_len;
+  return h;
+}
+
+Array parse(const uint8_t* data, size_t size, const std::string& name) {
+  Header h = parse_header(data, size, name);
+  DATTN_CHECK(size - h.data_offset == h.payload_bytes, "{}: data is {} bytes but shape [{}] of {} needs {} bytes", name,
+              size - h.data_offset, fmt::join(h.shape, ", "), descr_of(h.type), h.payload_bytes);
   Array array;
-  if (descr == "<f4") array.type = ElementType::f32;
-  else if (descr == "<f2") array.type = ElementType::f16;
-  else if (descr == "<u2") array.type = ElementType::bf16_as_u16;
-  else if (descr == "<i4") array.type = ElementType::i32;
-  else if (descr == "<i8") array.type = ElementType::i64;
-  else fail("{}: unsupported dtype '{}' (expected float32 '<f4' or float16 '<f2')", name, descr);
-  array.shape = shape;
-  int64_t numel = 1;
-  for (int64_t s : shape) {
-    if (s != 0 && numel > kMaxElements / s) fail("{}: shape has more than 2^40 elements", name);
-    numel *= s;
-  }
-  size_t payload = size_t(numel) * element_size(array.type);
-  size_t data_start = header_start + header_len;
-  DATTN_CHECK(size - data_start == payload, "{}: data is {} bytes but shape {} of {} needs {} bytes", name,
-              size - data_start, fmt::join(shape, "x"), descr, payload);
-  array.bytes.assign(data + data_start, data + size);
+  array.type = h.type;
+  array.shape = std::move(h.shape);
+  array.bytes.assign(data + h.data_offset, data + size);
   return array;
 }
 
+Reader::Reader(const std::filesystem::path& path) : file_(path, InputKind::regular_file) {
+  const std::string name = path.string();
+  // The header (capped), then the payload size checked against the file's: nothing is allocated for a
+  // size the file does not have. The prefix may take some payload bytes along; they are read again.
+  std::vector<uint8_t> prefix(size_t(std::min<uint64_t>(file_.size(), 12 + kMaxHeaderBytes)));
+  file_.read_exact(prefix.data(), prefix.size(), "header");
+  header_ = parse_header(prefix.data(), prefix.size(), name);
+  DATTN_CHECK(file_.size() - header_.data_offset == header_.payload_bytes,
+              "{}: data is {} bytes but shape [{}] of {} needs {} bytes", name, file_.size() - header_.data_offset,
+              fmt::join(header_.shape, ", "), descr_of(header_.type), header_.payload_bytes);
+  DATTN_CHECK(::lseek(file_.fd(), off_t(header_.data_offset), SEEK_SET) == off_t(header_.data_offset),
+              "cannot read '{}'", name);
+}
+
+void Reader::read_payload(void* dst) { file_.read_exact(dst, size_t(header_.payload_bytes), "data"); }
+
 Array load(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  DATTN_CHECK(in.good(), "cannot open '{}' for reading", path.string());
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  DATTN_CHECK(!in.bad(), "error reading '{}'", path.string());
-  return parse(bytes.data(), bytes.size(), path.string());
+  Reader reader(path);
+  Array array;
+  array.type = reader.header().type;
+  array.shape = reader.header().shape;
+  array.bytes.resize(size_t(reader.header().payload_bytes));
+  reader.read_payload(array.bytes.data());
+  return array;
 }
 
 void save(const std::filesystem::path& path, const Array& array) {

@@ -4,15 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
+#include "dattn/core/input_file.h"
+#include "dattn/io/json_input.h"
 #include "dattn/model/safetensors.h"
 
 namespace dattn::model {
@@ -21,22 +22,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 MappedFile::MappedFile(const fs::path& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  DATTN_CHECK(fd >= 0, "cannot open {}: {}", path.string(), std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("{} is not a regular file", path.string());
-  }
-  size_ = size_t(st.st_size);
+  InputFile file(path, InputKind::regular_file);  // a FIFO, device or directory is refused here
+  size_ = size_t(file.size());
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    int err = errno;
-    ::close(fd);
-    DATTN_CHECK(p != MAP_FAILED, "cannot memory-map {}: {}", path.string(), std::strerror(err));
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
+    DATTN_CHECK(p != MAP_FAILED, "cannot memory-map {}: {}", path.string(), std::strerror(errno));
     data_ = static_cast<const std::byte*>(p);
-  } else {
-    ::close(fd);
   }
 }
 
@@ -51,7 +42,7 @@ void Checkpoint::add_shard(const fs::path& path) {
   shard->header = parse_safetensors_header(bytes, bytes.size(), path.string());
   for (const auto& [name, info] : shard->header.tensors) {
     auto [it, inserted] = index_.emplace(name, std::make_pair(shard.get(), &info));
-    DATTN_CHECK(inserted, "tensor '{}' is stored twice: in {} and in {}", name, it->second.first->file->path().string(),
+    DATTN_CHECK(inserted, "tensor '{}' is stored twice: in {} and in {}", excerpt(name), it->second.first->file->path().string(),
                 path.string());
   }
   shards_.push_back(std::move(shard));
@@ -66,51 +57,49 @@ Checkpoint Checkpoint::open_files(const std::vector<fs::path>& files) {
 Checkpoint Checkpoint::open(const fs::path& dir) {
   fs::path single = dir / "model.safetensors";
   fs::path index_path = dir / "model.safetensors.index.json";
-  if (fs::is_regular_file(index_path)) {
-    std::ifstream in(index_path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    json index = json::parse(text.str(), nullptr, false);
-    DATTN_CHECK(!index.is_discarded() && index.is_object(), "{} is not a JSON object", index_path.string());
+  if (fs::exists(index_path)) {
+    const json index = read_json_file(index_path, kModelJsonLimits);
+    DATTN_CHECK(index.is_object(), "{} must hold a JSON object, got {}", index_path.string(), index.type_name());
     DATTN_CHECK(index.contains("weight_map") && index.at("weight_map").is_object(),
                 "{}: field 'weight_map' is missing or not an object", index_path.string());
     const json& weight_map = index.at("weight_map");
     std::set<std::string> shard_names;
     for (const auto& [tensor, file] : weight_map.items()) {
-      DATTN_CHECK(file.is_string(), "{}: weight_map['{}'] must be a file name", index_path.string(), tensor);
+      DATTN_CHECK(file.is_string(), "{}: weight_map['{}'] must be a file name, got {}", index_path.string(),
+                  excerpt(tensor), json_excerpt(file));
       std::string name = file.get<std::string>();
       // shard names are plain file names in the same directory; anything else could escape it
       DATTN_CHECK(!name.empty() && name.find('/') == std::string::npos && name.find('\\') == std::string::npos &&
                       name != "." && name != "..",
                   "{}: weight_map['{}'] names '{}', which is not a file in the model directory", index_path.string(),
-                  tensor, name);
+                  excerpt(tensor), excerpt(name));
       shard_names.insert(name);
     }
     DATTN_CHECK(!shard_names.empty(), "{}: weight_map is empty", index_path.string());
     std::vector<fs::path> files;
     for (const std::string& name : shard_names) {
-      DATTN_CHECK(fs::is_regular_file(dir / name), "{} lists shard '{}', which is missing", index_path.string(), name);
+      DATTN_CHECK(fs::exists(dir / name), "{} lists shard '{}', which is missing", index_path.string(), excerpt(name));
       files.push_back(dir / name);
     }
     Checkpoint c = open_files(files);
     for (const auto& [tensor, file] : weight_map.items()) {
       auto it = c.index_.find(tensor);
       DATTN_CHECK(it != c.index_.end(), "{} maps tensor '{}' to {}, which does not contain it", index_path.string(),
-                  tensor, file.get<std::string>());
+                  excerpt(tensor), excerpt(file.get<std::string>()));
       DATTN_CHECK(it->second.first->file->path().filename() == file.get<std::string>(),
-                  "{} maps tensor '{}' to {}, but it is stored in {}", index_path.string(), tensor,
-                  file.get<std::string>(), it->second.first->file->path().filename().string());
+                  "{} maps tensor '{}' to {}, but it is stored in {}", index_path.string(), excerpt(tensor),
+                  excerpt(file.get<std::string>()), it->second.first->file->path().filename().string());
     }
     return c;
   }
-  DATTN_CHECK(fs::is_regular_file(single), "no weights in {}: expected model.safetensors or model.safetensors.index.json",
+  DATTN_CHECK(fs::exists(single), "no weights in {}: expected model.safetensors or model.safetensors.index.json",
               dir.string());
   return open_files({single});
 }
 
 TensorRef Checkpoint::get(const std::string& name) const {
   auto it = index_.find(name);
-  DATTN_CHECK(it != index_.end(), "tensor '{}' is missing from the checkpoint", name);
+  DATTN_CHECK(it != index_.end(), "tensor '{}' is missing from the checkpoint", excerpt(name));
   const Shard& shard = *it->second.first;
   const TensorInfo& info = *it->second.second;
   TensorRef ref;
@@ -130,6 +119,32 @@ uint64_t Checkpoint::data_bytes() const {
   uint64_t total = 0;
   for (const auto& [name, where] : index_) total += where.second->end - where.second->begin;
   return total;
+}
+
+void Checkpoint::check_layer_count(int64_t num_layers) const {
+  constexpr std::string_view prefix = "model.layers.";
+  int64_t last = -1;
+  std::string last_name;
+  for (const auto& [name, where] : index_) {
+    if (!name.starts_with(prefix)) continue;
+    const std::string_view rest = std::string_view(name).substr(prefix.size());
+    const size_t digits = std::min(rest.find_first_not_of("0123456789"), rest.size());
+    if (digits == 0) continue;
+    // more digits than any layer count has is certainly past the last layer
+    const int64_t layer = digits > 9 ? INT64_MAX : std::stoll(std::string(rest.substr(0, digits)));
+    if (layer > last) {
+      last = layer;
+      last_name = name;
+    }
+  }
+  DATTN_CHECK(last < num_layers,
+              "config.json's num_hidden_layers is {} but the checkpoint holds tensor '{}' of a later layer: the config "
+              "does not describe these weights",
+              num_layers, excerpt(last_name));
+  DATTN_CHECK(last == num_layers - 1,
+              "config.json's num_hidden_layers is {} but the checkpoint holds {} layers: the config does not describe "
+              "these weights",
+              num_layers, last + 1);
 }
 
 }  // namespace dattn::model

@@ -7,8 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dattn/core/checked.h"
+
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
+#include "dattn/io/json_input.h"
 
 namespace dattn::model {
 
@@ -26,6 +29,19 @@ std::string_view architecture_name(Architecture a) {
 
 namespace {
 
+// Bounds of the sizes config.json states: far above every released model (hidden sizes up to ~25K,
+// 128 heads of 64-256, ~130 layers, 256K vocabularies) and far below anything whose products could
+// wrap around; vocab_size matches the tokenizer's bound on token ids.
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxHidden = int64_t{1} << 18;
+constexpr int64_t kMaxIntermediate = int64_t{1} << 20;
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxHeads = 4096;
+constexpr int64_t kMaxHeadDim = 4096;
+constexpr int64_t kMaxPositions = int64_t{1} << 32;
+constexpr int64_t kMaxWidth = int64_t{1} << 24;            // num_heads * head_dim
+constexpr int64_t kMaxMatrixElements = int64_t{1} << 40;  // one weight matrix
+
 bool present(const json& j, const char* key) { return j.contains(key) && !j.at(key).is_null(); }
 
 int64_t int_field(const json& j, const char* key, std::string_view where) {
@@ -36,7 +52,7 @@ int64_t int_field(const json& j, const char* key, std::string_view where) {
     double d = v.get<double>();
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return int64_t(d);
   }
-  fail("{}field '{}' must be an integer, got {}", where, key, v.dump());
+  fail("{}field '{}' must be an integer, got {}", where, key, json_excerpt(v));
 }
 
 int64_t required_int(const json& j, const char* key, int64_t min_value, std::string_view where = "config.json: ") {
@@ -55,9 +71,9 @@ int64_t optional_int(const json& j, const char* key, int64_t fallback, int64_t m
 double number_field(const json& j, const char* key, std::string_view where) {
   DATTN_CHECK(present(j, key), "{}field '{}' is missing", where, key);
   const json& v = j.at(key);
-  DATTN_CHECK(v.is_number(), "{}field '{}' must be a number, got {}", where, key, v.dump());
+  DATTN_CHECK(v.is_number(), "{}field '{}' must be a number, got {}", where, key, json_excerpt(v));
   double d = v.get<double>();
-  DATTN_CHECK(std::isfinite(d), "{}field '{}' must be finite, got {}", where, key, v.dump());
+  DATTN_CHECK(std::isfinite(d), "{}field '{}' must be finite, got {}", where, key, json_excerpt(v));
   return d;
 }
 
@@ -70,13 +86,13 @@ double positive_number(const json& j, const char* key, std::string_view where = 
 bool bool_field(const json& j, const char* key, bool fallback) {
   if (!present(j, key)) return fallback;
   const json& v = j.at(key);
-  DATTN_CHECK(v.is_boolean(), "config.json: field '{}' must be true or false, got {}", key, v.dump());
+  DATTN_CHECK(v.is_boolean(), "config.json: field '{}' must be true or false, got {}", key, json_excerpt(v));
   return v.get<bool>();
 }
 
 std::string string_field(const json& j, const char* key) {
   const json& v = j.at(key);
-  DATTN_CHECK(v.is_string(), "config.json: field '{}' must be a string, got {}", key, v.dump());
+  DATTN_CHECK(v.is_string(), "config.json: field '{}' must be a string, got {}", key, json_excerpt(v));
   return v.get<std::string>();
 }
 
@@ -85,7 +101,7 @@ Architecture parse_architecture(const json& j) {
   if (present(j, "architectures")) {
     const json& list = j.at("architectures");
     DATTN_CHECK(list.is_array() && !list.empty() && list[0].is_string(),
-                "config.json: field 'architectures' must be a non-empty list of names, got {}", list.dump());
+                "config.json: field 'architectures' must be a non-empty list of names, got {}", json_excerpt(list));
     name = list[0].get<std::string>();
     if (name == "LlamaForCausalLM") return Architecture::llama;
     if (name == "MistralForCausalLM") return Architecture::mistral;
@@ -93,7 +109,7 @@ Architecture parse_architecture(const json& j) {
     if (name == "Qwen3ForCausalLM") return Architecture::qwen3;
     fail("config.json: architectures '{}' is not supported (supported: LlamaForCausalLM, MistralForCausalLM, "
          "Qwen2ForCausalLM, Qwen3ForCausalLM)",
-         name);
+         excerpt(name));
   }
   DATTN_CHECK(present(j, "model_type"), "config.json: neither 'architectures' nor 'model_type' is given");
   name = string_field(j, "model_type");
@@ -101,7 +117,7 @@ Architecture parse_architecture(const json& j) {
   if (name == "mistral") return Architecture::mistral;
   if (name == "qwen2") return Architecture::qwen2;
   if (name == "qwen3") return Architecture::qwen3;
-  fail("config.json: model_type '{}' is not supported (supported: llama, mistral, qwen2, qwen3)", name);
+  fail("config.json: model_type '{}' is not supported (supported: llama, mistral, qwen2, qwen3)", excerpt(name));
 }
 
 // transformers' get_mscale of the yarn paper
@@ -110,7 +126,7 @@ double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 
 // One rope object: rope_scaling (4.x, theta given separately) or rope_parameters (5.x, theta inside).
 // `config` supplies the fallbacks transformers uses for original_max_position_embeddings.
 RopeConfig parse_rope_object(const json& obj, const char* field, double theta, const json& config) {
-  DATTN_CHECK(obj.is_object(), "config.json: field '{}' must be an object or null, got {}", field, obj.dump());
+  DATTN_CHECK(obj.is_object(), "config.json: field '{}' must be an object or null, got {}", field, json_excerpt(obj));
   std::string where = fmt::format("config.json: {}: ", field);
   RopeConfig rope;
   rope.theta = theta;
@@ -118,7 +134,7 @@ RopeConfig parse_rope_object(const json& obj, const char* field, double theta, c
   const char* type_key = present(obj, "rope_type") ? "rope_type" : (present(obj, "type") ? "type" : nullptr);
   if (type_key) {
     DATTN_CHECK(obj.at(type_key).is_string(), "{}field '{}' must be a string, got {}", where, type_key,
-                obj.at(type_key).dump());
+                json_excerpt(obj.at(type_key)));
     type = obj.at(type_key).get<std::string>();
   }
   // as transformers' standardize_rope_params: the top-level field wins, then the rope object's, then
@@ -169,7 +185,7 @@ RopeConfig parse_rope_object(const json& obj, const char* field, double theta, c
                                   : yarn_mscale(rope.factor, 1.0);
     }
   } else {
-    fail("{}rope type '{}' is not supported (supported: default, linear, llama3, yarn)", where, type);
+    fail("{}rope type '{}' is not supported (supported: default, linear, llama3, yarn)", where, excerpt(type));
   }
   if (present(obj, "partial_rotary_factor")) {
     double f = number_field(obj, "partial_rotary_factor", where);
@@ -186,7 +202,7 @@ RopeConfig parse_rope(const json& j) {
   if (present(j, "rope_parameters")) {
     const json& params = j.at("rope_parameters");
     DATTN_CHECK(params.is_object(), "config.json: field 'rope_parameters' must be an object, got {}",
-                params.dump());
+                json_excerpt(params));
     DATTN_CHECK(!params.contains("full_attention") && !params.contains("sliding_attention"),
                 "config.json: rope_parameters per layer type are not supported (one set for all layers only)");
     double theta = present(params, "rope_theta") ? positive_number(params, "rope_theta", "config.json: rope_parameters: ")
@@ -205,7 +221,7 @@ void append_token_ids(const json& j, const char* key, std::vector<int32_t>& ids,
   const json& v = j.at(key);
   auto add = [&](const json& item) {
     DATTN_CHECK(item.is_number_integer() && item.get<int64_t>() >= 0 && item.get<int64_t>() <= INT32_MAX,
-                "{}: field '{}' must hold non-negative token ids, got {}", file, key, v.dump());
+                "{}: field '{}' must hold non-negative token ids, got {}", file, key, json_excerpt(v));
     int32_t id = int32_t(item.get<int64_t>());
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   };
@@ -221,18 +237,17 @@ void reject_sliding_layers(const json& j) {
     fail("config.json: use_sliding_window=true is not supported (only full attention layers)");
   if (present(j, "layer_types")) {
     const json& types = j.at("layer_types");
-    DATTN_CHECK(types.is_array(), "config.json: field 'layer_types' must be a list, got {}", types.dump());
+    DATTN_CHECK(types.is_array(), "config.json: field 'layer_types' must be a list, got {}", json_excerpt(types));
     for (size_t i = 0; i < types.size(); ++i)
       DATTN_CHECK(types[i] == "full_attention", "config.json: layer_types[{}] is {} (only \"full_attention\" is supported)",
-                  i, types[i].dump());
+                  i, json_excerpt(types[i]));
   }
 }
 
 }  // namespace
 
 ModelConfig parse_model_config(std::string_view json_text) {
-  json j = json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
-  DATTN_CHECK(!j.is_discarded(), "config.json is not valid JSON");
+  json j = parse_json(json_text, "config.json", kModelJsonLimits);
   DATTN_CHECK(j.is_object(), "config.json must hold a JSON object, got {}", j.type_name());
 
   ModelConfig c;
@@ -241,7 +256,7 @@ ModelConfig parse_model_config(std::string_view json_text) {
               "config.json: quantization_config is not supported (quantized checkpoints)");
   if (present(j, "hidden_act")) {
     std::string act = string_field(j, "hidden_act");
-    DATTN_CHECK(act == "silu" || act == "swish", "config.json: hidden_act '{}' is not supported (only silu)", act);
+    DATTN_CHECK(act == "silu" || act == "swish", "config.json: hidden_act '{}' is not supported (only silu)", excerpt(act));
   }
   c.vocab_size = required_int(j, "vocab_size", 1);
   c.hidden_size = required_int(j, "hidden_size", 1);
@@ -249,9 +264,6 @@ ModelConfig parse_model_config(std::string_view json_text) {
   c.num_layers = required_int(j, "num_hidden_layers", 1);
   c.num_heads = required_int(j, "num_attention_heads", 1);
   c.num_kv_heads = optional_int(j, "num_key_value_heads", c.num_heads, 1);
-  DATTN_CHECK(c.num_heads % c.num_kv_heads == 0,
-              "config.json: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", c.num_heads,
-              c.num_kv_heads);
   if (present(j, "head_dim")) {
     c.head_dim = required_int(j, "head_dim", 1);
   } else {
@@ -260,7 +272,6 @@ ModelConfig parse_model_config(std::string_view json_text) {
                 c.hidden_size, c.num_heads);
     c.head_dim = c.hidden_size / c.num_heads;
   }
-  DATTN_CHECK(c.head_dim % 2 == 0, "config.json: head_dim {} must be even (rotary pairs)", c.head_dim);
   c.max_position_embeddings = optional_int(j, "max_position_embeddings", 0, 0);
   if (present(j, "rms_norm_eps")) c.rms_norm_eps = positive_number(j, "rms_norm_eps");
   c.rope = parse_rope(j);
@@ -289,6 +300,7 @@ ModelConfig parse_model_config(std::string_view json_text) {
   std::vector<int32_t> bos;
   append_token_ids(j, "bos_token_id", bos, "config.json");
   if (!bos.empty()) c.bos_token_id = bos[0];
+  check_model_config(c);
   return c;
 }
 
@@ -301,41 +313,79 @@ void read_generation_defaults(const json& j, ModelConfig::GenerationDefaults& g,
   }
   if (j.contains("temperature") && !j["temperature"].is_null()) {
     DATTN_CHECK(j["temperature"].is_number() && j["temperature"].get<double>() >= 0, "{}: temperature must be a number >= 0, got {}",
-                where, j["temperature"].dump());
+                where, json_excerpt(j["temperature"]));
     g.temperature = j["temperature"].get<double>();
   }
   if (j.contains("top_p") && !j["top_p"].is_null()) {
     DATTN_CHECK(j["top_p"].is_number() && j["top_p"].get<double>() > 0 && j["top_p"].get<double>() <= 1,
-                "{}: top_p must be a number in (0, 1], got {}", where, j["top_p"].dump());
+                "{}: top_p must be a number in (0, 1], got {}", where, json_excerpt(j["top_p"]));
     g.top_p = j["top_p"].get<double>();
   }
   if (j.contains("top_k") && !j["top_k"].is_null()) {
     DATTN_CHECK(j["top_k"].is_number_integer() && j["top_k"].get<int64_t>() >= 0, "{}: top_k must be an integer >= 0, got {}",
-                where, j["top_k"].dump());
+                where, json_excerpt(j["top_k"]));
     g.top_k = j["top_k"].get<int64_t>();
   }
 }
 }  // namespace
 
+void parse_generation_config(std::string_view json_text, ModelConfig& config) {
+  json j = parse_json(json_text, "generation_config.json", kModelJsonLimits);
+  DATTN_CHECK(j.is_object(), "generation_config.json must hold a JSON object, got {}", j.type_name());
+  append_token_ids(j, "eos_token_id", config.eos_token_ids, "generation_config.json");
+  read_generation_defaults(j, config.generation, "generation_config.json");
+}
+
 ModelConfig load_model_config(const std::filesystem::path& dir) {
-  std::filesystem::path config_path = dir / "config.json";
-  DATTN_CHECK(std::filesystem::is_regular_file(config_path), "{} not found: is '{}' a Hugging Face model directory?",
-              config_path.string(), dir.string());
+  namespace fs = std::filesystem;
+  const fs::path config_path = dir / "config.json";
+  DATTN_CHECK(fs::exists(config_path), "{} not found: is '{}' a Hugging Face model directory?", config_path.string(),
+              dir.string());
+  const auto read = [](const fs::path& path) {
+    return read_text_file(path, kModelJsonLimits.max_bytes, InputKind::regular_file);
+  };
   ModelConfig config;
+  const std::string config_text = read(config_path);
   try {
-    config = parse_model_config(read_text_file(config_path));
+    config = parse_model_config(config_text);
   } catch (const Error& e) {
     fail("{}: {}", config_path.string(), e.what());
   }
-  std::filesystem::path generation_path = dir / "generation_config.json";
-  if (std::filesystem::is_regular_file(generation_path)) {
-    std::string text = read_text_file(generation_path);
-    json j = json::parse(text, nullptr, false);
-    DATTN_CHECK(!j.is_discarded() && j.is_object(), "{} is not a JSON object", generation_path.string());
-    append_token_ids(j, "eos_token_id", config.eos_token_ids, "generation_config.json");
-    read_generation_defaults(j, config.generation, generation_path.string());
+  const fs::path generation_path = dir / "generation_config.json";
+  if (fs::exists(generation_path)) {
+    const std::string generation_text = read(generation_path);
+    try {
+      parse_generation_config(generation_text, config);
+    } catch (const Error& e) {
+      fail("{}: {}", generation_path.string(), e.what());
+    }
   }
   return config;
+}
+
+void check_model_config(const ModelConfig& c) {
+  require_in_range(c.vocab_size, 1, kMaxVocab, "config.json: vocab_size");
+  require_in_range(c.hidden_size, 1, kMaxHidden, "config.json: hidden_size");
+  require_in_range(c.intermediate_size, 1, kMaxIntermediate, "config.json: intermediate_size");
+  require_in_range(c.num_layers, 1, kMaxLayers, "config.json: num_hidden_layers");
+  require_in_range(c.num_heads, 1, kMaxHeads, "config.json: num_attention_heads");
+  require_in_range(c.num_kv_heads, 1, c.num_heads, "config.json: num_key_value_heads");
+  DATTN_CHECK(c.num_heads % c.num_kv_heads == 0,
+              "config.json: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", c.num_heads,
+              c.num_kv_heads);
+  require_in_range(c.head_dim, 2, kMaxHeadDim, "config.json: head_dim");
+  DATTN_CHECK(c.head_dim % 2 == 0, "config.json: head_dim {} must be even (rotary pairs)", c.head_dim);
+  require_in_range(c.max_position_embeddings, 0, kMaxPositions, "config.json: max_position_embeddings");
+  require_in_range(c.rope.original_max_position_embeddings, 1, kMaxPositions,
+                   "config.json: original_max_position_embeddings");
+  if (c.sliding_window) require_in_range(*c.sliding_window, 1, kMaxPositions, "config.json: sliding_window");
+  // every weight matrix and activation width the forward pass allocates from these sizes
+  checked_product(c.num_heads, c.head_dim, kMaxWidth, "config.json: num_attention_heads x head_dim");
+  checked_product(c.vocab_size, c.hidden_size, kMaxMatrixElements, "config.json: vocab_size x hidden_size");
+  checked_product(c.intermediate_size, c.hidden_size, kMaxMatrixElements,
+                  "config.json: intermediate_size x hidden_size");
+  checked_product(c.num_heads * c.head_dim, c.hidden_size, kMaxMatrixElements,
+                  "config.json: num_attention_heads x head_dim x hidden_size");
 }
 
 double ModelConfig::attention_scale() const {

@@ -34,6 +34,9 @@ std::shared_ptr<const Model> Model::from_checkpoint(ModelConfig config, std::sha
   auto model = std::make_shared<Model>();
   const Checkpoint& ckpt = *weights;
   const ModelConfig& c = config;
+  // sizes a caller or a file gave are bounded before any product of them sizes a buffer
+  check_model_config(c);
+  ckpt.check_layer_count(c.num_layers);
   const int64_t hidden = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
 
   model->embed_tokens_ = load_tensor(ckpt, "model.embed_tokens.weight", {c.vocab_size, hidden});

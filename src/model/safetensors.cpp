@@ -8,8 +8,10 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "dattn/core/checked.h"
 #include "dattn/core/dtype.h"
 #include "dattn/core/error.h"
+#include "dattn/io/json_input.h"
 
 namespace dattn::model {
 
@@ -34,17 +36,24 @@ constexpr DTypeEntry kDTypes[] = {
 // Headers above this size are rejected outright (the reference implementation uses the same bound).
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 constexpr size_t kMaxRank = 8;
+// {"name": {"dtype", "shape": [..], "data_offsets": [..]}}: three levels; __metadata__ is flat
+constexpr int kMaxHeaderDepth = 8;
+// One tensor above 1 TiB is no checkpoint we can run; the bound keeps every size product far from overflow.
+constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 40;
 
 uint64_t checked_u64(const json& v, std::string_view what, std::string_view tensor, std::string_view origin) {
   DATTN_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0),
-              "{}: tensor '{}': {} must be a non-negative integer, got {}", origin, tensor, what, v.dump());
+              "{}: tensor '{}': {} must be a non-negative integer, got {}", origin, excerpt(tensor), what,
+              json_excerpt(v));
   return v.get<uint64_t>();
 }
 
-TensorInfo parse_tensor_entry(const std::string& name, const json& entry, uint64_t data_size, std::string_view origin) {
+TensorInfo parse_tensor_entry(const std::string& full_name, const json& entry, uint64_t data_size,
+                              std::string_view origin) {
+  const std::string name = excerpt(full_name);  // for messages
   DATTN_CHECK(entry.is_object(), "{}: tensor '{}' entry must be an object, got {}", origin, name, entry.type_name());
   TensorInfo info;
-  info.name = name;
+  info.name = full_name;
 
   DATTN_CHECK(entry.contains("dtype") && entry.at("dtype").is_string(), "{}: tensor '{}' has no dtype string", origin,
               name);
@@ -52,7 +61,7 @@ TensorInfo parse_tensor_entry(const std::string& name, const json& entry, uint64
   const DTypeEntry* found = nullptr;
   for (const DTypeEntry& e : kDTypes)
     if (e.name == dtype) found = &e;
-  DATTN_CHECK(found, "{}: tensor '{}' has unknown dtype '{}'", origin, name, dtype);
+  DATTN_CHECK(found, "{}: tensor '{}' has unknown dtype '{}'", origin, name, excerpt(dtype));
   info.dtype = found->type;
 
   DATTN_CHECK(entry.contains("shape") && entry.at("shape").is_array(), "{}: tensor '{}' has no shape list", origin,
@@ -60,16 +69,14 @@ TensorInfo parse_tensor_entry(const std::string& name, const json& entry, uint64
   const json& shape = entry.at("shape");
   DATTN_CHECK(shape.size() <= kMaxRank, "{}: tensor '{}' has rank {} (at most {} supported)", origin, name,
               shape.size(), kMaxRank);
-  // numel * element size must not overflow before it is compared with the byte range
-  uint64_t bytes = found->size;
   for (const json& dim : shape) {
-    uint64_t d = checked_u64(dim, "a shape dimension", name, origin);
-    DATTN_CHECK(d <= (uint64_t(1) << 40), "{}: tensor '{}' dimension {} is implausibly large", origin, name, d);
+    const uint64_t d = checked_u64(dim, "a shape dimension", name, origin);
+    DATTN_CHECK(d <= kMaxTensorBytes, "{}: tensor '{}' dimension {} exceeds {}", origin, name, d, kMaxTensorBytes);
     info.shape.push_back(int64_t(d));
-    if (d != 0 && bytes > UINT64_MAX / d) fail("{}: tensor '{}' shape {} overflows", origin, name, shape.dump());
-    bytes *= d;
   }
-
+  // numel * element size bounded before it is compared with the byte range
+  const uint64_t bytes = checked_byte_size(info.shape, found->size, kMaxTensorBytes,
+                                           fmt::format("{}: tensor '{}'", origin, name));
   DATTN_CHECK(entry.contains("data_offsets") && entry.at("data_offsets").is_array() &&
                   entry.at("data_offsets").size() == 2,
               "{}: tensor '{}' needs data_offsets [begin, end]", origin, name);
@@ -82,7 +89,7 @@ TensorInfo parse_tensor_entry(const std::string& name, const json& entry, uint64
               name, info.begin, info.end, data_size);
   DATTN_CHECK(info.end - info.begin == bytes,
               "{}: tensor '{}' occupies {} bytes but its dtype {} and shape {} need {} bytes", origin, name,
-              info.end - info.begin, dtype, shape.dump(), bytes);
+              info.end - info.begin, dtype, json_excerpt(shape), bytes);
   return info;
 }
 
@@ -119,9 +126,8 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
   DATTN_CHECK(prefix.size() >= 8 + header_len, "{}: only {} of the header's {} bytes are available", origin,
               prefix.size() - 8, header_len);
 
-  const char* text = reinterpret_cast<const char*>(prefix.data()) + 8;
-  json j = json::parse(text, text + header_len, nullptr, /*allow_exceptions=*/false);
-  DATTN_CHECK(!j.is_discarded(), "{}: header is not valid JSON", origin);
+  const std::string_view text(reinterpret_cast<const char*>(prefix.data()) + 8, size_t(header_len));
+  json j = parse_json(text, fmt::format("{}: header", origin), {kMaxHeaderBytes, kMaxHeaderDepth});
   DATTN_CHECK(j.is_object(), "{}: header must be a JSON object, got {}", origin, j.type_name());
 
   SafetensorsHeader header;
@@ -131,7 +137,7 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
     if (key == "__metadata__") {
       DATTN_CHECK(value.is_object(), "{}: __metadata__ must be an object", origin);
       for (const auto& [mkey, mvalue] : value.items()) {
-        DATTN_CHECK(mvalue.is_string(), "{}: __metadata__ value '{}' must be a string", origin, mkey);
+        DATTN_CHECK(mvalue.is_string(), "{}: __metadata__ value '{}' must be a string", origin, excerpt(mkey));
         header.metadata[mkey] = mvalue.get<std::string>();
       }
       continue;
@@ -147,8 +153,8 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
             [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
   for (size_t i = 1; i < by_offset.size(); ++i)
     DATTN_CHECK(by_offset[i]->begin >= by_offset[i - 1]->end,
-                "{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", origin, by_offset[i - 1]->name,
-                by_offset[i - 1]->begin, by_offset[i - 1]->end, by_offset[i]->name, by_offset[i]->begin,
+                "{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", origin, excerpt(by_offset[i - 1]->name),
+                by_offset[i - 1]->begin, by_offset[i - 1]->end, excerpt(by_offset[i]->name), by_offset[i]->begin,
                 by_offset[i]->end);
   return header;
 }
@@ -156,7 +162,7 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> prefix, ui
 F32Tensor F32Tensor::from(const TensorRef& ref, const std::vector<int64_t>& expected_shape) {
   const TensorInfo& info = *ref.info;
   if (info.shape != expected_shape) {
-    fail("tensor '{}' in {} has shape [{}] but the config needs [{}]", info.name, ref.file->string(),
+    fail("tensor '{}' in {} has shape [{}] but the config needs [{}]", excerpt(info.name), ref.file->string(),
          fmt::join(info.shape, ", "), fmt::join(expected_shape, ", "));
   }
   F32Tensor t;

@@ -122,11 +122,15 @@ TEST(TokenizerMalformed, UnknownComponentTypes) {
 }
 
 TEST(TokenizerMalformed, DeepNestingIsBounded) {
-  json j = fixture_json("llama3_bpe");
-  json normalizer = {{"type", "NFC"}};
-  for (int i = 0; i < 100; ++i) normalizer = {{"type", "Sequence"}, {"normalizers", json::array({normalizer})}};
-  j["normalizer"] = normalizer;
-  expect_error(j, "nests deeper");
+  // 20 Sequences (about 40 JSON levels) pass the parser's depth bound and meet the component bound;
+  // 100 (about 200 levels) are refused while parsing, before any component is built
+  for (const auto& [sequences, message] : {std::pair{20, "nests deeper"}, {100, "more than 64 levels deep"}}) {
+    json j = fixture_json("llama3_bpe");
+    json normalizer = {{"type", "NFC"}};
+    for (int i = 0; i < sequences; ++i) normalizer = {{"type", "Sequence"}, {"normalizers", json::array({normalizer})}};
+    j["normalizer"] = normalizer;
+    expect_error(j, message);
+  }
 }
 
 TEST(TokenizerMalformed, PostProcessorIds) {

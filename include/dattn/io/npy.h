@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "dattn/core/input_file.h"
+
 namespace dattn::npy {
 
 enum class ElementType { f32, f16, bf16_as_u16, i32, i64 };
@@ -17,8 +19,33 @@ struct Array {
   int64_t numel() const;
 };
 
+struct Header {
+  ElementType type = ElementType::f32;
+  std::vector<int64_t> shape;
+  size_t data_offset = 0;      // where the payload starts
+  uint64_t payload_bytes = 0;  // numel * element size, at most 2^40 elements
+};
+
+// Parses the header at the start of `data` (magic, version, dict, at most 64 KiB); the payload is not
+// looked at. Throws dattn::Error naming `name`.
+Header parse_header(const uint8_t* data, size_t size, const std::string& name);
 // Parses a whole .npy file held in memory (the fuzzed entry point).
 Array parse(const uint8_t* data, size_t size, const std::string& name = "<memory>");
+
+// A .npy file opened for reading (regular files only): the header is parsed and its payload size checked
+// against the file's size before any data is read, so the payload can go straight to its destination.
+class Reader {
+ public:
+  explicit Reader(const std::filesystem::path& path);
+  const Header& header() const { return header_; }
+  // Reads header().payload_bytes bytes into dst.
+  void read_payload(void* dst);
+
+ private:
+  InputFile file_;
+  Header header_;
+};
+
 Array load(const std::filesystem::path& path);
 
 // Writes atomically: a temporary file in the same folder, renamed into place on success,

@@ -65,8 +65,17 @@ struct ModelConfig {
 // Parses the text of config.json. Throws dattn::Error naming the first unsupported or invalid field.
 ModelConfig parse_model_config(std::string_view json_text);
 
+// Adds the text of generation_config.json (eos ids, sampling defaults) to `config`.
+void parse_generation_config(std::string_view json_text, ModelConfig& config);
+
 // Reads DIR/config.json and, when present, DIR/generation_config.json (adds its eos ids).
 ModelConfig load_model_config(const std::filesystem::path& dir);
+
+// Throws dattn::Error naming the field when a size lies outside its bound (e.g. num_hidden_layers in
+// [1, 4096], vocab_size in [1, 2^24]) or a product of sizes the forward pass allocates (num_attention_heads
+// x head_dim, every weight matrix) exceeds its bound. parse_model_config calls it; so does Model for a
+// config built in code.
+void check_model_config(const ModelConfig& config);
 
 // The inverse frequencies of each rotary pair (head_dim / 2 values), rounded as transformers rounds them
 // (fp32 tensors), so that positions far into the context rotate by the same angles.

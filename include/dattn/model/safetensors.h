@@ -78,6 +78,10 @@ class Checkpoint {
   std::vector<std::string> names() const;
   // Total bytes of tensor data in the checkpoint.
   uint64_t data_bytes() const;
+  // Throws dattn::Error unless the layers of the checkpoint (its "model.layers.N." tensors) are exactly
+  // 0 .. num_layers - 1: weights for more or fewer layers than config.json's num_hidden_layers belong to
+  // another config, and running them truncated would be silent garbage.
+  void check_layer_count(int64_t num_layers) const;
 
  private:
   struct Shard {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "dattn/core/error.h"
+#include "dattn/io/json_input.h"
 #include "utf8.h"
 
 namespace dattn::tokenizer_detail {
@@ -35,7 +36,7 @@ std::pair<std::string, std::string> merge_parts(const Json& entry, std::string_v
   if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
     return {entry[0].get<std::string>(), entry[1].get<std::string>()};
   }
-  fail("tokenizer: {} must be \"left right\" or [left, right], got {}", path, entry.dump());
+  fail("tokenizer: {} must be \"left right\" or [left, right], got {}", path, json_excerpt(entry));
 }
 
 }  // namespace
@@ -79,8 +80,8 @@ BpeModel BpeModel::parse(const Json& spec, std::string_view path) {
   }
 
   if (const Json* dropout = optional_field(spec, "dropout", path)) {
-    if (!dropout->is_number()) fail("tokenizer: {}.dropout must be a number, got {}", path, dropout->dump());
-    if (dropout->get<double>() != 0.0) fail("tokenizer: {}.dropout = {} is not supported (only null or 0)", path, dropout->dump());
+    if (!dropout->is_number()) fail("tokenizer: {}.dropout must be a number, got {}", path, json_excerpt(*dropout));
+    if (dropout->get<double>() != 0.0) fail("tokenizer: {}.dropout = {} is not supported (only null or 0)", path, json_excerpt(*dropout));
   }
   for (const char* field : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const std::optional<std::string> value = optional_string(spec, field, path);

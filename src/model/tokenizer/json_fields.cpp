@@ -1,6 +1,7 @@
 #include "json_fields.h"
 
 #include "dattn/core/error.h"
+#include "dattn/io/json_input.h"
 #include "utf8.h"
 
 namespace dattn::tokenizer_detail {
@@ -57,15 +58,15 @@ bool bool_or(const Json& object, std::string_view key, std::string_view path, bo
 int64_t int_or(const Json& object, std::string_view key, std::string_view path, int64_t fallback) {
   const Json* value = optional_field(object, key, path);
   if (value == nullptr) return fallback;
-  if (!value->is_number_integer()) fail("tokenizer: {} must be an integer, got {}", join_path(path, key), value->dump());
+  if (!value->is_number_integer()) fail("tokenizer: {} must be an integer, got {}", join_path(path, key), json_excerpt(*value));
   return value->get<int64_t>();
 }
 
 int32_t as_token_id(const Json& value, std::string_view path) {
-  if (!value.is_number_integer()) fail("tokenizer: {} must be an integer token id, got {}", path, value.dump());
+  if (!value.is_number_integer()) fail("tokenizer: {} must be an integer token id, got {}", path, json_excerpt(value));
   // Unsigned values above INT64_MAX would wrap in get<int64_t>(); they are out of range anyway.
   if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(kMaxTokenId)) {
-    fail("tokenizer: {} = {} is not a token id in [0, {}]", path, value.dump(), kMaxTokenId);
+    fail("tokenizer: {} = {} is not a token id in [0, {}]", path, json_excerpt(value), kMaxTokenId);
   }
   const int64_t id = value.get<int64_t>();
   if (id < 0 || id > kMaxTokenId) fail("tokenizer: {} = {} is not a token id in [0, {}]", path, id, kMaxTokenId);
@@ -80,7 +81,7 @@ std::string component_type(const Json& object, std::string_view path) {
 std::string require_single_char(const Json& object, std::string_view key, std::string_view path) {
   std::string value = require_string(object, key, path);
   if (value.empty() || utf8_char_length(value, 0) != value.size()) {
-    fail("tokenizer: {} must be a single character, got '{}'", join_path(path, key), value);
+    fail("tokenizer: {} must be a single character, got '{}'", join_path(path, key), excerpt(value));
   }
   return value;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dattn/core/error.h"
+#include "dattn/io/json_input.h"
 #include "regex.h"
 #include "utf8.h"
 
@@ -118,7 +119,7 @@ Regex parse_pattern(const Json& spec, std::string_view path) {
     if (!regex->is_string()) fail("tokenizer: {}.Regex must be a string, got {}", path, json_type_name(*regex));
     return Regex(regex->get<std::string>());
   }
-  fail("tokenizer: {} must have a String or Regex field, got {}", path, spec.dump());
+  fail("tokenizer: {} must have a String or Regex field, got {}", path, json_excerpt(spec));
 }
 
 std::unique_ptr<Normalizer> parse_normalizer(const Json& spec, std::string_view path, int depth) {

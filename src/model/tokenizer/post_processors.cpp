@@ -4,6 +4,7 @@
 #include <string>
 
 #include "dattn/core/error.h"
+#include "dattn/io/json_input.h"
 #include "normalizers.h"
 
 namespace dattn::tokenizer_detail {
@@ -76,7 +77,7 @@ TemplatePiece parse_template_piece(const Json& piece, const std::string& path) {
   if (const Json* special = optional_field(piece, "SpecialToken", path)) {
     return {false, require_string(*special, "id", path + ".SpecialToken")};
   }
-  fail("tokenizer: {} must be a Sequence or SpecialToken piece, got {}", path, piece.dump());
+  fail("tokenizer: {} must be a Sequence or SpecialToken piece, got {}", path, json_excerpt(piece));
 }
 
 std::unique_ptr<PostProcessor> parse_template(const Json& spec, std::string_view path,
@@ -140,7 +141,7 @@ std::unique_ptr<PostProcessor> parse_cls_sep(const Json& spec, std::string_view 
     const std::string field_path = join_path(path, key);
     const Json& pair = require_field(spec, key, path);
     if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string()) {
-      fail("tokenizer: {} must be [token, id], got {}", field_path, pair.dump());
+      fail("tokenizer: {} must be [token, id], got {}", field_path, json_excerpt(pair));
     }
     const int32_t id = as_token_id(pair[1], field_path + "[1]");
     if (!has_id(id)) fail("tokenizer: {} id {} is not a token of this tokenizer", field_path, id);

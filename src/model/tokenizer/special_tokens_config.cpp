@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "dattn/core/error.h"
+#include "dattn/io/json_input.h"
 #include "tokenizer_impl.h"
 
 namespace dattn::tokenizer_detail {
@@ -14,12 +15,12 @@ std::optional<std::string> token_text(const Json& config, const char* key) {
   const std::string path = std::string("tokenizer_config.json ") + key;
   if (value->is_string()) return value->get<std::string>();
   if (value->is_object()) return require_string(*value, "content", path);
-  fail("tokenizer: {} must be a string or an object with content, got {}", path, value->dump());
+  fail("tokenizer: {} must be a string or an object with content, got {}", path, json_excerpt(*value));
 }
 
 int32_t id_of(const TokenizerImpl& impl, const std::string& text, const char* what) {
   const std::optional<int32_t> id = impl.find(text);
-  if (!id) fail("tokenizer: tokenizer_config.json {} '{}' is not a token of this tokenizer", what, text);
+  if (!id) fail("tokenizer: tokenizer_config.json {} '{}' is not a token of this tokenizer", what, excerpt(text));
   return *id;
 }
 

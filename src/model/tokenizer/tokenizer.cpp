@@ -1,9 +1,9 @@
 // The public Tokenizer API over TokenizerImpl.
 #include "dattn/model/tokenizer.h"
 
-
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
+#include "dattn/io/json_input.h"
 #include "tokenizer_impl.h"
 
 namespace dattn {
@@ -11,21 +11,19 @@ namespace {
 
 using tokenizer_detail::Json;
 
-std::optional<std::string> read_file_if_present(const std::filesystem::path& path) {
+// A file of the model directory: regular files only (a directory or FIFO named tokenizer_config.json is an
+// error, not empty text), at most limits.max_bytes.
+std::optional<std::string> read_file_if_present(const std::filesystem::path& path, const JsonLimits& limits) {
   std::error_code error;
   if (!std::filesystem::exists(path, error)) return std::nullopt;
-  return read_text_file(path);
+  return read_text_file(path, limits.max_bytes, InputKind::regular_file);
 }
 
 Json parse_optional_json(std::string_view text, const char* name) {
   if (text.empty()) return Json();
-  try {
-    Json value = Json::parse(text);
-    if (!value.is_object()) fail("tokenizer: {} must be a JSON object, got {}", name, value.type_name());
-    return value;
-  } catch (const Json::exception& e) {
-    fail("tokenizer: {} is not valid JSON: {}", name, e.what());
-  }
+  Json value = parse_json(text, fmt::format("tokenizer: {}", name), kModelJsonLimits);
+  if (!value.is_object()) fail("tokenizer: {} must be a JSON object, got {}", name, value.type_name());
+  return value;
 }
 
 }  // namespace
@@ -36,10 +34,12 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
-  const std::optional<std::string> tokenizer_json = read_file_if_present(model_dir / "tokenizer.json");
+  const std::optional<std::string> tokenizer_json =
+      read_file_if_present(model_dir / "tokenizer.json", kTokenizerJsonLimits);
   if (!tokenizer_json) fail("tokenizer: {} not found", (model_dir / "tokenizer.json").string());
-  const std::string config = read_file_if_present(model_dir / "tokenizer_config.json").value_or("");
-  const std::string generation = read_file_if_present(model_dir / "generation_config.json").value_or("");
+  const std::string config = read_file_if_present(model_dir / "tokenizer_config.json", kModelJsonLimits).value_or("");
+  const std::string generation =
+      read_file_if_present(model_dir / "generation_config.json", kModelJsonLimits).value_or("");
   return from_json(*tokenizer_json, config, generation);
 }
 
@@ -55,7 +55,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     return Tokenizer(std::move(impl));
   } catch (const Json::exception& e) {
     // Every access is type-checked first; this only guards against a case the checks missed.
-    fail("tokenizer: malformed JSON value: {}", e.what());
+    fail("tokenizer: malformed JSON value: {}", excerpt(e.what(), 200));
   }
 }
 

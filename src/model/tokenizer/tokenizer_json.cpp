@@ -2,10 +2,14 @@
 #include <map>
 
 #include "dattn/core/error.h"
+#include "dattn/io/json_input.h"
 #include "tokenizer_impl.h"
 
 namespace dattn::tokenizer_detail {
 namespace {
+
+// Unused ids allowed beyond one per token (see finish_tables).
+constexpr int64_t kIdSlack = 1024;
 
 AddedToken parse_added_token(const Json& entry, int32_t id, const std::string& path) {
   AddedToken token;
@@ -22,12 +26,7 @@ AddedToken parse_added_token(const Json& entry, int32_t id, const std::string& p
 }  // namespace
 
 std::unique_ptr<TokenizerImpl> parse_tokenizer_json(std::string_view json_text) {
-  Json root;
-  try {
-    root = Json::parse(json_text);
-  } catch (const Json::exception& e) {
-    fail("tokenizer.json is not valid JSON: {}", e.what());
-  }
+  const Json root = parse_json(json_text, "tokenizer: tokenizer.json", kTokenizerJsonLimits);
   require_object(root, "tokenizer.json");
   auto impl = std::make_unique<TokenizerImpl>();
   impl->model = BpeModel::parse(require_field(root, "model", ""), "model");
@@ -61,7 +60,7 @@ void merge_config_added_tokens(TokenizerImpl& impl, const Json& config) {
   if (decoder == nullptr) return;
   require_object(*decoder, "tokenizer_config.json added_tokens_decoder");
   for (const auto& [key, entry] : decoder->items()) {
-    const std::string path = "tokenizer_config.json added_tokens_decoder[\"" + key + "\"]";
+    const std::string path = "tokenizer_config.json added_tokens_decoder[\"" + excerpt(key, 40) + "\"]";
     int64_t id = -1;
     if (key.empty() || key.size() > 9 || key.find_first_not_of("0123456789") != std::string::npos ||
         (id = std::stoll(key)) > kMaxTokenId) {
@@ -72,7 +71,8 @@ void merge_config_added_tokens(TokenizerImpl& impl, const Json& config) {
     for (const AddedToken& existing : impl.added_tokens) {
       if (existing.id != token.id) continue;
       if (existing.content != token.content) {
-        fail("tokenizer: {} says '{}' but tokenizer.json's added token {} is '{}'", path, token.content, id, existing.content);
+        fail("tokenizer: {} says '{}' but tokenizer.json's added token {} is '{}'", path, excerpt(token.content), id,
+             excerpt(existing.content));
       }
       present = true;
     }
@@ -82,8 +82,20 @@ void merge_config_added_tokens(TokenizerImpl& impl, const Json& config) {
 
 void TokenizerImpl::finish_tables() {
   int32_t max_id = -1;
-  for (const auto& [token, id] : model.vocab()) max_id = std::max(max_id, id);
-  for (const AddedToken& token : added_tokens) max_id = std::max(max_id, token.id);
+  std::string_view max_token;
+  const auto note = [&](int32_t id, std::string_view token) {
+    if (id > max_id) max_id = id, max_token = token;
+  };
+  for (const auto& [token, id] : model.vocab()) note(id, token);
+  for (const AddedToken& token : added_tokens) note(token.id, token.content);
+  // The id tables cost ~40 bytes per id up to the largest: ids are bounded by the number of tokens (real
+  // vocabularies number their tokens densely), so one token with id 2^24 cannot cost 600 MB.
+  const int64_t token_count = int64_t(model.vocab().size() + added_tokens.size());
+  const int64_t id_bound = 2 * token_count + kIdSlack;
+  if (max_id >= id_bound) {
+    fail("tokenizer: token '{}' has id {}, far beyond its {} tokens (ids must be below 2 x {} + {} = {})",
+         excerpt(max_token, 40), max_id, token_count, token_count, kIdSlack, id_bound);
+  }
   const size_t size = static_cast<size_t>(max_id + 1);
   token_by_id.assign(size, std::string());
   id_known.assign(size, 0);
@@ -91,7 +103,7 @@ void TokenizerImpl::finish_tables() {
   id_by_token.clear();
   id_by_token.reserve(model.vocab().size() + added_tokens.size());
   for (const auto& [token, id] : model.vocab()) {
-    if (id_known[id]) fail("tokenizer: model.vocab gives id {} to both '{}' and '{}'", id, token_by_id[id], token);
+    if (id_known[id]) fail("tokenizer: model.vocab gives id {} to both '{}' and '{}'", id, excerpt(token_by_id[id]), excerpt(token));
     id_known[id] = 1;
     token_by_id[id] = token;
     id_by_token.emplace(token, id);
@@ -99,13 +111,15 @@ void TokenizerImpl::finish_tables() {
   // Added tokens take the id tokenizer.json lists; one already in the vocabulary must agree with it.
   for (const AddedToken& token : added_tokens) {
     if (const auto it = model.vocab().find(token.content); it != model.vocab().end() && it->second != token.id) {
-      fail("tokenizer: added token '{}' has id {} but model.vocab gives it id {}", token.content, token.id, it->second);
+      fail("tokenizer: added token '{}' has id {} but model.vocab gives it id {}", excerpt(token.content), token.id,
+           it->second);
     }
     if (id_known[token.id] && token_by_id[token.id] != token.content) {
-      fail("tokenizer: added token '{}' reuses id {} of token '{}'", token.content, token.id, token_by_id[token.id]);
+      fail("tokenizer: added token '{}' reuses id {} of token '{}'", excerpt(token.content), token.id,
+           excerpt(token_by_id[token.id]));
     }
     if (const auto it = id_by_token.find(token.content); it != id_by_token.end() && it->second != token.id) {
-      fail("tokenizer: added token '{}' is listed with ids {} and {}", token.content, it->second, token.id);
+      fail("tokenizer: added token '{}' is listed with ids {} and {}", excerpt(token.content), it->second, token.id);
     }
     id_known[token.id] = 1;
     token_by_id[token.id] = token.content;
