@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every refusal of a flag exits 1, as every other error does
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const dattn::Error& e) {
     fmt::print(stderr, "dattn: error: {}\n", e.what());
     return 1;
