@@ -1,5 +1,7 @@
 // `dattn demo-operator`: the operator alone, in under a minute on 2 cores: on structured synthetic
 // inputs sliding-window attention drifts away from dense, and the Δ correction brings it back.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -64,19 +66,22 @@ void run_demo(const DemoOptions& o) {
                                  AttentionMode::recompute};
   std::vector<Tensor> outputs;
   std::vector<double> seconds;
+  const bool tty = ::isatty(STDERR_FILENO) != 0;  // progress only where a line can be redrawn
   for (AttentionMode mode : modes) {
     AttentionParams params = o.sparsity.params(mode);
     params.backend = Backend::cpu;
     params.num_threads = o.threads;
     Tensor out({1, o.length, o.heads, o.head_dim}, DType::f32);
-    fmt::print(stderr, "  running {:<9}...\r", mode_name(mode));
-    std::fflush(stderr);
+    if (tty) {
+      fmt::print(stderr, "  running {:<9}...\r", mode_name(mode));
+      std::fflush(stderr);
+    }
     auto start = std::chrono::steady_clock::now();
     delta_attention(in.q, in.k, in.v, out, params);
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     outputs.push_back(std::move(out));
   }
-  fmt::print(stderr, "{:30}\r", "");  // clear the progress line
+  if (tty) fmt::print(stderr, "{:30}\r", "");  // clear the progress line
   fmt::print("{:<10} {:>10} {:>9} {:>11} {:>12} {:>11}\n", "mode", "time (ms)", "speedup", "rel. error",
              "mean cosine", "min cosine");
   for (size_t m = 0; m < outputs.size(); ++m) {

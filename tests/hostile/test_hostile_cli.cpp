@@ -251,6 +251,7 @@ TEST(HostileCli, DemoOperatorAtShortLengths) {
   EXPECT_TRUE(r.out.starts_with("dattn demo-operator:")) << r.out;
   EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("cover every key"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;  // stderr is a file here: no redrawn progress
 }
 
 TEST(HostileCli, EvalFlagsAndHelp) {
