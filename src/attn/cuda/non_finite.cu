@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "cuda_check.h"
 #include "non_finite.h"
 
@@ -9,19 +11,19 @@ struct View4 {
   int64_t shape[4], stride[4];
 };
 
-// Grid-stride over the flat row-major index; the smallest bad index wins through atomicMin.
+// A warp per (batch, row, head) row, grid-stride over the rows: the index arithmetic is per row, the loads
+// per lane are consecutive. The smallest bad flat index (row * head_dim + channel) wins through atomicMin.
 __global__ void find_non_finite_kernel(View4 v, uint16_t exponent_mask, unsigned long long* first_bad) {
-  const int64_t total = v.shape[0] * v.shape[1] * v.shape[2] * v.shape[3];
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i;
-    const int64_t c = rest % v.shape[3];
-    rest /= v.shape[3];
-    const int64_t h = rest % v.shape[2];
-    rest /= v.shape[2];
-    const int64_t r = rest % v.shape[1];
-    const int64_t b = rest / v.shape[1];
-    const uint16_t bits = v.data[b * v.stride[0] + r * v.stride[1] + h * v.stride[2] + c * v.stride[3]];
-    if ((bits & exponent_mask) == exponent_mask) atomicMin(first_bad, static_cast<unsigned long long>(i));
+  const int64_t rows = v.shape[0] * v.shape[1] * v.shape[2];
+  const int64_t warps_per_block = blockDim.x / 32, lane = threadIdx.x % 32;
+  const int64_t warps = int64_t(gridDim.x) * warps_per_block;
+  for (int64_t row = int64_t(blockIdx.x) * warps_per_block + threadIdx.x / 32; row < rows; row += warps) {
+    const int64_t h = row % v.shape[2], bs = row / v.shape[2];
+    const int64_t s = bs % v.shape[1], b = bs / v.shape[1];
+    const uint16_t* p = v.data + b * v.stride[0] + s * v.stride[1] + h * v.stride[2];
+    for (int64_t c = lane; c < v.shape[3]; c += 32)
+      if ((p[c * v.stride[3]] & exponent_mask) == exponent_mask)
+        atomicMin(first_bad, static_cast<unsigned long long>(row * v.shape[3] + c));
   }
 }
 
@@ -38,7 +40,10 @@ int64_t find_non_finite_16bit(const void* data, const int64_t shape[4], const in
   unsigned long long* device_result = nullptr;
   check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&device_result), sizeof(none), stream), "cudaMallocAsync (finite check)");
   check_cuda(cudaMemcpyAsync(device_result, &none, sizeof(none), cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
-  find_non_finite_kernel<<<1024, 256, 0, stream>>>(v, exponent_mask, device_result);
+  constexpr int kThreads = 256, kWarps = kThreads / 32;
+  const int64_t rows = shape[0] * shape[1] * shape[2];
+  const int blocks = int(std::min<int64_t>((rows + kWarps - 1) / kWarps, 4096));
+  find_non_finite_kernel<<<blocks, kThreads, 0, stream>>>(v, exponent_mask, device_result);
   check_cuda(cudaGetLastError(), "finite-check kernel launch");
   unsigned long long result = none;
   check_cuda(cudaMemcpyAsync(&result, device_result, sizeof(result), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
