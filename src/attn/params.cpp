@@ -1,5 +1,7 @@
 #include "dattn/attn/params.h"
 
+#include <cmath>
+
 #include "dattn/core/error.h"
 
 namespace dattn {
@@ -38,6 +40,18 @@ Backend parse_backend(std::string_view name) {
   if (name == "cpu") return Backend::cpu;
   if (name == "cuda") return Backend::cuda;
   fail("unknown backend '{}' (expected auto, reference, cpu or cuda)", name);
+}
+
+void validate_attention_params(const AttentionParams& p) {
+  DATTN_CHECK(int(p.mode) <= int(AttentionMode::delta), "unknown attention mode value {}", int(p.mode));
+  DATTN_CHECK(p.gamma >= 1, "gamma must be >= 1, got {} (allowed: 1 .. 2^63-1)", p.gamma);
+  DATTN_CHECK(p.window >= 1, "window must be >= 1, got {} (allowed: 1 .. 2^63-1)", p.window);
+  DATTN_CHECK(p.sink >= 0, "sink must be >= 0, got {} (allowed: 0 .. 2^63-1)", p.sink);
+  DATTN_CHECK(p.tail_min >= -1, "tail_min must be >= 0 (or -1 for the default), got {}", p.tail_min);
+  DATTN_CHECK(std::isfinite(p.scale) && p.scale >= 0.0 && p.scale <= kMaxAttentionScale,
+              "scale must be finite and positive (0 = 1/sqrt(d)), at most {:g}, got {}", kMaxAttentionScale, p.scale);
+  DATTN_CHECK(p.num_threads >= 0 && p.num_threads <= kMaxThreads,
+              "num_threads must be in 0 .. {} (0 = default), got {}", kMaxThreads, p.num_threads);
 }
 
 double dense_pairs(int64_t n_q, int64_t n_kv) {

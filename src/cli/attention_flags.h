@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "dattn/attn/params.h"
+#include "dattn/model/config.h"
 #include "dattn/model/session.h"
 
 namespace dattn::cli {
@@ -17,18 +18,26 @@ struct SparsityFlags {
   AttentionParams params(AttentionMode mode) const;  // the other fields at their defaults
 };
 void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags);
+void add_tail_min_flag(CLI::App& cmd, int64_t& tail_min);
+// --threads, checked against 0 .. kMaxThreads.
+void add_threads_flag(CLI::App& cmd, int& threads);
+
+// The text a flag names: a file, or standard input for "-"; a directory is refused (not read as empty).
+std::string read_input_text(std::string_view flag, const std::string& path);
+// A warning on stderr when `tokens` exceeds the model's max_position_embeddings.
+void warn_past_model_context(const model::ModelConfig& config, int64_t tokens, std::string_view what);
 
 // How a model command prefills: --attention, the sparsity flags, --tail-min, --dense-layers,
 // --layer-modes, --backend, --chunk, --device.
 struct PrefillFlags {
   std::string attention = "dense", layer_modes, backend = "auto", device = "cpu";
   SparsityFlags sparsity;
-  int64_t tail_min = -1, dense_layers = 0, chunk = 0;  // chunk 0: prefill_chunk() picks by device
+  int64_t tail_min = -1, dense_layers = 0, chunk = 0;  // chunk 0: model::kDefaultPrefillChunk
 };
-// Rows per prefill forward pass: --chunk when given, else 2048 on the CPU (activations stay in cache) and
-// 32768 on the GPU (few enough passes that anchors and GEMMs fill the device; ~150 KB of workspace per
-// row for an 8B model).
+// Rows per prefill forward pass: --chunk when given, else model::kDefaultPrefillChunk (the same on every
+// device and in generate, logits, demo and eval, so one prompt gives the same logits everywhere).
 int64_t prefill_chunk(const PrefillFlags& flags);
+void add_chunk_flag(CLI::App& cmd, int64_t& chunk);
 void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags);
 // Throws dattn::Error naming a bad mode, backend or layer spec.
 model::AttentionPlan attention_plan(const PrefillFlags& flags);

@@ -3,8 +3,10 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "flag_values.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "dattn/core/output_files.h"
 #include "dattn/delta/delta_attention.h"
 #include "tensor_io.h"
 
@@ -26,6 +28,11 @@ void run_attention(const AttentionOptions& o) {
   params.scale = o.scale;
   params.num_threads = o.threads;
   params.backend = parse_backend(o.backend);
+  validate_attention_params(params);
+  // every output is checked before any work and written only when all of them are ready
+  OutputFiles files;
+  files.add("--out", o.out);
+  if (!o.lse.empty()) files.add("--lse", o.lse);
   DType dtype = parse_dtype(o.dtype);
   Device device = resolve_backend(params.backend, Device::cpu) == Backend::cuda ? Device::cuda : Device::cpu;
   DATTN_CHECK(device == Device::cpu || cuda::available(), "--backend cuda: no CUDA device is available");
@@ -42,8 +49,9 @@ void run_attention(const AttentionOptions& o) {
   Tensor lse({qs[0], qs[2], qs[1], 1}, DType::f32, device);
   delta_attention_lse(q, k, v, out, lse, params);
   q = k = v = Tensor();  // freed before the output is copied for writing: the peak stays at inputs + output
-  save_f32_npy(o.out, out, 4);
-  if (!o.lse.empty()) save_f32_npy(o.lse, lse, 3);
+  stage_f32_npy(files, o.out, out, 4);
+  if (!o.lse.empty()) stage_f32_npy(files, o.lse, lse, 3);
+  files.commit();
 }
 
 }  // namespace
@@ -58,11 +66,12 @@ void add_attention_command(CLI::App& app) {
   cmd->add_option("--lse", options->lse, "log-sum-exp .npy (float32, batch x heads x n_q)");
   cmd->add_option("--mode", options->mode, "dense|sparse|recompute|delta")->capture_default_str();
   add_sparsity_flags(*cmd, options->sparsity);
-  cmd->add_option("--tail-min", options->tail_min, "minimum dense tail rows (default max(128, gamma))");
-  cmd->add_option("--scale", options->scale, "softmax scale (default 1/sqrt(head_dim))");
+  add_tail_min_flag(*cmd, options->tail_min);
+  cmd->add_option("--scale", options->scale, "softmax scale (default 1/sqrt(head_dim))")
+      ->check(positive_number(kMaxAttentionScale));
   cmd->add_option("--dtype", options->dtype, "compute input dtype fp32|bf16|fp16")->capture_default_str();
   cmd->add_option("--backend", options->backend, "reference|cpu|cuda")->capture_default_str();
-  cmd->add_option("--threads", options->threads, "CPU threads (0 = all cores)");
+  add_threads_flag(*cmd, options->threads);
   cmd->callback([options] { run_attention(*options); });
 }
 

@@ -1,12 +1,12 @@
 // `dattn bench attention`: dense, sparse and delta time per length, speedup and effective GFLOP/s, and
 // the work ratio (dense pairs / mode pairs) with the efficiency (speedup / work ratio) it implies.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <ctime>
 #include <cstdio>
 #include <random>
-#include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -14,8 +14,10 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "flag_values.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "dattn/core/output_files.h"
 #include "dattn/core/threads.h"
 #include "dattn/delta/delta_attention.h"
 #include "dattn/eval/svg_plot.h"
@@ -33,24 +35,6 @@ struct BenchOptions {
   std::string svg;  // latency-vs-length plot, one line per mode
 };
 
-std::vector<int64_t> parse_lengths(const std::string& text) {
-  std::vector<int64_t> lengths;
-  std::stringstream stream(text);
-  std::string item;
-  while (std::getline(stream, item, ',')) {
-    try {
-      size_t used = 0;
-      long long n = std::stoll(item, &used);
-      DATTN_CHECK(used == item.size() && n > 0, "--lengths: '{}' is not a positive integer", item);
-      lengths.push_back(n);
-    } catch (const std::logic_error&) {
-      fail("--lengths: '{}' is not a positive integer", item);
-    }
-  }
-  DATTN_CHECK(!lengths.empty(), "--lengths is empty");
-  return lengths;
-}
-
 Tensor random_tensor(std::array<int64_t, 4> shape, DType dtype, Device device, std::mt19937& rng) {
   Tensor host(shape, DType::f32);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -59,7 +43,7 @@ Tensor random_tensor(std::array<int64_t, 4> shape, DType dtype, Device device, s
   return Tensor::copy_of(host, dtype, device);
 }
 
-void write_latency_plot(const BenchOptions& o, const nlohmann::json& results) {
+std::string latency_plot_svg(const BenchOptions& o, const nlohmann::json& results) {
   eval::PlotSpec spec;
   spec.title = fmt::format("attention latency ({}, {} heads / {} kv heads, d {}, {})", o.backend, o.heads, o.kv_heads,
                            o.head_dim, o.dtype);
@@ -75,14 +59,15 @@ void write_latency_plot(const BenchOptions& o, const nlohmann::json& results) {
       }
     spec.series.push_back(std::move(series));
   }
-  std::ofstream file(o.svg);
-  DATTN_CHECK(file.good(), "--svg: cannot open '{}' for writing", o.svg);
-  file << eval::render_svg_line_plot(spec);
-  DATTN_CHECK(file.good(), "--svg: error writing '{}'", o.svg);
+  return eval::render_svg_line_plot(spec);
 }
 
 void run_bench(const BenchOptions& o) {
-  const std::vector<int64_t> lengths = parse_lengths(o.lengths);
+  const std::vector<int64_t> lengths = parse_int_list("--lengths", o.lengths, 1, int64_t(1) << 30);
+  OutputFiles files;
+  if (!o.svg.empty()) files.add("--svg", o.svg);
+  // progress redrawn in place on a terminal, plain lines otherwise (a log file gets no carriage returns)
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
   const DType dtype = parse_dtype(o.dtype);
   const Backend backend = parse_backend(o.backend);
   const Device device = backend == Backend::cuda ? Device::cuda : Device::cpu;
@@ -109,8 +94,12 @@ void run_bench(const BenchOptions& o) {
       params.num_threads = threads;
       std::vector<double> times, cpu_times;
       for (int r = 0; r <= o.repeats; ++r) {  // run 0 is the warm-up
-        fmt::print(stderr, "\r  n={:<8} {:<7} run {}/{}   ", n, mode_name(mode), r, o.repeats);
-        std::fflush(stderr);
+        if (tty) {
+          fmt::print(stderr, "\r  n={:<8} {:<7} run {}/{}   ", n, mode_name(mode), r, o.repeats);
+          std::fflush(stderr);
+        } else if (r == 0) {
+          fmt::print(stderr, "  n={} {}: {} runs\n", n, mode_name(mode), o.repeats);
+        }
         const std::clock_t cpu_start = std::clock();
         const auto start = std::chrono::steady_clock::now();
         delta_attention(q, k, v, out, params);
@@ -141,8 +130,11 @@ void run_bench(const BenchOptions& o) {
                                   cpu_median, gflops * median / cpu_median));
     }
   }
-  fmt::print(stderr, "\r{:60}\r", "");
-  if (!o.svg.empty()) write_latency_plot(o, results);
+  if (tty) fmt::print(stderr, "\r{:60}\r", "");
+  if (!o.svg.empty()) {
+    files.stage(o.svg, {latency_plot_svg(o, results)});
+    files.commit();
+  }
   if (o.json) {
     nlohmann::json config = {{"backend", o.backend}, {"heads", o.heads},   {"kv_heads", o.kv_heads},
                              {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"window", o.sparsity.window},
@@ -166,14 +158,16 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   CLI::App* cmd = bench->add_subcommand("attention", "Time dense, sparse and delta attention per length");
   cmd->add_option("--lengths", o->lengths, "comma-separated sequence lengths")->capture_default_str();
-  cmd->add_option("--heads", o->heads, "query heads")->capture_default_str();
-  cmd->add_option("--kv-heads", o->kv_heads, "kv heads")->capture_default_str();
-  cmd->add_option("--head-dim", o->head_dim, "head dimension")->capture_default_str();
+  cmd->add_option("--heads", o->heads, "query heads")->capture_default_str()->check(int_range(1, 1024));
+  cmd->add_option("--kv-heads", o->kv_heads, "kv heads")->capture_default_str()->check(int_range(1, 1024));
+  cmd->add_option("--head-dim", o->head_dim, "head dimension")->capture_default_str()->check(int_range(1, 1024));
   add_sparsity_flags(*cmd, o->sparsity);
   cmd->add_option("--dtype", o->dtype, "fp32|bf16|fp16")->capture_default_str();
   cmd->add_option("--backend", o->backend, "cpu|reference|cuda")->capture_default_str();
-  cmd->add_option("--repeats", o->repeats, "timed runs per point (median reported)")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)");
+  cmd->add_option("--repeats", o->repeats, "timed runs per point (median reported)")
+      ->capture_default_str()
+      ->check(int_range(1, 100000));
+  add_threads_flag(*cmd, o->threads);
   cmd->add_flag("--json", o->json, "print JSON instead of a table");
   cmd->add_option("--svg", o->svg, "also write a latency-vs-length plot (SVG)");
   cmd->callback([o] { run_bench(*o); });

@@ -66,10 +66,11 @@ void run_demo(const DemoFlags& f) {
 
   const Tokenizer tokenizer = Tokenizer::load(dir);
   const model::ModelConfig config = model::load_model_config(dir);
+  warn_past_model_context(config, f.length, "--length");
   const int64_t max_new = eval::ruler_tokens_to_generate(task);
   model::SessionOptions options;
   options.context = f.length + max_new;
-  options.chunk_size = options.context;  // one prefill pass, as `dattn eval ruler`
+  options.chunk_size = model::kDefaultPrefillChunk;  // as every other command
   options.num_threads = f.threads;
   std::unique_ptr<model::InferenceSession> session = open_session(f.device, dir.string(), options);
   const std::vector<int32_t> stop_ids = model::merged_stop_ids(config.eos_token_ids, tokenizer.eos_ids());
@@ -142,7 +143,7 @@ void add_demo_command(CLI::App& app) {
       ->capture_default_str();
   add_sparsity_flags(*cmd, f->sparsity);
   cmd->add_option("--device", f->device, "cpu|cuda")->capture_default_str();
-  cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
+  add_threads_flag(*cmd, f->threads);
   cmd->callback([f] { run_demo(*f); });
 }
 

@@ -3,16 +3,19 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "flag_values.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
 #include "dattn/model/generate.h"
+#include "dattn/model/sampler.h"
 #include "dattn/model/tokenizer.h"
 
 namespace dattn::cli {
@@ -73,13 +76,15 @@ model::SamplingParams sampling_params(const GenerateFlags& f, const model::Model
 
 std::string describe(const model::SamplingParams& p) {
   if (p.temperature <= 0) return "greedy";
+  if (p.temperature < model::kGreedyBelowTemperature)
+    return fmt::format("greedy (temperature {} is below {})", p.temperature, model::kGreedyBelowTemperature);
   return fmt::format("temperature {}, top-k {}, top-p {}, seed {}", p.temperature, p.top_k, p.top_p, p.seed);
 }
 
 void run_generate(const GenerateFlags& f) {
   check_device(f.prefill.device);
   model::AttentionPlan plan = attention_plan(f.prefill);
-  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_text_file(f.prompt_file);
+  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_input_text("--prompt-file", f.prompt_file);
 
   Tokenizer tokenizer = Tokenizer::load(f.model_dir);
   std::vector<int32_t> ids;
@@ -103,8 +108,8 @@ void run_generate(const GenerateFlags& f) {
   session_options.attention = plan;
   session_options.num_threads = f.threads;
   DATTN_CHECK(int64_t(ids.size()) <= session_options.context,
-              "the prompt has {} tokens, more than the context of {} (raise --ctx)", ids.size(),
-              session_options.context);
+              "the prompt has {} tokens, more than --ctx {} (raise --ctx)", ids.size(), session_options.context);
+  warn_past_model_context(config, session_options.context, "the context (prompt + --max-new-tokens)");
   std::unique_ptr<model::InferenceSession> session = open_session(f.prefill.device, f.model_dir, session_options);
 
   model::GenerateOptions options;
@@ -151,21 +156,29 @@ void add_generate_command(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingDirectory);
   auto* prompt = cmd->add_option("--prompt", f->prompt, "prompt text");
-  auto* prompt_file = cmd->add_option("--prompt-file", f->prompt_file, "file holding the prompt text");
+  auto* prompt_file = cmd->add_option("--prompt-file", f->prompt_file, "file holding the prompt text (- reads stdin)");
   prompt->excludes(prompt_file);
   prompt_file->excludes(prompt);
   cmd->add_flag("--chat", f->chat, "wrap the prompt in the model's chat template (llama3, mistral, chatml)");
   cmd->add_option("--system", f->system, "system message (with --chat)");
   add_prefill_flags(*cmd, f->prefill);
-  cmd->add_option("--max-new-tokens", f->max_new_tokens, "tokens to generate at most")->capture_default_str();
-  cmd->add_option("--ctx", f->context, "context (KV cache) size in tokens (default: prompt + max new tokens)");
+  cmd->add_option("--max-new-tokens", f->max_new_tokens, "tokens to generate at most")
+      ->capture_default_str()
+      ->check(int_range(0, int64_t(1) << 30));
+  cmd->add_option("--ctx", f->context, "context (KV cache) size in tokens (0 = prompt + max new tokens)")
+      ->check(int_range(0, int64_t(1) << 31));
   cmd->add_option("--temperature", f->temperature,
-                  "sampling temperature, 0 = greedy (default: generation_config.json, greedy unless do_sample)");
-  cmd->add_option("--top-k", f->top_k, "keep the k most likely tokens, 0 = all (default: generation_config.json)");
-  cmd->add_option("--top-p", f->top_p, "nucleus sampling mass, 1 = all (default: generation_config.json)");
+                  fmt::format("sampling temperature; 0 or below {} = greedy (default: generation_config.json, greedy "
+                              "unless do_sample)",
+                              model::kGreedyBelowTemperature))
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--top-k", f->top_k, "keep the k most likely tokens, 0 = all (default: generation_config.json)")
+      ->check(int_range(0, std::numeric_limits<int32_t>::max()));
+  cmd->add_option("--top-p", f->top_p, "nucleus sampling mass, 1 = all (default: generation_config.json)")
+      ->check(positive_number(1.0));
   cmd->add_flag("--greedy", f->greedy, "argmax decoding whatever generation_config.json says");
   cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str();
-  cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
+  add_threads_flag(*cmd, f->threads);
   cmd->callback([f, prompt, prompt_file] {
     DATTN_CHECK(prompt->count() + prompt_file->count() == 1, "give the prompt with --prompt or --prompt-file");
     run_generate(*f);

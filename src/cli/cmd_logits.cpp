@@ -7,7 +7,9 @@
 #include "commands.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "dattn/core/output_files.h"
 #include "dattn/io/npy.h"
+#include "dattn/model/config.h"
 #include "dattn/model/session.h"
 #include "dattn/model/tokenizer.h"
 
@@ -20,14 +22,18 @@ struct LogitsFlags {
   int threads = 0;
 };
 
-void run_logits(const LogitsFlags& f) {
+void run_logits(const LogitsFlags& f, bool ids_given) {
   check_device(f.prefill.device);
   const model::AttentionPlan plan = attention_plan(f.prefill);
+  OutputFiles files;
+  files.add("--out", f.out);
 
-  // --ids are used exactly as given; --text is encoded as transformers' tokenizer(text) does (BOS added)
+  // --ids are used exactly as given (an empty list is refused); --text is encoded as transformers'
+  // tokenizer(text) does (BOS added)
   std::vector<int32_t> ids =
-      f.ids.empty() ? Tokenizer::load(f.model_dir).encode(f.text, /*add_special_tokens=*/true) : parse_token_ids(f.ids);
+      ids_given ? parse_token_ids(f.ids) : Tokenizer::load(f.model_dir).encode(f.text, /*add_special_tokens=*/true);
   DATTN_CHECK(!ids.empty(), "--text encodes to no tokens");
+  warn_past_model_context(model::load_model_config(f.model_dir), int64_t(ids.size()), "the input");
 
   model::SessionOptions options;
   options.context = int64_t(ids.size());
@@ -37,7 +43,9 @@ void run_logits(const LogitsFlags& f) {
   std::unique_ptr<model::InferenceSession> session = open_session(f.prefill.device, f.model_dir, options);
   std::vector<float> logits = session->prefill(ids, {.all_logits = true});
   const int64_t vocab = int64_t(logits.size() / ids.size());
-  npy::save_f32(f.out, {int64_t(ids.size()), vocab}, logits.data());
+  files.stage(f.out, {npy::file_header(npy::ElementType::f32, {int64_t(ids.size()), vocab}),
+                      npy::byte_view(logits.data(), logits.size() * sizeof(float))});
+  files.commit();
   fmt::print(stderr, "wrote {} ({} tokens x {} vocab, float32)\n", f.out, ids.size(), vocab);
 }
 
@@ -55,10 +63,10 @@ void add_logits_command(CLI::App& app) {
   ids->excludes(text);
   cmd->add_option("--out", f->out, "output .npy")->required();
   add_prefill_flags(*cmd, f->prefill);
-  cmd->add_option("--threads", f->threads, "CPU threads (0 = all cores)");
+  add_threads_flag(*cmd, f->threads);
   cmd->callback([f, text, ids] {
     DATTN_CHECK(text->count() + ids->count() == 1, "give the input with --text or --ids");
-    run_logits(*f);
+    run_logits(*f, ids->count() > 0);
   });
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "attention_flags.h"
 #include "commands.h"
 #include "dattn/core/error.h"
 #include "dattn/model/tokenizer.h"
@@ -31,18 +32,23 @@ std::vector<int32_t> parse_token_ids(std::string_view text) {
 
 void add_tokenize_commands(CLI::App& app) {
   struct Flags {
-    std::string model_dir, text, ids;
+    std::string model_dir, text, text_file, ids;
     bool no_special = false, keep_special = false;
   };
   auto f = std::make_shared<Flags>();
 
   CLI::App* tok = app.add_subcommand("tokenize", "Print the token ids of a text as JSON");
   tok->add_option("--model", f->model_dir, "model directory holding tokenizer.json")->required()->check(CLI::ExistingDirectory);
-  tok->add_option("--text", f->text, "text to encode")->required();
+  auto* text = tok->add_option("--text", f->text, "text to encode");
+  auto* text_file = tok->add_option("--text-file", f->text_file, "file holding the text to encode (- reads stdin)");
+  text->excludes(text_file);
+  text_file->excludes(text);
   tok->add_flag("--no-special", f->no_special, "do not add special tokens (BOS)");
-  tok->callback([f] {
+  tok->callback([f, text, text_file] {
+    DATTN_CHECK(text->count() + text_file->count() == 1, "give the text with --text or --text-file");
+    const std::string input = text_file->count() ? read_input_text("--text-file", f->text_file) : f->text;
     Tokenizer tokenizer = Tokenizer::load(f->model_dir);
-    fmt::print("[{}]\n", fmt::join(tokenizer.encode(f->text, !f->no_special), ", "));
+    fmt::print("[{}]\n", fmt::join(tokenizer.encode(input, !f->no_special), ", "));
   });
 
   CLI::App* detok = app.add_subcommand("detokenize", "Print the text of comma-separated token ids");

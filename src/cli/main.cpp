@@ -1,6 +1,7 @@
 // dattn: the command line. Each subcommand lives in its own cmd_*.cpp (see commands.h).
 #include <cstdio>
 #include <exception>
+#include <new>
 
 #include <fmt/format.h>
 
@@ -22,9 +23,14 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every refusal of a flag exits 1, as every other error does
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const dattn::Error& e) {
     fmt::print(stderr, "dattn: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "dattn: error: out of memory: the run needs more memory than is available (lower the "
+                       "length, --ctx, --chunk or the batch of work)\n");
     return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "dattn: unexpected error: {}\n", e.what());

@@ -22,10 +22,11 @@ Tensor load_attention_npy(const std::filesystem::path& path, const char* role, D
   return file_tensor.view().dtype == dtype ? file_tensor : Tensor::copy_of(file_tensor, dtype, Device::cpu);
 }
 
-void save_f32_npy(const std::filesystem::path& path, const TensorView& t, int shape_dims) {
+void stage_f32_npy(OutputFiles& files, const std::filesystem::path& path, const TensorView& t, int shape_dims) {
   Tensor host = Tensor::copy_of(t, DType::f32, Device::cpu);
   std::vector<int64_t> shape(t.shape.begin(), t.shape.begin() + shape_dims);
-  npy::save_f32(path, shape, static_cast<const float*>(host.data()));
+  files.stage(path, {npy::file_header(npy::ElementType::f32, shape),
+                     npy::byte_view(host.data(), size_t(host.view().numel()) * sizeof(float))});
 }
 
 }  // namespace dattn::cli

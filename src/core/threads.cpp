@@ -1,9 +1,13 @@
 // parallel_for on OpenMP's persistent thread team (no thread creation per call), dynamic schedule.
 #include "dattn/core/threads.h"
 
+#include "dattn/core/error.h"
+
 #include <omp.h>
 
 #include <atomic>
+#include <charconv>
+#include <string_view>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -11,9 +15,13 @@
 namespace dattn {
 
 int default_num_threads() {
-  if (const char* env = std::getenv("DATTN_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n > 0) return n;
+  if (const char* env = std::getenv("DATTN_NUM_THREADS"); env && *env) {
+    const std::string_view text(env);
+    int n = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    DATTN_CHECK(ec == std::errc() && end == text.data() + text.size() && n >= 1 && n <= kMaxThreads,
+                "DATTN_NUM_THREADS='{}' is not a thread count (allowed: 1 .. {})", text.substr(0, 40), kMaxThreads);
+    return n;
   }
   return omp_get_num_procs();
 }

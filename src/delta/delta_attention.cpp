@@ -5,6 +5,7 @@
 
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "dattn/core/finite.h"
 
 namespace dattn {
 
@@ -58,14 +59,7 @@ void check_arguments(const TensorView& q, const TensorView& k, const TensorView&
     DATTN_CHECK(lse->device == q.device, "lse is on {} but q is on {}", device_name(lse->device),
                 device_name(q.device));
   }
-  DATTN_CHECK(p.gamma >= 1, "gamma must be >= 1, got {}", p.gamma);
-  DATTN_CHECK(p.window >= 1, "window must be >= 1, got {}", p.window);
-  DATTN_CHECK(p.sink >= 0, "sink must be >= 0, got {}", p.sink);
-  DATTN_CHECK(p.tail_min >= -1, "tail_min must be >= 0 (or -1 for the default), got {}", p.tail_min);
-  DATTN_CHECK(std::isfinite(p.scale) && p.scale >= 0.0, "scale must be finite and positive (0 = 1/sqrt(d)), got {}",
-              p.scale);
-  DATTN_CHECK(p.num_threads >= 0, "num_threads must be >= 0, got {}", p.num_threads);
-  DATTN_CHECK(int(p.mode) <= int(AttentionMode::delta), "unknown attention mode value {}", int(p.mode));
+  validate_attention_params(p);
 }
 
 void dispatch(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
@@ -76,6 +70,11 @@ void dispatch(const TensorView& q, const TensorView& k, const TensorView& v, con
     case Backend::cpu:
       DATTN_CHECK(q.device == Device::cpu, "backend '{}' needs tensors on cpu, got {}", backend_name(backend),
                   device_name(q.device));
+      if (!params.skip_finite_check) {
+        check_finite(q, "q", params.num_threads);
+        check_finite(k, "k", params.num_threads);
+        check_finite(v, "v", params.num_threads);
+      }
       if (backend == Backend::reference)
         reference::attention(q, k, v, out, lse, params);
       else

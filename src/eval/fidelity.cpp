@@ -170,7 +170,7 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
   const model::ModelConfig& c = model.config();
   DATTN_CHECK(n >= 1, "fidelity needs at least one token");
   for (int32_t id : ids) DATTN_CHECK(id >= 0 && id < c.vocab_size, "token id {} is outside the vocabulary", id);
-  const int64_t chunk = options.chunk_size > 0 ? std::min(options.chunk_size, n) : n;
+  const int64_t chunk = std::min(model::prefill_chunk_or_default(options.chunk_size), n);
   model::cpu_ops::use_single_threaded_blas();  // as Session does
   LayerRunner runner(model, n, chunk, options.num_threads);
 
@@ -183,7 +183,7 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
 
   FidelityResult result;
   result.tokens = n;
-  const int64_t far = options.attention.window + options.attention.sink;
+  const int64_t far = saturating_add(options.attention.window, options.attention.sink);
   result.first_scored_row = far < n ? far : 0;
   EvalProgress progress;
   progress.total = double(c.num_layers);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -20,16 +21,18 @@ double negative_log_likelihood(const float* logits, int64_t vocab, int32_t targe
 }  // namespace
 
 std::vector<PerplexityResult> run_perplexity(std::shared_ptr<const model::Model> model, std::span<const int32_t> ids,
-                                             std::span<const AttentionMode> modes, const ModelEvalOptions& options) {
+                                             std::span<const AttentionMode> modes, const ModelEvalOptions& options,
+                                             std::span<const PerplexityResult> finished,
+                                             const std::function<void(const PerplexityResult&)>& on_result) {
   const int64_t n = int64_t(ids.size()), vocab = model->config().vocab_size;
   DATTN_CHECK(n >= 2, "perplexity needs at least 2 tokens, got {}", n);
   // The session's chunks are fed one call at a time, so logits never exceed chunk x vocab floats.
   model::SessionOptions session_options;
   session_options.context = n;
-  session_options.chunk_size = options.chunk_size > 0 ? std::min(options.chunk_size, n) : n;
+  session_options.chunk_size = std::min(model::prefill_chunk_or_default(options.chunk_size), n);
   session_options.num_threads = options.num_threads;
   model::Session session(model, session_options);
-  const int64_t far_from = options.attention.window + options.attention.sink;
+  const int64_t far_from = saturating_add(options.attention.window, options.attention.sink);
 
   model::PrefillOptions all_logits;
   all_logits.all_logits = true;
@@ -37,6 +40,11 @@ std::vector<PerplexityResult> run_perplexity(std::shared_ptr<const model::Model>
   progress.total = double(n) * double(modes.size());
   std::vector<PerplexityResult> results;
   for (AttentionMode mode : modes) {
+    const auto done = std::find_if(finished.begin(), finished.end(), [&](const auto& r) { return r.mode == mode; });
+    if (done != finished.end()) {
+      results.push_back(*done);
+      continue;
+    }
     model::AttentionPlan plan;
     plan.params = options.attention;
     plan.params.mode = mode;
@@ -69,6 +77,7 @@ std::vector<PerplexityResult> run_perplexity(std::shared_ptr<const model::Model>
     r.perplexity = std::exp(r.mean_nll);
     r.far_perplexity = r.far_tokens_scored ? std::exp(far_nll / double(r.far_tokens_scored))
                                            : std::numeric_limits<double>::quiet_NaN();
+    if (on_result) on_result(r);
     results.push_back(r);
   }
   progress.done = progress.total;

@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <fstream>
 #include <map>
 
 #include <fmt/format.h>
@@ -12,6 +11,13 @@
 namespace dattn::eval {
 
 namespace {
+nlohmann::json record_json(const RulerRecord& r) {
+  return {{"task", r.task},     {"length", r.length},           {"mode", r.mode},
+          {"sample", r.sample}, {"prompt_tokens", r.prompt_tokens}, {"prediction", r.prediction},
+          {"references", r.references}, {"score", r.score},      {"prefill_ms", r.prefill_ms},
+          {"decode_ms", r.decode_ms},   {"generated_tokens", r.generated_tokens}};
+}
+
 template <typename T>
 void add_unique(std::vector<T>& seen, const T& v) {
   if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
@@ -62,19 +68,29 @@ std::vector<RulerCell> summarize_ruler(const std::vector<RulerRecord>& records) 
   return cells;
 }
 
-void write_text_file(const std::filesystem::path& path, const std::string& content) {
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    DATTN_CHECK(out.good(), "cannot write '{}'", tmp.string());
-    out << content;
-    out.flush();
-    DATTN_CHECK(out.good(), "writing '{}' failed", tmp.string());
+std::string ruler_record_line(const RulerRecord& r) {
+  return record_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+RulerRecord parse_ruler_record_line(const std::string& line) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    RulerRecord r;
+    r.task = j.at("task").get<std::string>();
+    r.length = j.at("length").get<int64_t>();
+    r.mode = j.at("mode").get<std::string>();
+    r.sample = j.at("sample").get<int64_t>();
+    r.prompt_tokens = j.at("prompt_tokens").get<int64_t>();
+    r.prediction = j.at("prediction").get<std::string>();
+    r.references = j.at("references").get<std::vector<std::string>>();
+    r.score = j.at("score").get<double>();
+    r.prefill_ms = j.at("prefill_ms").get<double>();
+    r.decode_ms = j.at("decode_ms").get<double>();
+    r.generated_tokens = j.at("generated_tokens").get<int64_t>();
+    return r;
+  } catch (const nlohmann::json::exception&) {
+    fail("not a RULER record line ({} bytes)", line.size());
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  DATTN_CHECK(!ec, "cannot move '{}' to '{}': {}", tmp.string(), path.string(), ec.message());
 }
 
 std::string csv_field(const std::string& value) {
@@ -84,8 +100,8 @@ std::string csv_field(const std::string& value) {
   return out + "\"";
 }
 
-void write_ruler_json(const std::filesystem::path& path, const RulerRunInfo& info,
-                      const std::vector<RulerRecord>& records, const std::vector<RulerCell>& cells) {
+std::string ruler_json(const RulerRunInfo& info, const std::vector<RulerRecord>& records,
+                       const std::vector<RulerCell>& cells) {
   using nlohmann::json;
   json doc;
   doc["run"] = {{"model", info.model},   {"haystack", info.haystack}, {"seed", info.seed},
@@ -97,32 +113,21 @@ void write_ruler_json(const std::filesystem::path& path, const RulerRunInfo& inf
                        {"samples", c.samples}, {"mean_prefill_ms", c.mean_prefill_ms}});
   doc["summary"] = summary;
   json samples = json::array();
-  for (const RulerRecord& r : records)
-    samples.push_back({{"task", r.task},
-                       {"length", r.length},
-                       {"mode", r.mode},
-                       {"sample", r.sample},
-                       {"prompt_tokens", r.prompt_tokens},
-                       {"prediction", r.prediction},
-                       {"references", r.references},
-                       {"score", r.score},
-                       {"prefill_ms", r.prefill_ms},
-                       {"decode_ms", r.decode_ms},
-                       {"generated_tokens", r.generated_tokens}});
+  for (const RulerRecord& r : records) samples.push_back(record_json(r));
   doc["samples"] = samples;
   // invalid UTF-8 in a prediction is replaced rather than thrown on
-  write_text_file(path, doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+  return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-void write_ruler_csv(const std::filesystem::path& path, const std::vector<RulerCell>& cells) {
+std::string ruler_csv(const std::vector<RulerCell>& cells) {
   std::string csv = "task,length,mode,score,samples,mean_prefill_ms\n";
   for (const RulerCell& c : cells)
     csv += fmt::format("{},{},{},{:.2f},{},{:.1f}\n", csv_field(c.task), c.length, csv_field(c.mode), c.score_percent,
                        c.samples, c.mean_prefill_ms);
-  write_text_file(path, csv);
+  return csv;
 }
 
-void write_ruler_plot(const std::filesystem::path& path, const std::vector<RulerCell>& cells, const std::string& title) {
+std::string ruler_plot_svg(const std::vector<RulerCell>& cells, const std::string& title) {
   PlotSpec spec;
   spec.title = title;
   spec.x_label = "context length (tokens)";
@@ -140,7 +145,7 @@ void write_ruler_plot(const std::filesystem::path& path, const std::vector<Ruler
     it->x.push_back(double(c.length));
     it->y.push_back(c.score_percent);
   }
-  write_text_file(path, render_svg_line_plot(spec));
+  return render_svg_line_plot(spec);
 }
 
 std::string format_ruler_table(const std::vector<RulerCell>& cells) {

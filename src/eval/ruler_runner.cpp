@@ -44,7 +44,7 @@ std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::
     for (RulerTask t : tasks) max_new = std::max(max_new, run.max_new_tokens ? run.max_new_tokens : ruler_tokens_to_generate(t));
     model::SessionOptions session_options;
     session_options.context = length + max_new;  // room for any prompt of this length plus its answer
-    session_options.chunk_size = options.chunk_size > 0 ? options.chunk_size : session_options.context;
+    session_options.chunk_size = model::prefill_chunk_or_default(options.chunk_size);
     session_options.num_threads = options.num_threads;
     const std::unique_ptr<model::InferenceSession> session = sessions(session_options);
 
@@ -54,6 +54,14 @@ std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::
             generate_ruler_sample(task, i, {.target_length = length, .seed = run.seed, .haystack = run.haystack}, counter);
         const std::vector<int32_t> prompt = tokenizer.encode(sample.input, /*add_special_tokens=*/true);
         for (AttentionMode mode : run.modes) {
+          const auto done = std::find_if(run.finished.begin(), run.finished.end(), [&](const RulerRecord& r) {
+            return r.task == ruler_task_name(task) && r.length == length && r.mode == mode_name(mode) && r.sample == i;
+          });
+          if (done != run.finished.end()) {
+            records.push_back(*done);
+            progress.done += double(length);
+            continue;
+          }
           progress.what = std::string(ruler_task_name(task)) + " @" + std::to_string(length) + " " +
                           std::string(mode_name(mode)) + " #" + std::to_string(i);
           if (options.on_progress) options.on_progress(progress);
@@ -79,6 +87,7 @@ std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::
           r.prefill_ms = result.stats.prefill_ms;
           r.decode_ms = result.stats.decode_ms;
           r.generated_tokens = result.stats.generated_tokens;
+          if (run.on_record) run.on_record(r);
           records.push_back(std::move(r));
           progress.done += double(length);
         }

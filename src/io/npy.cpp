@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
-#include <random>
 #include <system_error>
 
 #include <unistd.h>
@@ -14,6 +13,7 @@
 
 #include "dattn/core/checked.h"
 #include "dattn/core/error.h"
+#include "dattn/core/output_files.h"
 
 namespace dattn::npy {
 namespace {
@@ -215,44 +215,29 @@ Array load(const std::filesystem::path& path) {
   return array;
 }
 
-void save(const std::filesystem::path& path, const Array& array) {
-  DATTN_CHECK(size_t(array.numel()) * element_size(array.type) == array.bytes.size(),
-              "npy::save '{}': {} bytes do not match the shape", path.string(), array.bytes.size());
+std::string file_header(ElementType type, const std::vector<int64_t>& shape) {
   std::string shape_text;
-  for (int64_t s : array.shape) shape_text += std::to_string(s) + ", ";
-  if (array.shape.size() > 1) shape_text.resize(shape_text.size() - 1);  // "(2, 3)" but "(5,)"
-  if (array.shape.size() > 1) shape_text.pop_back();
-  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}",
-                                   descr_of(array.type), shape_text);
+  for (int64_t s : shape) shape_text += std::to_string(s) + ", ";
+  if (shape.size() > 1) shape_text.resize(shape_text.size() - 1);  // "(2, 3)" but "(5,)"
+  if (shape.size() > 1) shape_text.pop_back();
+  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", descr_of(type),
+                                   shape_text);
   size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
   DATTN_CHECK(header.size() <= 65535, "npy::save: header too long");
+  const uint16_t len = uint16_t(header.size());
+  const char prefix[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, char(len & 0xff), char(len >> 8)};
+  return std::string(prefix, 10) + header;
+}
 
-  std::filesystem::path tmp = path;
-  tmp += fmt::format(".tmp{}", std::random_device{}());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    DATTN_CHECK(out.good(), "cannot open '{}' for writing", tmp.string());
-    const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-    out.write(magic, 8);
-    uint16_t len = uint16_t(header.size());
-    out.put(char(len & 0xff)).put(char(len >> 8));
-    out.write(header.data(), std::streamsize(header.size()));
-    out.write(reinterpret_cast<const char*>(array.bytes.data()), std::streamsize(array.bytes.size()));
-    out.close();
-    if (!out.good()) {
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      fail("error writing '{}'", path.string());
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail("cannot move the output into place at '{}'", path.string());
-  }
+void save(const std::filesystem::path& path, const Array& array) {
+  DATTN_CHECK(size_t(array.numel()) * element_size(array.type) == array.bytes.size(),
+              "npy::save '{}': {} bytes do not match the shape", path.string(), array.bytes.size());
+  OutputFiles files;
+  files.add("output", path);
+  files.stage(path, {file_header(array.type, array.shape), byte_view(array.bytes.data(), array.bytes.size())});
+  files.commit();
 }
 
 void save_f32(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data) {

@@ -31,7 +31,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
   DATTN_CHECK(!logits.empty(), "cannot sample from empty logits");
   for (size_t i = 0; i < logits.size(); ++i)
     DATTN_CHECK(!std::isnan(logits[i]), "logit {} is NaN: the model produced invalid values", i);
-  if (params_.temperature <= 0) return argmax(logits);
+  if (params_.temperature < kGreedyBelowTemperature) return argmax(logits);
 
   std::vector<int32_t> order(logits.size());
   std::iota(order.begin(), order.end(), 0);

@@ -9,6 +9,7 @@
 
 #include "cpu_ops.h"
 #include "dattn/core/error.h"
+#include "dattn/core/finite.h"
 #include "dattn/delta/delta_attention.h"
 
 namespace dattn::model {
@@ -47,6 +48,19 @@ void AttentionPlan::add_layer_modes(std::string_view spec) {
   }
 }
 
+namespace {
+// NaN or Inf activations (a config.json value out of range, broken weights) fail here, naming the layer,
+// instead of being dropped or spread by the attention kernels into finite-looking logits.
+void check_finite_rows(const float* data, int64_t rows, int64_t width, int64_t layer, int64_t first_position,
+                       const char* what) {
+  const int64_t bad = find_non_finite(data, size_t(rows * width));
+  if (bad < 0) return;
+  fail("layer {}: the {} at position {} hold a non-finite value ({}); the model's config.json (for example rope_theta, "
+       "rms_norm_eps, head_dim) or its weights produce NaN/Inf activations",
+       layer, what, first_position + bad / width, data[bad]);
+}
+}  // namespace
+
 // Activations for one chunk of at most chunk_size rows, allocated once per session.
 struct Session::Workspace {
   std::vector<float> x, normed, q, attn, gate, up, rope_cos, rope_sin;
@@ -57,7 +71,8 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   const ModelConfig& c = model_->config();
   DATTN_CHECK(options_.context >= 1, "context must be >= 1 token, got {}", options_.context);
   DATTN_CHECK(options_.chunk_size >= 1, "prefill chunk size must be >= 1, got {}", options_.chunk_size);
-  DATTN_CHECK(options_.num_threads >= 0, "num_threads must be >= 0, got {}", options_.num_threads);
+  DATTN_CHECK(options_.num_threads >= 0 && options_.num_threads <= kMaxThreads,
+              "num_threads must be in 0 .. {} (0 = default), got {}", kMaxThreads, options_.num_threads);
   if (c.sliding_window)
     DATTN_CHECK(options_.context <= *c.sliding_window,
                 "context {} exceeds the model's sliding_window {} (config.json): sliding-window attention is not "
@@ -91,12 +106,18 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   cpu_ops::use_single_threaded_blas();
 }
 
-void Session::set_attention(AttentionPlan plan) {
-  const int64_t layers = model_->config().num_layers;
-  for (const auto& [layer, p] : plan.layer_overrides)
+void AttentionPlan::validate(int64_t layers) const {
+  validate_attention_params(params);
+  for (const auto& [layer, p] : layer_overrides) {
     DATTN_CHECK(layer >= 0 && layer < layers, "attention override for layer {}, but the model has {} layers", layer,
                 layers);
-  DATTN_CHECK(plan.dense_first_layers >= 0, "dense_first_layers must be >= 0, got {}", plan.dense_first_layers);
+    validate_attention_params(p);
+  }
+  DATTN_CHECK(dense_first_layers >= 0, "dense_first_layers must be >= 0, got {}", dense_first_layers);
+}
+
+void Session::set_attention(AttentionPlan plan) {
+  plan.validate(model_->config().num_layers);
   options_.attention = std::move(plan);
 }
 
@@ -178,6 +199,10 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
     cpu_ops::apply_rope(w.q.data(), w.rope_cos.data(), w.rope_sin.data(), rows, hq, d);
     cpu_ops::apply_rope(k_new, w.rope_cos.data(), w.rope_sin.data(), rows, hkv, d);
 
+    // each row is checked once, here, so the operator need not re-read the whole cache every chunk
+    check_finite_rows(w.q.data(), rows, q_dim, layer, pos0, "queries");
+    check_finite_rows(k_new, rows, kv_dim, layer, pos0, "keys");
+    check_finite_rows(v_new, rows, kv_dim, layer, pos0, "values");
     TensorView q_view{w.q.data(), DType::f32, Device::cpu, {1, rows, hq, d}, {rows * q_dim, q_dim, d, 1}};
     TensorView out_view{w.attn.data(), DType::f32, Device::cpu, {1, rows, hq, d}, {rows * q_dim, q_dim, d, 1}};
     TensorView k_view{k_layer, DType::f32, Device::cpu, {1, pos0 + rows, hkv, d}, {ctx * kv_dim, kv_dim, d, 1}};
@@ -185,6 +210,7 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
     AttentionParams params = options_.attention.for_layer(layer);
     if (decode_step) params.mode = AttentionMode::dense;
     params.num_threads = options_.num_threads;
+    params.skip_finite_check = true;
     if (params.scale == 0) params.scale = c.attention_scale();
     delta_attention(q_view, k_view, v_view, out_view, params);
 

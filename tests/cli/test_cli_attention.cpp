@@ -97,7 +97,7 @@ TEST_F(CliAttention, BadInputsFailCleanlyWithoutOutput) {
 
   r = run_dattn("attention" + inputs() + " --out " + out.string() + " --gamma 0", dir_);
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("gamma must be >= 1, got 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--gamma: '0' is not an integer in the allowed range 1 .."), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
 
   r = run_dattn("attention --q " + (dir_ / "k.npy").string() + " --k " + (dir_ / "q.npy").string() + " --v " +

@@ -16,13 +16,6 @@
 namespace dattn::eval {
 namespace {
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<RulerRecord> sample_records() {
   std::vector<RulerRecord> records;
   for (int64_t length : {1024, 2048})
@@ -58,24 +51,18 @@ TEST(RulerResults, SummaryAveragesSamplesAndTasks) {
 }
 
 TEST(RulerResults, JsonCsvAndSvgParse) {
-  const auto dir = std::filesystem::temp_directory_path() / "dattn_test_results_io";
-  std::filesystem::remove_all(dir);
   const auto records = sample_records();
   const auto cells = summarize_ruler(records);
   RulerRunInfo info;
   info.model = "m";
   info.window = 64;
-  write_ruler_json(dir / "results.json", info, records, cells);
-  write_ruler_csv(dir / "results.csv", cells);
-  write_ruler_plot(dir / "plot.svg", cells, "test <plot> & co");
-
-  const auto doc = nlohmann::json::parse(read_file(dir / "results.json"));
+  const auto doc = nlohmann::json::parse(ruler_json(info, records, cells));
   EXPECT_EQ(doc["run"]["window"], 64);
   EXPECT_EQ(doc["samples"].size(), records.size());
   EXPECT_EQ(doc["samples"][0]["prediction"], records[0].prediction);
   EXPECT_EQ(doc["summary"].size(), cells.size());
 
-  std::istringstream csv(read_file(dir / "results.csv"));
+  std::istringstream csv(ruler_csv(cells));
   std::string line;
   std::getline(csv, line);
   EXPECT_EQ(line, "task,length,mode,score,samples,mean_prefill_ms");
@@ -86,7 +73,7 @@ TEST(RulerResults, JsonCsvAndSvgParse) {
   }
   EXPECT_EQ(rows, int(cells.size()));
 
-  const std::string svg = read_file(dir / "plot.svg");
+  const std::string svg = ruler_plot_svg(cells, "test <plot> & co");
   EXPECT_TRUE(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
   EXPECT_TRUE(svg.ends_with("</svg>\n"));
   EXPECT_NE(svg.find("test &lt;plot&gt; &amp; co"), std::string::npos);
@@ -95,7 +82,6 @@ TEST(RulerResults, JsonCsvAndSvgParse) {
   EXPECT_EQ(polylines, 2u);  // dense, sparse
   // every opened element is closed: count '<' tags without a '/' against self-closing and closing ones
   EXPECT_EQ(std::count(svg.begin(), svg.end(), '<'), std::count(svg.begin(), svg.end(), '>'));
-  std::filesystem::remove_all(dir);
 }
 
 TEST(RulerResults, CsvFieldsAreQuotedWhenNeeded) {

@@ -6,7 +6,11 @@
 
 namespace dattn {
 
+// The most threads any call accepts (thread counts from flags and DATTN_NUM_THREADS are checked against it).
+inline constexpr int kMaxThreads = 4096;
+
 // Number of worker threads used when a caller passes 0 (DATTN_NUM_THREADS or hardware concurrency).
+// Throws dattn::Error when DATTN_NUM_THREADS is set but is not an integer in 1 .. kMaxThreads.
 int default_num_threads();
 
 // Calls body(index, thread_id) for index in [0, count) on up to num_threads threads (0 = default).

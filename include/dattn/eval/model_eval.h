@@ -33,7 +33,7 @@ SessionFactory cpu_sessions(std::shared_ptr<const model::Model> model);
 
 struct ModelEvalOptions {
   AttentionParams attention;   // window, sink, gamma (the mode is set per run)
-  int64_t chunk_size = 0;      // prefill rows per forward pass; 0: the whole prompt in one chunk
+  int64_t chunk_size = 0;      // prefill rows per forward pass; 0: model::kDefaultPrefillChunk
   int num_threads = 0;
   ProgressCallback on_progress;
 };
@@ -46,6 +46,11 @@ struct RulerRunOptions {
   uint64_t seed = 42;
   int64_t max_new_tokens = 0;  // 0: RULER's tokens_to_generate of each task
   const Haystack* haystack = nullptr;
+  // Records of an interrupted run with the same options: a (task, length, mode, sample) found here is
+  // taken as is instead of being run again.
+  std::vector<RulerRecord> finished;
+  // Called with every new record as soon as it is scored (for appending it to a log).
+  std::function<void(const RulerRecord&)> on_record;
 };
 
 // Every sample is generated once with the model's tokenizer and answered by greedy generation in each
@@ -69,9 +74,12 @@ struct PerplexityResult {
   double prefill_ms = 0;
 };
 
-// Prefills `ids` in each mode with logits at every position and scores each next token.
+// Prefills `ids` in each mode with logits at every position and scores each next token. A mode found in
+// `finished` (an interrupted run's results) is taken as is; on_result sees each new result when it is done.
 std::vector<PerplexityResult> run_perplexity(std::shared_ptr<const model::Model> model, std::span<const int32_t> ids,
-                                             std::span<const AttentionMode> modes, const ModelEvalOptions& options);
+                                             std::span<const AttentionMode> modes, const ModelEvalOptions& options,
+                                             std::span<const PerplexityResult> finished = {},
+                                             const std::function<void(const PerplexityResult&)>& on_result = {});
 
 struct LayerFidelity {
   int64_t layer = 0;

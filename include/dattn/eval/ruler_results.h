@@ -44,17 +44,19 @@ struct RulerRunInfo {
   std::string device;
 };
 
-void write_ruler_json(const std::filesystem::path& path, const RulerRunInfo& info,
-                      const std::vector<RulerRecord>& records, const std::vector<RulerCell>& cells);
-// Header: task,length,mode,score,samples,mean_prefill_ms
-void write_ruler_csv(const std::filesystem::path& path, const std::vector<RulerCell>& cells);
-// Average accuracy vs length, one line per mode.
-void write_ruler_plot(const std::filesystem::path& path, const std::vector<RulerCell>& cells, const std::string& title);
+// The contents of results.json, results.csv (header: task,length,mode,score,samples,mean_prefill_ms) and
+// plot.svg (average accuracy vs length, one line per mode); the CLI writes them through OutputFiles.
+std::string ruler_json(const RulerRunInfo& info, const std::vector<RulerRecord>& records,
+                       const std::vector<RulerCell>& cells);
+std::string ruler_csv(const std::vector<RulerCell>& cells);
+std::string ruler_plot_svg(const std::vector<RulerCell>& cells, const std::string& title);
 // Rows: task x length; columns: modes.
 std::string format_ruler_table(const std::vector<RulerCell>& cells);
 
-// Writes `content` to path through a temporary file and a rename; throws dattn::Error on failure.
-void write_text_file(const std::filesystem::path& path, const std::string& content);
+// One record as a single JSON line (no newline) and back; the parser throws dattn::Error on a bad line.
+std::string ruler_record_line(const RulerRecord& r);
+RulerRecord parse_ruler_record_line(const std::string& line);
+
 // A CSV field, quoted when it holds a comma, quote or newline.
 std::string csv_field(const std::string& value);
 

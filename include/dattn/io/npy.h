@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dattn/core/input_file.h"
@@ -48,8 +49,15 @@ class Reader {
 
 Array load(const std::filesystem::path& path);
 
-// Writes atomically: a temporary file in the same folder, renamed into place on success,
-// so a failure never leaves a partial output behind.
+// The bytes before the data of a version 1.0 file of this type and shape (magic, header length, header).
+std::string file_header(ElementType type, const std::vector<int64_t>& shape);
+// A view of raw bytes as the string_view OutputFiles::stage takes.
+inline std::string_view byte_view(const void* data, size_t size) {
+  return {static_cast<const char*>(data), size};
+}
+
+// Writes one file through OutputFiles (a temporary in the same folder, moved into place on success),
+// so a failure never leaves a partial output behind. Commands writing several files use OutputFiles.
 void save(const std::filesystem::path& path, const Array& array);
 void save_f32(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data);
 

@@ -6,8 +6,12 @@
 
 namespace dattn::model {
 
+// Temperatures below this decode greedily: logits / T would overflow for subnormal T, and at 1e-3 a
+// logit gap of 0.02 already gives odds of e^20, i.e. argmax.
+inline constexpr double kGreedyBelowTemperature = 1e-3;
+
 struct SamplingParams {
-  double temperature = 0.0;  // <= 0: greedy (argmax)
+  double temperature = 0.0;  // below kGreedyBelowTemperature (0 included): greedy (argmax)
   int64_t top_k = 0;         // 0: no top-k cut
   double top_p = 1.0;        // 1: no nucleus cut
   uint64_t seed = 0;

@@ -24,11 +24,20 @@ struct AttentionPlan {
   // Adds overrides from text like "0-3:dense,10:sparse": the listed layers take that mode with the
   // plan's window, sink and gamma. Throws dattn::Error naming the bad item.
   void add_layer_modes(std::string_view spec);
+  // Throws dattn::Error for an override past the model's layers or parameters out of their ranges.
+  void validate(int64_t layers) const;
 };
+
+// Prefill rows per forward pass when none is given, the same on every device and in every command:
+// delta's row plan is per chunk, so the chunk size is part of the result (a prompt of up to this many
+// tokens is prefilled in one pass). About 150 KB of activations per row for an 8B model.
+inline constexpr int64_t kDefaultPrefillChunk = 16384;
+// `chunk` when positive, else kDefaultPrefillChunk.
+inline int64_t prefill_chunk_or_default(int64_t chunk) { return chunk > 0 ? chunk : kDefaultPrefillChunk; }
 
 struct SessionOptions {
   int64_t context = 4096;     // tokens the KV cache holds (prompt + generated)
-  int64_t chunk_size = 2048;  // prefill rows per forward pass (continued prefill between chunks)
+  int64_t chunk_size = kDefaultPrefillChunk;  // prefill rows per forward pass (continued prefill between chunks)
   AttentionPlan attention;
   int num_threads = 0;        // 0 = default_num_threads()
 };

@@ -34,7 +34,9 @@ void split(int64_t first, int64_t count, TileShape shape, Emit emit) {
 
 double tile_cost(const AttentionProblem& p, const QueryTile& t) {
   const int64_t last_keys = p.shape.position(t.row(t.row_count - 1)) + 1;
-  const double keys = t.dense ? double(last_keys) : double(std::min(last_keys, p.window + p.sink + t.row_count));
+  // in double: window and sink may be anywhere up to INT64_MAX
+  const double sparse_keys = double(p.window) + double(p.sink) + double(t.row_count);
+  const double keys = t.dense ? double(last_keys) : std::min(double(last_keys), sparse_keys);
   return keys * double(t.row_count);
 }
 

@@ -10,6 +10,7 @@
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "launch.h"
+#include "non_finite.h"
 #include "split_kv.h"
 #include "tma_maps.h"
 
@@ -65,6 +66,17 @@ void check_output_layout(const TensorView& t) {
               "cuda backend: out data must be aligned to two elements");
   for (int i = 0; i < 3; ++i)
     DATTN_CHECK(t.stride[i] % 2 == 0, "cuda backend: out stride[{}] = {} must be even", i, t.stride[i]);
+}
+
+// The CPU backends' refusal of NaN / Inf inputs, on the device (dattn::check_finite).
+void check_finite_on_device(const TensorView& t, const char* name, cudaStream_t stream) {
+  const uint16_t mask = t.dtype == DType::bf16 ? 0x7f80 : 0x7c00;
+  const int64_t bad = find_non_finite_16bit(t.data, t.shape.data(), t.stride.data(), mask, stream);
+  if (bad < 0) return;
+  const int64_t c = bad % t.shape[3], h = bad / t.shape[3] % t.shape[2], r = bad / t.shape[3] / t.shape[2] % t.shape[1],
+                b = bad / t.shape[3] / t.shape[2] / t.shape[1];
+  fail("{} holds a non-finite value (NaN or Inf) at [{}, {}, {}, {}]: attention refuses NaN and Inf inputs", name, b,
+       r, h, c);
 }
 
 OutType out_type(DType t) {
@@ -155,6 +167,12 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   check_input_layout(k, "k");
   check_input_layout(v, "v");
   check_output_layout(out);
+  if (!params.skip_finite_check) {
+    const auto stream = static_cast<cudaStream_t>(params.stream);
+    check_finite_on_device(q, "q", stream);
+    check_finite_on_device(k, "k", stream);
+    check_finite_on_device(v, "v", stream);
+  }
   constexpr int64_t kMaxKeys = int64_t(1) << 30;  // positions + window stay inside int32 in the kernels
   DATTN_CHECK(s.n_kv < kMaxKeys, "cuda backend supports n_kv < 2^30, got {}", s.n_kv);
   DATTN_CHECK(s.n_q / kQueryTileRows < 65535, "cuda backend supports n_q < {}, got {}", 65535 * kQueryTileRows,

@@ -39,13 +39,6 @@ class Stream {
   cudaStream_t stream_ = nullptr;
 };
 
-void check_plan(const AttentionPlan& plan, int64_t layers) {
-  for (const auto& [layer, p] : plan.layer_overrides)
-    DATTN_CHECK(layer >= 0 && layer < layers, "attention override for layer {}, but the model has {} layers", layer,
-                layers);
-  DATTN_CHECK(plan.dense_first_layers >= 0, "dense_first_layers must be >= 0, got {}", plan.dense_first_layers);
-}
-
 }  // namespace
 
 bool cuda_session_available() { return cuda::available(); }
@@ -94,7 +87,7 @@ CudaSession::CudaSession(const ModelConfig& config, const Checkpoint& checkpoint
                 "context {} exceeds the model's sliding_window {} (config.json): sliding-window attention is not "
                 "supported, so the context must fit in the window",
                 s.options.context, *c.sliding_window);
-  check_plan(s.options.attention, c.num_layers);
+  s.options.attention.validate(c.num_layers);
   s.padded_head_dim = padded_head_dim(c.head_dim);
 
   s.weights = upload_weights(c, checkpoint);
@@ -274,7 +267,7 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
 }
 
 void CudaSession::set_attention(AttentionPlan plan) {
-  check_plan(plan, impl_->config.num_layers);
+  plan.validate(impl_->config.num_layers);
   impl_->options.attention = std::move(plan);
 }
 
