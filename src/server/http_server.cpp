@@ -127,6 +127,10 @@ void HttpServer::Impl::setup() {
     }
     send_error(res, ApiError(500, message, "", "internal_error", "server_error"));
   });
+  http.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mutex);
+    if (draining) res.set_header("Connection", "close");  // no idle keep-alive holds up the exit
+  });
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics.count_request(endpoint_label(req.path), res.status);
   });

@@ -19,7 +19,7 @@ struct ServerOptions {
   std::string api_key;              // empty: no authentication
   size_t max_body_bytes = 8 << 20;  // larger bodies get 413
   int http_threads = 32;            // connections served at once; more wait for a free thread
-  int read_timeout_s = 30, write_timeout_s = 30, idle_timeout_s = 10;
+  int read_timeout_s = 30, write_timeout_s = 30, idle_timeout_s = 5;
   double shutdown_grace_s = 30;     // in-flight requests may finish this long before they are cancelled
   ApiLimits limits;
 };
