@@ -1,8 +1,10 @@
 // `dattn serve`: an OpenAI-compatible HTTP server over the serving engine (docs/SERVER.md).
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -35,20 +37,27 @@ model::SamplingParams default_sampling(const model::ModelConfig::GenerationDefau
   return {.temperature = g.temperature, .top_k = g.top_k, .top_p = g.top_p};
 }
 
-// Blocks SIGINT/SIGTERM/SIGUSR1 in this thread and every thread it starts from here on; one thread waits for them.
-sigset_t block_shutdown_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGUSR1);  // the server's own wake-up when it stops without a signal
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+// SIGINT/SIGTERM write their number into a pipe that a watcher thread reads: a handler, not sigwait,
+// because threads started before main (OpenBLAS's pool) would not have the signals blocked.
+int shutdown_pipe[2] = {-1, -1};
+
+extern "C" void on_shutdown_signal(int signal) {
+  const char byte = char(signal);
+  [[maybe_unused]] const ssize_t n = ::write(shutdown_pipe[1], &byte, 1);  // async-signal-safe
+}
+
+void install_shutdown_handlers() {
+  DATTN_CHECK(::pipe(shutdown_pipe) == 0, "cannot create the shutdown pipe: {}", std::strerror(errno));
+  struct sigaction action {};
+  action.sa_handler = on_shutdown_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a vanished client is a failed write, not the end of the server
-  return set;
 }
 
 void run_serve(ServeFlags f) {
-  const sigset_t signals = block_shutdown_signals();
   check_device(f.prefill.device);
   const std::filesystem::path dir = f.model_dir.empty() ? embedded_model_dir() : std::filesystem::path(f.model_dir);
   DATTN_CHECK(f.max_batch >= 1, "--max-batch must be >= 1, got {}", f.max_batch);
@@ -90,10 +99,12 @@ void run_serve(ServeFlags f) {
   server::HttpServer http(*engine, tokenizer, model::merged_stop_ids(config.eos_token_ids, tokenizer.eos_ids()),
                           options);
   const int port = http.bind();
+  install_shutdown_handlers();
   std::thread signal_waiter([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    if (signal != SIGUSR1) fmt::print(stderr, "dattn serve: {}, finishing in-flight requests\n", strsignal(signal));
+    char signal = 0;
+    while (::read(shutdown_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+    }
+    if (signal != 0) fmt::print(stderr, "dattn serve: {}, finishing in-flight requests\n", strsignal(signal));
     http.shutdown();
   });
   fmt::print(stderr, "dattn serve: model '{}' ({}), {} on {}, listening on http://{}:{}\n", limits.model_id,
@@ -101,7 +112,7 @@ void run_serve(ServeFlags f) {
   std::fflush(stderr);
   http.serve();
   // serve() also ends without a signal when the listening socket fails: wake the waiter either way.
-  pthread_kill(signal_waiter.native_handle(), SIGUSR1);
+  on_shutdown_signal(0);
   signal_waiter.join();
   engine->shutdown(/*cancel_running=*/true);
   fmt::print(stderr, "dattn serve: stopped\n");

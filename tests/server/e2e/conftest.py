@@ -22,10 +22,11 @@ HAYSTACK = (REPO / "data/haystack/kjv_narrative.txt").read_text(encoding="utf-8"
 
 class Server:
     def __init__(self, *flags):
-        # --port 0: the kernel picks a free port, the server prints it; no race with other tests.
-        self.proc = subprocess.Popen([BINARY, "serve", "--port", "0", "--threads", "2", *flags],
+        # --port 0: the kernel picks a free port, the server prints it; no race with other tests. One engine
+        # thread: ctest runs other tests beside this one, and spinning OpenMP threads on a busy machine are slow.
+        self.proc = subprocess.Popen([BINARY, "serve", "--port", "0", "--threads", "1", *flags],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.log, self.port = [], None
+        self.log, self.port, self.clients = [], None, []
         ready = threading.Event()
 
         def pump():
@@ -42,10 +43,12 @@ class Server:
             self.kill()
             raise RuntimeError("dattn serve did not start:\n" + "".join(self.log))
 
-    def client(self, api_key="unused", timeout=60):
+    def client(self, api_key="unused", timeout=120):
         # No retries: a 429 or 5xx must reach the test, not be retried away.
-        return openai.OpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key=api_key, max_retries=0,
-                             timeout=timeout)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key=api_key, max_retries=0,
+                               timeout=timeout)
+        self.clients.append(client)
+        return client
 
     def request(self, method, path, body=None, headers=None, timeout=60):
         """(status, parsed JSON or text) of one request on its own connection."""
@@ -75,6 +78,8 @@ class Server:
 
     def stop(self, sig=signal.SIGTERM):
         """Sends sig and returns the exit code; SIGKILL if the server does not exit in time."""
+        for client in self.clients:
+            client.close()  # idle keep-alive connections would hold the exit for the server's idle timeout
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
