@@ -77,6 +77,10 @@ EngineOptions small_options() {
   return o;
 }
 
+// Batching changes only how many rows each GEMM sees (sgemm over the batch instead of one row); every
+// row is still computed from the same weights in the same order of the reduction dimension, and
+// test_batched_forward measures the logit difference (relative 2e-7 to 4e-7, bound 1e-5); greedy tokens
+// here are compared exactly (a flip would need two logits within that of each other).
 TEST(Engine, ConcurrentGreedyRequestsEqualGenerateOneAtATime) {
   auto model = test::load_fixture_model(kModel);
   const EngineOptions options = small_options();
@@ -103,6 +107,7 @@ TEST(Engine, ConcurrentGreedyRequestsEqualGenerateOneAtATime) {
   const EngineStats s = engine->stats();
   EXPECT_EQ(s.requests_finished, int64_t(requests.size()));
   EXPECT_EQ(s.kv_blocks_used, 0);
+  EXPECT_GE(s.peak_running, 2) << "the requests should have been decoded together";
 }
 
 TEST(Engine, StopTokenEndsTheSequenceWithoutEmittingIt) {
@@ -162,6 +167,186 @@ TEST(Engine, BadRequestsAreErrorsNamingTheValue) {
                  return o;
                }()),
                Error);
+}
+
+// A long prompt is prefilled a chunk per step while an already running sequence keeps decoding, and its
+// chunked prefill gives what generate's prefill with the same chunk size gives.
+TEST(Engine, ChunkedPrefillInterleavesWithDecodeAndEqualsGenerate) {
+  auto model = test::load_fixture_model(kModel);
+  const EngineOptions options = small_options();
+  auto engine = Engine::create(model, options);
+  Request short_request, long_request;
+  short_request.prompt = prompt_ids(5, model->config().vocab_size, 7);
+  short_request.max_new_tokens = 30;
+  long_request.prompt = prompt_ids(200, model->config().vocab_size, 8);  // 7 chunks of <= 32 rows
+  long_request.max_new_tokens = 4;
+  Collector short_c, long_c;
+  std::mutex mutex;
+  int64_t short_tokens_before_long = -1;
+  TokenCallback short_cb = short_c.callback();
+  TokenCallback long_cb = [&, inner = long_c.callback()](const TokenEvent& e) {
+    {
+      std::lock_guard lock(mutex);
+      if (short_tokens_before_long < 0) {
+        std::lock_guard short_lock(short_c.mutex);
+        short_tokens_before_long = int64_t(short_c.tokens.size());
+      }
+    }
+    return inner(e);
+  };
+  engine->submit(short_request, short_cb);
+  engine->submit(long_request, long_cb);
+  short_c.wait();
+  long_c.wait();
+  // step 1 prefills the short prompt; each later step decodes it beside one 32-row chunk of the long one
+  EXPECT_GE(short_tokens_before_long, 6);
+  EXPECT_EQ(long_c.tokens, generate_alone(model, long_request, options.attention, options.prefill_chunk));
+  EXPECT_EQ(short_c.tokens, generate_alone(model, short_request, options.attention, options.prefill_chunk));
+}
+
+// The same document with a second question: its whole chunks come from the prefix cache.
+TEST(Engine, PrefixReuseGivesTheSameTokensAndCountsReusedTokens) {
+  auto model = test::load_fixture_model(kModel);
+  const EngineOptions options = small_options();
+  auto engine = Engine::create(model, options);
+  const int64_t vocab = model->config().vocab_size;
+  const std::vector<int32_t> document = prompt_ids(70, vocab, 11);
+  auto ask = [&](int salt, std::optional<AttentionParams> attention = std::nullopt) {
+    Request r;
+    r.prompt = document;
+    const auto question = prompt_ids(9, vocab, salt);
+    r.prompt.insert(r.prompt.end(), question.begin(), question.end());
+    r.max_new_tokens = 5;
+    r.attention = attention;
+    Collector c;
+    engine->submit(r, c.callback());
+    c.wait();
+    model::AttentionPlan plan = options.attention;
+    if (attention) plan.params = *attention;
+    EXPECT_EQ(c.tokens, generate_alone(model, r, plan, options.prefill_chunk)) << "salt " << salt;
+    return engine->stats().prefix_reused_tokens_total;
+  };
+  EXPECT_EQ(ask(1), 0);
+  // 79 prompt tokens: the two whole 32-token chunks of the document are reused, the rest is prefilled
+  EXPECT_EQ(ask(2), 64);
+  EXPECT_EQ(ask(3), 128);
+  // other attention settings computed other K/V: nothing to reuse
+  AttentionParams other = options.attention.params;
+  other.window = 16;
+  EXPECT_EQ(ask(4, other), 128);
+  EXPECT_EQ(engine->stats().kv_blocks_used, 0);
+}
+
+// Holds the engine's thread inside a callback until released, so that a test can fill the queue.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool open = false, entered = false;
+  TokenCallback callback() {
+    return [this](const TokenEvent&) {
+      std::unique_lock lock(mutex);
+      entered = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return open; });
+      return true;
+    };
+  }
+  void wait_entered() {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return entered; });
+  }
+  void release() {
+    std::lock_guard lock(mutex);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+TEST(Engine, QueueOverflowCancellationAndBlocksReturned) {
+  auto model = test::load_fixture_model(kModel);
+  EngineOptions options = small_options();
+  options.max_batch = 1;
+  options.max_queue = 2;
+  auto engine = Engine::create(model, options);
+  Request r;
+  r.prompt = prompt_ids(10, model->config().vocab_size, 5);
+  r.max_new_tokens = 3;
+  Gate gate;
+  engine->submit(r, gate.callback());
+  gate.wait_entered();  // the first request runs and holds the engine's thread
+  EXPECT_GT(engine->stats().kv_blocks_used, 0);
+  Collector waiting_a, waiting_b;
+  const uint64_t a = engine->submit(r, waiting_a.callback());
+  engine->submit(r, waiting_b.callback());
+  EXPECT_EQ(engine->stats().waiting, 2);
+  EXPECT_THROW(engine->submit(r, [](const TokenEvent&) { return true; }), QueueFull);
+  engine->cancel(a);  // cancelled while waiting
+  gate.release();
+  waiting_a.wait();
+  waiting_b.wait();
+  EXPECT_EQ(waiting_a.last.reason, FinishReason::cancelled);
+  EXPECT_TRUE(waiting_a.tokens.empty());
+  EXPECT_EQ(waiting_b.last.reason, FinishReason::length);
+  EXPECT_EQ(waiting_b.tokens.size(), 3u);
+
+  // cancelled while running: its blocks go back at once
+  Request long_run = r;
+  long_run.max_new_tokens = 200;
+  Gate running;
+  const uint64_t id = engine->submit(long_run, running.callback());
+  running.wait_entered();
+  engine->cancel(id);
+  running.release();
+  engine->shutdown(false);
+  const EngineStats s = engine->stats();
+  EXPECT_EQ(s.kv_blocks_used, 0);
+  EXPECT_EQ(s.running, 0);
+  EXPECT_EQ(s.waiting, 0);
+  EXPECT_LT(s.generated_tokens_total, 3 + 3 + 200);
+}
+
+// A pool that holds one context: the second request waits for the first one's blocks, then runs.
+TEST(Engine, RequestsWaitForTheBlocksOfAFullPool) {
+  auto model = test::load_fixture_model(kModel);
+  EngineOptions options = small_options();
+  const model::ModelConfig& c = model->config();
+  const double block_bytes = 2.0 * double(c.num_layers * c.num_kv_heads * c.head_dim) * 4 * double(options.kv_block_tokens);
+  options.kv_memory_gib = block_bytes * double(options.max_context / options.kv_block_tokens) / double(1ull << 30);
+  auto engine = Engine::create(model, options);
+  EXPECT_EQ(engine->stats().kv_blocks_total, options.max_context / options.kv_block_tokens);
+  std::vector<Request> requests(3);
+  std::vector<std::unique_ptr<Collector>> collectors;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i].prompt = prompt_ids(100 + int64_t(i), c.vocab_size, int(i));
+    requests[i].max_new_tokens = 60;  // 160+ tokens each: two never fit the 256-token pool together
+    collectors.push_back(std::make_unique<Collector>());
+    engine->submit(requests[i], collectors.back()->callback());
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    collectors[i]->wait();
+    EXPECT_EQ(collectors[i]->tokens, generate_alone(model, requests[i], options.attention, options.prefill_chunk));
+  }
+  EXPECT_EQ(engine->stats().kv_blocks_used, 0);
+}
+
+TEST(Engine, ShutdownCancellingEndsEverySequence) {
+  auto model = test::load_fixture_model(kModel);
+  auto engine = Engine::create(model, small_options());
+  Request r;
+  r.prompt = prompt_ids(10, model->config().vocab_size, 2);
+  r.max_new_tokens = 100000;
+  std::vector<std::unique_ptr<Collector>> collectors;
+  for (int i = 0; i < 3; ++i) {
+    collectors.push_back(std::make_unique<Collector>());
+    engine->submit(r, collectors.back()->callback());
+  }
+  engine->shutdown(true);
+  for (auto& c : collectors) {
+    c->wait();
+    EXPECT_TRUE(c->last.reason == FinishReason::cancelled || c->last.reason == FinishReason::context);
+  }
+  EXPECT_EQ(engine->stats().kv_blocks_used, 0);
+  EXPECT_THROW(engine->submit(r, [](const TokenEvent&) { return true; }), Error);
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ struct EngineStats {
   int64_t requests_finished = 0;
   int64_t prompt_tokens_total = 0, generated_tokens_total = 0, prefix_reused_tokens_total = 0;
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0;  // recent averages
+  int64_t peak_running = 0;  // the most sequences one forward step has served
 };
 
 class Engine {
