@@ -71,7 +71,7 @@ struct CudaSession::Impl final : ForwardBackend {
   DeviceBuffer inv_freq;
   DeviceBuffer k_cache, v_cache;  // (layers, context, h_kv, padded_head_dim) bf16
   int64_t max_rows = 0, max_logit_rows = 0;
-  DeviceBuffer ids, x, normed, qkv, q, attn, gate_up, act, logits;
+  DeviceBuffer ids, x, normed, qkv, q, attn, gate_up, act, logit_block;
   DeviceBuffer decode_partials;  // split results of the decode kernel
   uint64_t workspace_bytes = 0;
   uint64_t peak_in_use = 0;
@@ -127,11 +127,11 @@ CudaSession::CudaSession(const ModelConfig& config, const Checkpoint& checkpoint
   s.attn = DeviceBuffer(size_t(rows * q_padded) * 2, "attention output");
   s.gate_up = DeviceBuffer(size_t(rows * 2 * inter) * 2, "gate/up projections");
   s.act = DeviceBuffer(size_t(rows * inter) * 2, "SwiGLU output");
-  s.logits = DeviceBuffer(size_t(s.max_logit_rows * c.vocab_size) * 4, "logits");
+  s.logit_block = DeviceBuffer(size_t(s.max_logit_rows * c.vocab_size) * 4, "logits");
   s.decode_partials = DeviceBuffer(
       size_t(decode_partials_floats(s.options.context, int(c.num_heads), int(s.padded_head_dim))) * 4,
       "decode attention partials");
-  for (const DeviceBuffer* b : {&s.ids, &s.x, &s.normed, &s.qkv, &s.q, &s.attn, &s.gate_up, &s.act, &s.logits,
+  for (const DeviceBuffer* b : {&s.ids, &s.x, &s.normed, &s.qkv, &s.q, &s.attn, &s.gate_up, &s.act, &s.logit_block,
                                 &s.decode_partials})
     s.workspace_bytes += b->bytes();
   s.sample_memory();
@@ -279,8 +279,8 @@ void CudaSession::Impl::logits(const ForwardBatch& batch, float* host_logits) {
     const int64_t n = std::min(max_logit_rows, seq.rows - first);
     rms_norm_to_bf16(x.as<float>() + (seq.first_row + first) * hidden, weights.final_norm, n, hidden,
                      float(c.rms_norm_eps), normed.as<uint16_t>(), stream.get());
-    gemm.linear(normed.as<uint16_t>(), n, hidden, weights.lm_head, c.vocab_size, logits.data(), GemmOut::f32, false);
-    check_cuda(cudaMemcpyAsync(host_logits + (first - seq.logits_from) * c.vocab_size, logits.data(),
+    gemm.linear(normed.as<uint16_t>(), n, hidden, weights.lm_head, c.vocab_size, logit_block.data(), GemmOut::f32, false);
+    check_cuda(cudaMemcpyAsync(host_logits + (first - seq.logits_from) * c.vocab_size, logit_block.data(),
                                size_t(n * c.vocab_size) * 4, cudaMemcpyDeviceToHost, stream.get()),
                "copying logits to the host");
   }
@@ -294,7 +294,8 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
                                                  .position = position,
                                                  .decode = decode_step,
                                                  .logits_from = first_logit_row,
-                                                 .attention = &options.attention}}};
+                                                 .attention = &options.attention,
+                                                 .block_table = {}}}};
   run_forward(*this, batch, config.num_layers, host_logits);
   check_cuda(cudaStreamSynchronize(stream.get()), "the forward pass");
   profiler.collect();
