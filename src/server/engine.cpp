@@ -93,6 +93,8 @@ class BatchEngine final : public Engine {
                   "max_context {} exceeds the model's sliding_window {}: the context must fit in the window",
                   options_.max_context, *c.sliding_window);
     check_plan(options_.attention);
+    check_params(options_.attention.params);
+    for (const auto& [layer, p] : options_.attention.layer_overrides) check_params(p);
     const int64_t bt = options_.kv_block_tokens;
     const double block_bytes = 2.0 * double(c.num_layers * c.num_kv_heads * c.head_dim) * 4.0 * double(bt);
     const double blocks = options_.kv_memory_gib * double(1ull << 30) / block_bytes;
@@ -123,7 +125,7 @@ class BatchEngine final : public Engine {
     DATTN_CHECK(request.max_new_tokens >= 0, "max_new_tokens must be >= 0, got {}", request.max_new_tokens);
     DATTN_CHECK(bool(on_event), "submit needs a token callback");
     model::Sampler check(request.sampling);  // throws on invalid sampling values
-    if (request.attention) check_plan(plan_for(request));
+    if (request.attention) check_params(*request.attention);
     std::lock_guard lock(mutex_);
     DATTN_CHECK(!stopping_, "the engine is shutting down");
     if (int64_t(waiting_.size()) >= options_.max_queue)
@@ -155,6 +157,7 @@ class BatchEngine final : public Engine {
       cancel_all_ = cancel_all_ || cancel_running;
       wake_.notify_all();
     }
+    if (std::this_thread::get_id() == thread_.get_id()) return;  // from a callback: the loop ends by itself
     std::lock_guard join_lock(join_mutex_);
     if (thread_.joinable()) thread_.join();
   }
@@ -191,6 +194,15 @@ class BatchEngine final : public Engine {
       DATTN_CHECK(layer >= 0 && layer < layers, "attention override for layer {}, but the model has {} layers", layer,
                   layers);
     DATTN_CHECK(plan.dense_first_layers >= 0, "dense_first_layers must be >= 0, got {}", plan.dense_first_layers);
+  }
+
+  // The operator's own checks, made here so that a bad override fails its request, not the batch it joins.
+  static void check_params(const AttentionParams& p) {
+    DATTN_CHECK(p.gamma >= 1, "attention gamma must be >= 1, got {}", p.gamma);
+    DATTN_CHECK(p.window >= 1, "attention window must be >= 1, got {}", p.window);
+    DATTN_CHECK(p.sink >= 0, "attention sink must be >= 0, got {}", p.sink);
+    DATTN_CHECK(p.tail_min >= -1, "attention tail_min must be >= 0 (or -1 for the default), got {}", p.tail_min);
+    DATTN_CHECK(int(p.mode) <= int(AttentionMode::delta), "unknown attention mode value {}", int(p.mode));
   }
 
   model::AttentionPlan plan_for(const Request& r) const {
@@ -298,7 +310,7 @@ class BatchEngine final : public Engine {
     block_manager_->release(std::span<const int32_t>(reused).subspan(size_t(keep_blocks)));
     reused.resize(size_t(keep_blocks));
 
-    const int64_t reserve = std::min(n + r.max_new_tokens, options_.max_context);
+    const int64_t reserve = n + std::min(r.max_new_tokens, options_.max_context - n);
     const int64_t fresh = (reserve + bt - 1) / bt - keep_blocks;
     auto blocks = block_manager_->allocate(fresh);
     if (!blocks) {

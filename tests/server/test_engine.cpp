@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 
 #include "dattn/core/error.h"
@@ -131,7 +132,7 @@ TEST(Engine, CallbackReturningFalseCancels) {
   auto engine = Engine::create(model, small_options());
   Request r;
   r.prompt = prompt_ids(30, model->config().vocab_size, 1);
-  r.max_new_tokens = 50;
+  r.max_new_tokens = std::numeric_limits<int64_t>::max();  // bounded by the context
   Collector c;
   c.cancel_after = 3;
   engine->submit(r, c.callback());
@@ -161,6 +162,14 @@ TEST(Engine, BadRequestsAreErrorsNamingTheValue) {
   Request bad_id;
   bad_id.prompt = {1, int32_t(model->config().vocab_size)};
   EXPECT_NE(submit_error(bad_id).find(std::to_string(model->config().vocab_size)), std::string::npos);
+  Request bad_gamma;
+  bad_gamma.prompt = {1, 2, 3};
+  bad_gamma.attention = AttentionParams{.gamma = 0};
+  EXPECT_NE(submit_error(bad_gamma).find("gamma must be >= 1, got 0"), std::string::npos);
+  Request negative;
+  negative.prompt = {1, 2, 3};
+  negative.max_new_tokens = -1;
+  EXPECT_NE(submit_error(negative).find("max_new_tokens must be >= 0, got -1"), std::string::npos);
   EXPECT_THROW(Engine::create(model, [] {
                  EngineOptions o = small_options();
                  o.kv_memory_gib = 1e-6;

@@ -74,7 +74,8 @@ class Engine {
   virtual uint64_t submit(Request request, TokenCallback on_event) = 0;
   virtual void cancel(uint64_t id) = 0;   // thread-safe; the sequence ends with reason cancelled
   virtual EngineStats stats() const = 0;  // thread-safe
-  // Stops taking requests; cancel_running=false lets running sequences finish. Blocks until idle.
+  // Stops taking requests; cancel_running=false lets running and queued sequences finish, true ends them
+  // with reason cancelled. Blocks until idle (called from a token callback it returns at once instead).
   virtual void shutdown(bool cancel_running) = 0;
   virtual const EngineOptions& options() const = 0;
 };
