@@ -87,6 +87,7 @@ std::string Metrics::format(const EngineStats& engine) const {
 
   single(out, "dattn_engine_requests_running", "gauge", "Sequences the engine is prefilling or decoding.", engine.running);
   single(out, "dattn_engine_requests_waiting", "gauge", "Requests queued for the engine (queue depth).", engine.waiting);
+  single(out, "dattn_engine_peak_batch", "gauge", "The most sequences one engine step has served.", engine.peak_running);
   single(out, "dattn_engine_requests_finished_total", "counter", "Sequences the engine finished.", engine.requests_finished);
   single(out, "dattn_engine_prompt_tokens_total", "counter", "Prompt tokens the engine took in.", engine.prompt_tokens_total);
   single(out, "dattn_engine_generated_tokens_total", "counter", "Tokens the engine generated.", engine.generated_tokens_total);

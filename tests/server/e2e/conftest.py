@@ -76,9 +76,9 @@ class Server:
                 samples[name] = float(value)
         return samples
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self, sig=signal.SIGTERM, close_clients=True):
         """Sends sig and returns the exit code; SIGKILL if the server does not exit in time."""
-        for client in self.clients:
+        for client in self.clients if close_clients else []:
             client.close()  # idle keep-alive connections would hold the exit for the server's idle timeout
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

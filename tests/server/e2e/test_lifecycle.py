@@ -84,7 +84,7 @@ def test_shutdown_finishes_in_flight_requests(make_server, sig):
     worker = threading.Thread(target=stream)
     worker.start()
     time.sleep(0.3)  # the stream is running
-    assert server.stop(sig) == 0
+    assert server.stop(sig, close_clients=False) == 0
     worker.join(30)
     assert not worker.is_alive()
     assert result["finish"] == "length" and result["text"], result  # finished, not cut off
@@ -101,12 +101,12 @@ def test_shutdown_cancels_after_the_grace_period(make_server):
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     received = sock.recv(4096)
     start = time.monotonic()
-    assert server.stop() == 0
-    assert time.monotonic() - start < 15
-    while True:
+    server.proc.send_signal(signal.SIGTERM)
+    while b"data: [DONE]" not in received:  # then close: an idle keep-alive connection delays the exit
         data = sock.recv(65536)
-        if not data:
-            break
+        assert data, "the server closed the stream before its end"
         received += data
     sock.close()
-    assert b'"finish_reason":"cancelled"' in received and b"data: [DONE]" in received
+    assert server.stop() == 0
+    assert time.monotonic() - start < 5
+    assert b'"finish_reason":"cancelled"' in received
