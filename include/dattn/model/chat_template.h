@@ -45,7 +45,7 @@ struct ChatSpecialTokens {
 struct ChatTemplateOptions {
   size_t max_source_bytes = size_t{1} << 20;
   size_t max_output_bytes = size_t{64} << 20;   // also bounds every intermediate string and list
-  uint64_t max_steps = 50'000'000;              // expressions and statements evaluated in one render
+  uint64_t max_steps = 10'000'000;  // expressions, statements and elements scanned in one render (~1-3 s)
   int max_depth = 256;                          // nesting of the parse and of macro calls
   std::optional<std::time_t> now;               // strftime_now's time (local zone); unset: the current time
 };

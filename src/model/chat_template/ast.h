@@ -37,6 +37,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   bool is_tuple = false;
   bool is_not = false;
+  int depth = 1;  // of the tree below, bounded so that evaluating it cannot exhaust the stack
 };
 
 struct Stmt;

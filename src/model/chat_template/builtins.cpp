@@ -91,7 +91,7 @@ Value string_method(const Value& obj, const std::string& name) {
     if (name == "replace") {
       args.accept(interp, {"old", "new", "count"});
       const std::string result = py_replace(s, required_string(interp, args, 0, "old"), required_string(interp, args, 1, "new"),
-                                            optional_int(interp, args, 2, "count", -1));
+                                            optional_int(interp, args, 2, "count", -1), interp.options().max_output_bytes);
       interp.check_size(result.size(), args.pos);
       return Value::string(result);
     }
@@ -250,13 +250,15 @@ Value slice(Interpreter& interp, const Value& obj, const Value& start, const Val
 ValueList iterate(Interpreter& interp, const Value& v, SourcePos pos) {
   switch (v.kind()) {
     case Value::Kind::undefined: return {};
-    case Value::Kind::list: return v.as_list();
+    case Value::Kind::list: interp.charge(v.as_list().size(), pos); return v.as_list();
     case Value::Kind::dict: {
+      interp.charge(v.as_dict().items.size(), pos);
       ValueList keys;
       for (const auto& item : v.as_dict().items) keys.push_back(Value::string(item.first));
       return keys;
     }
     case Value::Kind::string: {
+      interp.charge(v.as_string().size(), pos);
       ValueList chars;
       for (const std::string_view cp : code_points(v.as_string())) chars.push_back(Value::string(std::string(cp)));
       return chars;
@@ -301,9 +303,15 @@ bool apply_test(Interpreter& interp, const std::string& name, const Value& v, Ca
   if (name == "iterable") return v.is_undefined() || v.is_list() || v.is_dict() || v.is_string();
   if (name == "sequence") return v.is_list() || v.is_dict() || v.is_string();
   if (name == "callable") return v.kind() == K::function;
-  if (name == "equalto" || name == "eq" || name == "==") return equals(v, other());
-  if (name == "ne" || name == "!=") return !equals(v, other());
-  if (name == "sameas") return equals(v, other()) && v.kind() == other().kind();
+  const auto same = [&](const Value& a, const Value& b) {
+    uint64_t work = 0;
+    const bool result = equals(a, b, &work);
+    interp.charge(work, args.pos);
+    return result;
+  };
+  if (name == "equalto" || name == "eq" || name == "==") return same(v, other());
+  if (name == "ne" || name == "!=") return !same(v, other());
+  if (name == "sameas") return v.kind() == other().kind() && same(v, other());
   if (name == "lt" || name == "lessthan" || name == "<") return compare("<");
   if (name == "le" || name == "<=") return compare("<=");
   if (name == "gt" || name == "greaterthan" || name == ">") return compare(">");
@@ -313,7 +321,7 @@ bool apply_test(Interpreter& interp, const std::string& name, const Value& v, Ca
     if (container.is_string()) return v.is_string() && container.as_string().find(v.as_string()) != std::string::npos;
     if (container.is_dict()) return v.is_string() && container.as_dict().find(v.as_string()) != nullptr;
     const ValueList items = iterate(interp, container, args.pos);
-    return std::any_of(items.begin(), items.end(), [&](const Value& item) { return equals(v, item); });
+    return std::any_of(items.begin(), items.end(), [&](const Value& item) { return same(v, item); });
   }
   if (name == "odd") return integer_value() % 2 != 0;
   if (name == "even") return integer_value() % 2 == 0;

@@ -71,7 +71,7 @@ Value f_tojson(Interpreter& interp, const Value& v, CallArgs& args) {
   }
   std::string json;
   try {
-    json = to_json(v, indent, item_sep, key_sep, flag(args, 3, "sort_keys"));
+    json = to_json(v, indent, item_sep, key_sep, flag(args, 3, "sort_keys"), interp.options().max_output_bytes);
   } catch (const Error& e) {
     interp.error(args.pos, e.what());
   }
@@ -120,7 +120,8 @@ Value f_replace(Interpreter& interp, const Value& v, CallArgs& args) {
   if (old == nullptr || replacement == nullptr) interp.error(args.pos, "replace needs old and new");
   const Value* count = arg(args, 2, "count");
   const std::string out = py_replace(to_str(v), to_str(*old), to_str(*replacement),
-                                     count && count->kind() == Value::Kind::integer ? count->as_int() : -1);
+                                     count && count->kind() == Value::Kind::integer ? count->as_int() : -1,
+                                     interp.options().max_output_bytes);
   interp.check_size(out.size(), args.pos);
   return Value::string(out);
 }
@@ -320,21 +321,32 @@ bool less_than(Interpreter& interp, const Value& a, const Value& b, bool case_se
 
 Value f_sort(Interpreter& interp, const Value& v, CallArgs& args) {
   args.accept(interp, {"reverse", "case_sensitive", "attribute"});
-  ValueList items = iterate(interp, v, args.pos);
+  const ValueList items = iterate(interp, v, args.pos);
   const bool reverse = flag(args, 0, "reverse"), case_sensitive = flag(args, 1, "case_sensitive");
   const Value* attribute = arg(args, 2, "attribute");
-  const auto key = [&](const Value& item) { return attribute ? item_attribute(interp, item, *attribute, args.pos) : item; };
-  std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
-    return reverse ? less_than(interp, key(b), key(a), case_sensitive, args.pos) : less_than(interp, key(a), key(b), case_sensitive, args.pos);
+  std::vector<std::pair<Value, size_t>> keyed;  // the sort key (lowercased unless case_sensitive), position
+  for (size_t i = 0; i < items.size(); ++i) {
+    Value key = attribute ? item_attribute(interp, items[i], *attribute, args.pos) : items[i];
+    if (key.is_string() && !case_sensitive) key = Value::string(py_lower(key.as_string()));
+    keyed.emplace_back(std::move(key), i);
+  }
+  interp.charge(items.size() * 24, args.pos);  // n log n comparisons for n up to max_list_items
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+    return reverse ? less_than(interp, b.first, a.first, true, args.pos) : less_than(interp, a.first, b.first, true, args.pos);
   });
-  return Value::list(std::move(items));
+  ValueList out;
+  for (const auto& entry : keyed) out.push_back(items[entry.second]);
+  return Value::list(std::move(out));
 }
 
 Value f_unique(Interpreter& interp, const Value& v, CallArgs& args) {
   args.accept(interp, {});
   ValueList out;
+  uint64_t work = 0;
   for (const Value& item : iterate(interp, v, args.pos)) {
-    if (std::none_of(out.begin(), out.end(), [&](const Value& seen) { return equals(seen, item); })) out.push_back(item);
+    if (std::none_of(out.begin(), out.end(), [&](const Value& seen) { return equals(seen, item, &work); })) out.push_back(item);
+    interp.charge(work, args.pos);
+    work = 0;
   }
   return Value::list(std::move(out));
 }

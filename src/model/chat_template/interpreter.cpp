@@ -35,14 +35,16 @@ void Interpreter::error(SourcePos pos, const std::string& message) const {
   fail("{}:{}:{}: {}", program_.origin, pos.line, pos.column, message);
 }
 
-void Interpreter::check_size(size_t bytes, SourcePos pos) const {
+void Interpreter::check_size(size_t bytes, SourcePos pos) {
   if (bytes > options_.max_output_bytes) {
     error(pos, fmt::format("the rendered text would exceed {} bytes", options_.max_output_bytes));
   }
+  charge(bytes / 256, pos);  // copying text is work too
 }
 
-void Interpreter::step(SourcePos pos) {
-  if (++steps_ > options_.max_steps) error(pos, fmt::format("the template ran more than {} steps", options_.max_steps));
+void Interpreter::charge(uint64_t units, SourcePos pos) {
+  steps_ += units;
+  if (steps_ > options_.max_steps) error(pos, fmt::format("the template ran more than {} steps", options_.max_steps));
 }
 
 std::string Interpreter::render(ValueDict variables) {
@@ -87,6 +89,16 @@ Interpreter::Flow Interpreter::exec(const Body& body, std::string& out) {
 }
 
 Interpreter::Flow Interpreter::exec_stmt(const Stmt& stmt, std::string& out) {
+  try {
+    return exec_stmt_unchecked(stmt, out);
+  } catch (const Error& e) {
+    // Errors from value construction or printing carry no position yet: give them the statement's.
+    if (std::string_view(e.what()).starts_with(program_.origin + ":")) throw;
+    error(stmt.pos, e.what());
+  }
+}
+
+Interpreter::Flow Interpreter::exec_stmt_unchecked(const Stmt& stmt, std::string& out) {
   step(stmt.pos);
   switch (stmt.kind) {
     case Stmt::Kind::text:
@@ -94,7 +106,7 @@ Interpreter::Flow Interpreter::exec_stmt(const Stmt& stmt, std::string& out) {
       out += stmt.text;
       break;
     case Stmt::Kind::output: {
-      const std::string text = to_str(eval(*stmt.expr));
+      const std::string text = to_str(eval(*stmt.expr), options_.max_output_bytes);
       check_size(out.size() + text.size(), stmt.pos);
       out += text;
       break;
@@ -127,6 +139,9 @@ void Interpreter::exec_set(const Stmt& stmt, const Value& value) {
       error(stmt.pos, fmt::format("cannot set attribute '{}' of '{}': only a namespace() takes attributes",
                                   stmt.name, stmt.target_object->name));
     }
+    if (contains_namespace(value)) {
+      error(stmt.pos, fmt::format("cannot store a namespace in namespace '{}' (no reference cycles)", stmt.target_object->name));
+    }
     target.namespace_attrs().set(stmt.name, value);
     return;
   }
@@ -150,33 +165,42 @@ void Interpreter::exec_for(const Stmt& stmt, std::string& out) {
     exec(stmt.else_body, out);
     return;
   }
+  // One loop object per loop, updated in place each iteration (as Jinja's LoopContext advances).
   const auto length = static_cast<int64_t>(items.size());
+  const auto index = std::make_shared<int64_t>(0);
+  ValueDict attrs;
+  for (const char* name : {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0",
+                           "previtem", "nextitem"}) {
+    attrs.items.emplace_back(name, Value());
+  }
+  attrs.items.emplace_back("cycle", Value::function("loop.cycle", [index](Interpreter& interp, CallArgs& args) {
+    if (args.positional.empty()) interp.error(args.pos, "loop.cycle needs at least one argument");
+    return args.positional[static_cast<size_t>(*index) % args.positional.size()];
+  }));
+  const Value loop = Value::name_space(std::move(attrs));
+  auto& fields = loop.namespace_attrs().items;
+  frames_.emplace_back();
   for (int64_t i = 0; i < length; ++i) {
     step(stmt.pos);
-    ValueDict loop;
-    loop.items.reserve(12);
-    loop.items.emplace_back("index", Value::integer(i + 1));
-    loop.items.emplace_back("index0", Value::integer(i));
-    loop.items.emplace_back("revindex", Value::integer(length - i));
-    loop.items.emplace_back("revindex0", Value::integer(length - i - 1));
-    loop.items.emplace_back("first", Value::boolean(i == 0));
-    loop.items.emplace_back("last", Value::boolean(i == length - 1));
-    loop.items.emplace_back("length", Value::integer(length));
-    loop.items.emplace_back("depth", Value::integer(1));
-    loop.items.emplace_back("depth0", Value::integer(0));
-    if (i > 0) loop.items.emplace_back("previtem", items[i - 1]);
-    if (i + 1 < length) loop.items.emplace_back("nextitem", items[i + 1]);
-    loop.items.emplace_back("cycle", Value::function("loop.cycle", [i](Interpreter& interp, CallArgs& args) {
-      if (args.positional.empty()) interp.error(args.pos, "loop.cycle needs at least one argument");
-      return args.positional[static_cast<size_t>(i) % args.positional.size()];
-    }));
-    frames_.emplace_back();
-    bind("loop", Value::name_space(std::move(loop)));
+    *index = i;
+    fields[0].second = Value::integer(i + 1);
+    fields[1].second = Value::integer(i);
+    fields[2].second = Value::integer(length - i);
+    fields[3].second = Value::integer(length - i - 1);
+    fields[4].second = Value::boolean(i == 0);
+    fields[5].second = Value::boolean(i == length - 1);
+    fields[6].second = Value::integer(length);
+    fields[7].second = Value::integer(1);
+    fields[8].second = Value::integer(0);
+    fields[9].second = i > 0 ? items[i - 1] : Value::undefined("there is no previous item");
+    fields[10].second = i + 1 < length ? items[i + 1] : Value::undefined("there is no next item");
+    frames_.back().clear();  // each iteration starts from the enclosing scope again
+    bind("loop", loop);
     bind_targets(stmt.targets, items[i], stmt.pos);
     const Flow flow = exec(stmt.body, out);
-    frames_.pop_back();
     if (flow == Flow::break_loop) break;
   }
+  frames_.pop_back();
 }
 
 Value Interpreter::make_macro(const Stmt& stmt) {
@@ -316,8 +340,12 @@ Value Interpreter::eval_binary(const Expr& expr) {
   }
   const Value a = eval(*expr.args[0]);
   const Value b = eval(*expr.args[1]);
-  if (op == "==") return Value::boolean(equals(a, b));
-  if (op == "!=") return Value::boolean(!equals(a, b));
+  if (op == "==" || op == "!=") {
+    uint64_t work = 0;
+    const bool same = equals(a, b, &work);
+    charge(work, pos);
+    return Value::boolean(same == (op == "=="));
+  }
   if (op == "~") {
     std::string text = to_str(a);
     const std::string right = to_str(b);
@@ -332,12 +360,14 @@ Value Interpreter::eval_binary(const Expr& expr) {
     } else if (b.is_dict() || b.kind() == Value::Kind::ns) {
       found = a.is_string() && b.as_dict().find(a.as_string()) != nullptr;
     } else if (b.is_list()) {
+      uint64_t work = 0;
       for (const Value& item : b.as_list()) {
-        if (equals(a, item)) {
+        if (equals(a, item, &work)) {
           found = true;
           break;
         }
       }
+      charge(work, pos);
     } else if (!b.is_undefined()) {
       error(pos, fmt::format("argument of type '{}' is not iterable", type_name(b)));
     }

@@ -35,8 +35,10 @@ class Interpreter {
   std::string render(ValueDict variables);
 
   [[noreturn]] void error(SourcePos pos, const std::string& message) const;
-  // Throws when a string or list being built would pass the output bound.
-  void check_size(size_t bytes, SourcePos pos) const;
+  // Throws when a string or list being built would pass the output bound; building it costs steps.
+  void check_size(size_t bytes, SourcePos pos);
+  // Counts work (elements scanned, values compared) against max_steps.
+  void charge(uint64_t units, SourcePos pos);
   size_t max_list_items() const { return options_.max_output_bytes / 64 + 16; }
   const ChatTemplateOptions& options() const { return options_; }
   // Calls a function value (builtin, method or macro).
@@ -45,9 +47,10 @@ class Interpreter {
  private:
   enum class Flow { normal, break_loop, continue_loop };
 
-  void step(SourcePos pos);
+  void step(SourcePos pos) { charge(1, pos); }
   Flow exec(const Body& body, std::string& out);
   Flow exec_stmt(const Stmt& stmt, std::string& out);
+  Flow exec_stmt_unchecked(const Stmt& stmt, std::string& out);
   void exec_for(const Stmt& stmt, std::string& out);
   void exec_set(const Stmt& stmt, const Value& value);
   Value make_macro(const Stmt& stmt);

@@ -1,5 +1,6 @@
 // Recursive-descent parser with Jinja's grammar and precedence: conditional < or < and < not <
 // comparisons/in < + - < ~ < * / // % < ** < unary - + < postfix (.x [x] (args)) then filters and tests.
+#include <algorithm>
 #include <charconv>
 
 #include "ast.h"
@@ -78,6 +79,19 @@ class Parser {
     ~DepthGuard() { --parser.depth_; }
   };
 
+  // Sets the depth of a node whose children are attached; chains like a+b+c+... or x|f|f|... nest
+  // without recursion in the parser, so their depth is bounded here.
+  ExprPtr finish(ExprPtr e) {
+    int deepest = 0;
+    for (const ExprPtr& child : e->args) {
+      if (child) deepest = std::max(deepest, child->depth);
+    }
+    for (const auto& kw : e->kwargs) deepest = std::max(deepest, kw.second->depth);
+    e->depth = deepest + 1;
+    if (e->depth > max_depth_) error(e->pos, fmt::format("expression nested deeper than {} levels", max_depth_));
+    return e;
+  }
+
   ExprPtr node(Expr::Kind kind, SourcePos pos) {
     auto e = std::make_unique<Expr>();
     e->kind = kind;
@@ -93,7 +107,9 @@ class Parser {
       const Token& token = current();
       if (token.type == TokenType::eof) {
         if (ends.size() == 0) return body;
-        error(token.pos, fmt::format("unexpected end of template: expected {{% {} %}}", *ends.begin()));
+        std::string expected;
+        for (const std::string_view end : ends) expected += (expected.empty() ? "" : " or ") + fmt::format("{{% {} %}}", end);
+        error(token.pos, "unexpected end of template: expected " + expected);
       }
       if (token.type == TokenType::data) {
         auto s = std::make_unique<Stmt>();
@@ -273,7 +289,7 @@ class Parser {
       cond->args.push_back(parse_or());
       cond->args.push_back(std::move(expr));
       cond->args.push_back(skip_name("else") ? parse_expression() : nullptr);
-      expr = std::move(cond);
+      expr = finish(std::move(cond));
     }
     return expr;
   }
@@ -283,7 +299,7 @@ class Parser {
     e->name = std::move(op);
     e->args.push_back(std::move(left));
     e->args.push_back(std::move(right));
-    return e;
+    return finish(std::move(e));
   }
 
   ExprPtr parse_or() {
@@ -313,7 +329,7 @@ class Parser {
       advance();
       e->name = "not";
       e->args.push_back(parse_not());
-      return e;
+      return finish(std::move(e));
     }
     return parse_compare();
   }
@@ -389,6 +405,7 @@ class Parser {
       e->name = current().text;
       advance();
       e->args.push_back(parse_unary(false));
+      e = finish(std::move(e));
     } else {
       e = parse_postfix(parse_primary());
     }
@@ -498,7 +515,7 @@ class Parser {
           attr->name = expect_name();
           attr->args.push_back(std::move(e));
         }
-        e = std::move(attr);
+        e = finish(std::move(attr));
       } else if (at_op("[")) {
         advance();
         e = parse_subscript(std::move(e), pos);
@@ -527,7 +544,7 @@ class Parser {
     if (parts.size() > 3) error(pos, "a slice has at most three parts");
     while (is_slice && parts.size() < 3) parts.push_back(nullptr);
     for (ExprPtr& p : parts) e->args.push_back(std::move(p));
-    return e;
+    return finish(std::move(e));
   }
 
   void parse_call_args(Expr& call) {
@@ -552,10 +569,10 @@ class Parser {
 
   ExprPtr parse_call(ExprPtr target) {
     DepthGuard guard(*this, current().pos);
-    ExprPtr call = node(Expr::Kind::call, current().pos);
+    ExprPtr call = node(Expr::Kind::call, target->pos);
     call->args.push_back(std::move(target));
     parse_call_args(*call);
-    return call;
+    return finish(std::move(call));
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
@@ -566,7 +583,7 @@ class Parser {
         filter->name = expect_name();
         filter->args.push_back(std::move(e));
         if (at_op("(")) parse_call_args(*filter);
-        e = std::move(filter);
+        e = finish(std::move(filter));
       } else if (at_name("is")) {
         advance();
         ExprPtr test = node(Expr::Kind::test, pos);
@@ -582,7 +599,7 @@ class Parser {
           if (at_name("is")) error(next.pos, "tests cannot be chained with 'is'");
           test->args.push_back(parse_postfix(parse_primary()));
         }
-        e = std::move(test);
+        e = finish(std::move(test));
       } else if (at_op("(")) {
         e = parse_call(std::move(e));
       } else {

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "dattn/core/error.h"
 #include "utf8.h"
 #include "value.h"
 
@@ -111,8 +112,12 @@ std::vector<std::string> py_rsplit(std::string_view text, const std::optional<st
   return {parts.rbegin(), parts.rend()};
 }
 
-std::string py_replace(std::string_view text, std::string_view old, std::string_view replacement, long long count) {
+std::string py_replace(std::string_view text, std::string_view old, std::string_view replacement, long long count,
+                       size_t limit) {
   std::string out;
+  const auto check = [&]() {
+    if (out.size() > limit) fail("replace: the result would exceed {} bytes", limit);
+  };
   long long done = 0;
   if (old.empty()) {  // Python inserts the replacement between all characters and at both ends
     const std::vector<std::string_view> cps = code_points(text);
@@ -122,6 +127,7 @@ std::string py_replace(std::string_view text, std::string_view old, std::string_
         ++done;
       }
       if (i < cps.size()) out += cps[i];
+      check();
     }
     return out;
   }
@@ -133,6 +139,7 @@ std::string py_replace(std::string_view text, std::string_view old, std::string_
     out.append(replacement);
     pos = found + old.size();
     ++done;
+    check();
   }
   out.append(text.substr(pos));
   return out;

@@ -13,7 +13,9 @@ std::string py_strip(std::string_view text, const std::optional<std::string>& ch
 std::vector<std::string> py_split(std::string_view text, const std::optional<std::string>& sep, long long maxsplit);
 // str.rsplit.
 std::vector<std::string> py_rsplit(std::string_view text, const std::optional<std::string>& sep, long long maxsplit);
-std::string py_replace(std::string_view text, std::string_view old, std::string_view replacement, long long count);
+// str.replace; a result longer than limit throws dattn::Error.
+std::string py_replace(std::string_view text, std::string_view old, std::string_view replacement, long long count,
+                       size_t limit);
 std::string py_upper(std::string_view text);
 std::string py_lower(std::string_view text);
 // str.capitalize and str.title.

@@ -29,8 +29,20 @@ void ValueDict::set(std::string key, Value value) {
   items.emplace_back(std::move(key), std::move(value));
 }
 
+namespace {
+
+int nested_depth(int child_depth) {
+  if (child_depth + 1 > kMaxValueDepth) fail("a list or dict nested deeper than {} levels", kMaxValueDepth);
+  return child_depth + 1;
+}
+
+}  // namespace
+
 Value Value::list(ValueList items, bool tuple) {
   Value v;
+  int deepest = 0;
+  for (const Value& item : items) deepest = std::max(deepest, item.depth_);
+  v.depth_ = nested_depth(deepest);
   v.kind_ = Kind::list;
   v.tuple_ = tuple;
   v.list_ = std::make_shared<const ValueList>(std::move(items));
@@ -39,6 +51,9 @@ Value Value::list(ValueList items, bool tuple) {
 
 Value Value::dict(ValueDict dict) {
   Value v;
+  int deepest = 0;
+  for (const auto& item : dict.items) deepest = std::max(deepest, item.second.depth_);
+  v.depth_ = nested_depth(deepest);
   v.kind_ = Kind::dict;
   v.dict_ = std::make_shared<ValueDict>(std::move(dict));
   return v;
@@ -179,10 +194,15 @@ void json_string(std::string& out, const std::string& s) {
   out += '"';
 }
 
+void check_limit(const std::string& out, size_t limit) {
+  if (out.size() > limit) fail("a text of more than {} bytes", limit);
+}
+
 struct JsonWriter {
   int indent;
   std::string_view item_sep, key_sep;
   bool sort_keys;
+  size_t limit;
   std::string out;
 
   void newline(int level) {
@@ -191,6 +211,7 @@ struct JsonWriter {
   }
 
   void write(const Value& v, int level) {
+    check_limit(out, limit);
     switch (v.kind()) {
       case Value::Kind::none: out += "null"; return;
       case Value::Kind::boolean: out += v.as_bool() ? "true" : "false"; return;
@@ -246,49 +267,78 @@ struct JsonWriter {
 
 }  // namespace
 
-std::string repr(const Value& v) {
+namespace {
+
+void repr_into(std::string& out, const Value& v, size_t limit) {
+  check_limit(out, limit);
   switch (v.kind()) {
-    case Value::Kind::undefined: return "Undefined";
-    case Value::Kind::none: return "None";
-    case Value::Kind::boolean: return v.as_bool() ? "True" : "False";
-    case Value::Kind::integer: return std::to_string(v.as_int());
-    case Value::Kind::floating: return float_repr(v.as_double());
-    case Value::Kind::string: return string_repr(v.as_string());
     case Value::Kind::list: {
       const ValueList& items = v.as_list();
-      std::string out = v.is_tuple() ? "(" : "[";
-      for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + repr(items[i]);
+      out += v.is_tuple() ? "(" : "[";
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) out += ", ";
+        repr_into(out, items[i], limit);
+      }
       if (v.is_tuple() && items.size() == 1) out += ',';
-      return out + (v.is_tuple() ? ")" : "]");
+      out += v.is_tuple() ? ")" : "]";
+      return;
     }
     case Value::Kind::dict: {
-      std::string out = "{";
+      out += "{";
       bool first = true;
       for (const auto& [key, item] : v.as_dict().items) {
-        out += (first ? "" : ", ") + string_repr(key) + ": " + repr(item);
+        out += (first ? "" : ", ") + string_repr(key) + ": ";
+        repr_into(out, item, limit);
         first = false;
       }
-      return out + "}";
+      out += "}";
+      return;
     }
-    case Value::Kind::ns: return "<Namespace>";
-    case Value::Kind::function: return "<function " + v.function_name() + ">";
+    case Value::Kind::undefined: out += "Undefined"; return;
+    case Value::Kind::none: out += "None"; return;
+    case Value::Kind::boolean: out += v.as_bool() ? "True" : "False"; return;
+    case Value::Kind::integer: out += std::to_string(v.as_int()); return;
+    case Value::Kind::floating: out += float_repr(v.as_double()); return;
+    case Value::Kind::string: out += string_repr(v.as_string()); return;
+    case Value::Kind::ns: out += "<Namespace>"; return;
+    case Value::Kind::function: out += "<function " + v.function_name() + ">"; return;
   }
-  return "";
 }
 
-std::string to_str(const Value& v) {
+}  // namespace
+
+std::string repr(const Value& v, size_t limit) {
+  std::string out;
+  repr_into(out, v, limit);
+  check_limit(out, limit);
+  return out;
+}
+
+std::string to_str(const Value& v, size_t limit) {
   if (v.is_undefined()) return "";
   if (v.is_string()) return v.as_string();
-  return repr(v);
+  return repr(v, limit);
 }
 
-std::string to_json(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep, bool sort_keys) {
-  JsonWriter writer{indent, item_sep, key_sep, sort_keys, {}};
+std::string to_json(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep, bool sort_keys,
+                    size_t limit) {
+  JsonWriter writer{indent, item_sep, key_sep, sort_keys, limit, {}};
   writer.write(v, 0);
+  check_limit(writer.out, limit);
   return std::move(writer.out);
 }
 
-bool equals(const Value& a, const Value& b) {
+bool contains_namespace(const Value& v) {
+  if (v.kind() == Value::Kind::ns) return true;
+  if (v.is_list()) return std::any_of(v.as_list().begin(), v.as_list().end(), contains_namespace);
+  if (v.is_dict()) {
+    return std::any_of(v.as_dict().items.begin(), v.as_dict().items.end(), [](const auto& item) { return contains_namespace(item.second); });
+  }
+  return false;
+}
+
+bool equals(const Value& a, const Value& b, uint64_t* work) {
+  if (work != nullptr) ++*work;
   if (a.is_number() && b.is_number()) {
     if (a.kind() == Value::Kind::floating || b.kind() == Value::Kind::floating) return a.as_double() == b.as_double();
     return a.as_int() == b.as_int();
@@ -301,7 +351,7 @@ bool equals(const Value& a, const Value& b) {
     case Value::Kind::list: {
       if (a.is_tuple() != b.is_tuple() || a.as_list().size() != b.as_list().size()) return false;
       for (size_t i = 0; i < a.as_list().size(); ++i) {
-        if (!equals(a.as_list()[i], b.as_list()[i])) return false;
+        if (!equals(a.as_list()[i], b.as_list()[i], work)) return false;
       }
       return true;
     }
@@ -311,7 +361,7 @@ bool equals(const Value& a, const Value& b) {
       if (x.items.size() != y.items.size()) return false;
       for (const auto& [key, item] : x.items) {
         const Value* other = y.find(key);
-        if (other == nullptr || !equals(item, *other)) return false;
+        if (other == nullptr || !equals(item, *other, work)) return false;
       }
       return true;
     }
@@ -321,7 +371,8 @@ bool equals(const Value& a, const Value& b) {
   }
 }
 
-Value from_json(const nlohmann::ordered_json& json) {
+Value from_json(const nlohmann::ordered_json& json, int depth) {
+  if (depth >= kMaxValueDepth) fail("chat template input: JSON nested deeper than {} levels", kMaxValueDepth);
   switch (json.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::none();
     case nlohmann::ordered_json::value_t::boolean: return Value::boolean(json.get<bool>());
@@ -336,12 +387,12 @@ Value from_json(const nlohmann::ordered_json& json) {
     case nlohmann::ordered_json::value_t::array: {
       ValueList items;
       items.reserve(json.size());
-      for (const auto& item : json) items.push_back(from_json(item));
+      for (const auto& item : json) items.push_back(from_json(item, depth + 1));
       return Value::list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       ValueDict dict;
-      for (const auto& [key, item] : json.items()) dict.items.emplace_back(key, from_json(item));
+      for (const auto& [key, item] : json.items()) dict.items.emplace_back(key, from_json(item, depth + 1));
       return Value::dict(std::move(dict));
     }
     default: fail("chat template input: unsupported JSON value {}", json.type_name());

@@ -17,6 +17,12 @@ namespace dattn::chat_template_detail {
 class Value;
 using ValueList = std::vector<Value>;
 
+// Lists and dicts nest at most this deep (deeper input or template-built values throw dattn::Error), so
+// the recursive printers, comparisons and destructors stay within the stack.
+inline constexpr int kMaxValueDepth = 128;
+// Default bound of one str()/repr()/tojson text.
+inline constexpr size_t kDefaultTextLimit = size_t{64} << 20;
+
 struct ValueDict {
   std::vector<std::pair<std::string, Value>> items;
   const Value* find(std::string_view key) const;
@@ -51,6 +57,7 @@ class Value {
   bool is_tuple() const { return kind_ == Kind::list && tuple_; }
   bool is_dict() const { return kind_ == Kind::dict; }
   bool is_number() const { return kind_ == Kind::integer || kind_ == Kind::floating || kind_ == Kind::boolean; }
+  int depth() const { return depth_; }  // 0 for scalars, 1 + the deepest element for lists and dicts
 
   bool as_bool() const { return int_ != 0; }
   int64_t as_int() const { return int_; }  // integer or boolean
@@ -65,6 +72,7 @@ class Value {
  private:
   Kind kind_ = Kind::undefined;
   bool tuple_ = false;
+  int depth_ = 0;
   int64_t int_ = 0;
   double float_ = 0;
   std::shared_ptr<const std::string> str_;
@@ -77,18 +85,21 @@ class Value {
 bool truthy(const Value& v);
 // Python's type name, for error messages ("str", "dict", "undefined", ...).
 std::string type_name(const Value& v);
-// Python's str() and repr() of the value; Undefined prints as "".
-std::string to_str(const Value& v);
-std::string repr(const Value& v);
+// Python's str() and repr() of the value; Undefined prints as "". Texts longer than limit throw.
+std::string to_str(const Value& v, size_t limit = kDefaultTextLimit);
+std::string repr(const Value& v, size_t limit = kDefaultTextLimit);
 // Python's float repr: shortest round-trip digits, "1.0", "1e+16", "inf".
 std::string float_repr(double f);
 // json.dumps(v, ensure_ascii=False, indent=indent, separators=..., sort_keys=sort_keys); indent < 0: none.
-std::string to_json(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep, bool sort_keys);
-// Python's ==.
-bool equals(const Value& a, const Value& b);
+std::string to_json(const Value& v, int indent, std::string_view item_sep, std::string_view key_sep, bool sort_keys,
+                    size_t limit = kDefaultTextLimit);
+// Python's ==; adds the number of values visited to *work when given.
+bool equals(const Value& a, const Value& b, uint64_t* work = nullptr);
+// Whether a namespace is anywhere inside v (a namespace may not hold one: no reference cycles).
+bool contains_namespace(const Value& v);
 
-// Converts JSON to template values (keys keep their order) and back is not needed.
-Value from_json(const nlohmann::ordered_json& json);
+// Converts JSON to template values (keys keep their order); nesting deeper than kMaxValueDepth throws.
+Value from_json(const nlohmann::ordered_json& json, int depth = 0);
 
 // Code points of UTF-8 text (the text is valid UTF-8: it comes from checked input or literals).
 std::vector<std::string_view> code_points(std::string_view text);
