@@ -53,6 +53,7 @@ void apply_special_token_config(TokenizerImpl& impl, const Json& config, const J
     if (impl.chat_template.empty()) {
       if (const Json* field = optional_field(config, "chat_template", "tokenizer_config.json")) {
         impl.chat_template = select_chat_template(*field).value_or("");
+        impl.chat_template_origin = "tokenizer_config.json chat_template";
       }
     }
   }

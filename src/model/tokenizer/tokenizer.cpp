@@ -49,6 +49,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   try {
     std::unique_ptr<tokenizer_detail::TokenizerImpl> impl = tokenizer_detail::parse_tokenizer_json(tokenizer_json);
     impl->chat_template = std::string(chat_template_jinja);
+    impl->chat_template_origin = "chat_template.jinja";
     const Json config = parse_optional_json(config_json, "tokenizer_config.json");
     if (!config.is_null()) tokenizer_detail::merge_config_added_tokens(*impl, config);
     impl->finish_tables();
@@ -95,7 +96,7 @@ std::string Tokenizer::format_chat(ChatFamily family, const std::vector<ChatMess
 
 std::optional<ChatTemplate> Tokenizer::chat_template() const {
   if (impl_->chat_template.empty()) return std::nullopt;
-  return ChatTemplate::from_string(impl_->chat_template, impl_->template_tokens, "the model's chat template");
+  return ChatTemplate::from_string(impl_->chat_template, impl_->template_tokens, impl_->chat_template_origin);
 }
 
 std::vector<int32_t> Tokenizer::encode_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {

@@ -38,6 +38,7 @@ struct TokenizerImpl {
   std::string eos_token;  // tokenizer_config.json's eos_token text (Mistral chat turns end with it)
   std::vector<int32_t> eos_ids;
   std::string chat_template;  // chat_template.jinja, else tokenizer_config.json's (empty: none)
+  std::string chat_template_origin;  // which of the two, for error messages
   ChatSpecialTokens template_tokens;
   std::optional<ChatFamily> chat_family;
 
