@@ -14,3 +14,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Python packages of the server's end-to-end tests (the real openai client); skipped when present. A CI
+# image's Debian python3 is "externally managed": install into it anyway, it exists for the tests.
+requirements="$(dirname "$0")/../tests/server/requirements.txt"
+if ! python3 -c "import openai, pytest" 2>/dev/null; then
+  echo "installing: $(grep -v '^#' "$requirements" | xargs)"
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check -r "$requirements"
+fi

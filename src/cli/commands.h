@@ -11,5 +11,6 @@ void add_generate_command(CLI::App& app);   // cmd_generate.cpp
 void add_tokenize_commands(CLI::App& app);  // cmd_tokenize.cpp: tokenize, detokenize
 void add_logits_command(CLI::App& app);     // cmd_logits.cpp
 void add_eval_command(CLI::App& app);       // cmd_eval.cpp: eval ruler | ppl | fidelity
+void add_serve_command(CLI::App& app);      // cmd_serve.cpp: the OpenAI-compatible server
 std::vector<int32_t> parse_token_ids(std::string_view text);  // cmd_tokenize.cpp: "1,2,3" of --ids
 }  // namespace dattn::cli

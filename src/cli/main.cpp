@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   dattn::cli::add_tokenize_commands(app);
   dattn::cli::add_logits_command(app);
   dattn::cli::add_eval_command(app);
+  dattn::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,22 +1,19 @@
-// The fidelity probe: the forward pass of dattn_model's Session (same cpu_ops, same operator calls, same
-// continued-prefill chunking), run layer by layer for dense and each compared mode in lockstep so that
-// per-layer activations can be compared without storing every layer. The runtime exposes no per-layer
-// hook; tests/eval checks that the probe's last-position logits equal Session's in every mode.
+// The fidelity probe: the runtime's own forward pass (forward.h, CpuForward: the code Session runs), one
+// per mode over the whole prompt with the same continued-prefill chunking, stepped layer by layer in
+// lockstep so that per-layer activations can be compared without storing every layer. tests/eval checks
+// that the probe's last-position logits equal Session's in every mode.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
-#include "cpu_ops.h"  // src/model: the runtime's own building blocks
 #include "dattn/core/error.h"
 #include "dattn/delta/delta_attention.h"
 #include "dattn/eval/model_eval.h"
+#include "dattn/model/cpu_forward.h"
 
 namespace dattn::eval {
 
 namespace {
-
-using model::cpu_ops::apply_rope;
-using model::cpu_ops::linear;
-using model::cpu_ops::rms_norm;
 
 struct Similarity {
   double cosine = 0, relative_error = 0;
@@ -69,97 +66,21 @@ std::vector<double> delta_transfer_residuals(std::span<const float> dense, std::
 
 namespace {
 
-// One stream of activations (one attention mode) through the layers.
+// One mode's forward pass over the whole prompt: a cache of one block of n tokens that every layer reuses
+// (the probe runs a layer over all rows before the next, and no layer's K/V is needed afterwards).
 struct Stream {
+  Stream(const model::Model& m, AttentionMode mode, const AttentionParams& base, int64_t n, int64_t chunk,
+         int threads)
+      : mode(mode),
+        cache(m.config().num_layers, 1, n, m.config().num_kv_heads, m.config().head_dim, /*shared_layers=*/true),
+        forward(m, cache, n, chunk, threads) {
+    plan.params = base;
+    plan.params.mode = mode;
+  }
   AttentionMode mode;
-  std::vector<float> x;     // (n, hidden) residual stream
-  std::vector<float> attn;  // (n, q_dim) attention output of the current layer
-};
-
-class LayerRunner {
- public:
-  LayerRunner(const model::Model& m, int64_t n, int64_t chunk, int threads)
-      : m_(m), c_(m.config()), n_(n), chunk_(chunk), threads_(threads) {
-    normed_.resize(size_t(n * std::max(c_.hidden_size, c_.num_heads * c_.head_dim)));
-    q_.resize(size_t(n * c_.num_heads * c_.head_dim));
-    k_.resize(size_t(n * c_.num_kv_heads * c_.head_dim));
-    v_.resize(k_.size());
-    const int64_t block = std::min(chunk_, n_);
-    gate_.resize(size_t(block * c_.intermediate_size));
-    up_.resize(gate_.size());
-    cos_.resize(size_t(n * c_.head_dim / 2));
-    sin_.resize(cos_.size());
-    model::cpu_ops::rope_tables(m.rope_inv_freq().data(), c_.head_dim / 2, 0, n, cos_.data(), sin_.data());
-  }
-
-  void embed(const std::span<const int32_t> ids, Stream& s) const {
-    const int64_t h = c_.hidden_size;
-    s.x.resize(size_t(n_ * h));
-    s.attn.resize(size_t(n_ * c_.num_heads * c_.head_dim));
-    for (int64_t r = 0; r < n_; ++r)
-      std::copy_n(m_.embed_tokens().data() + int64_t(ids[size_t(r)]) * h, h, s.x.data() + r * h);
-  }
-
-  // also_sparse: when given, the layer's attention in sparse mode on the same q, k, v is written there.
-  void layer(int64_t index, const AttentionParams& base, Stream& s, float* also_sparse = nullptr) {
-    const model::LayerWeights& lw = m_.layers()[size_t(index)];
-    const int64_t hidden = c_.hidden_size, d = c_.head_dim, hq = c_.num_heads, hkv = c_.num_kv_heads;
-    const int64_t q_dim = hq * d, kv_dim = hkv * d;
-    rms_norm(s.x.data(), lw.input_norm.data(), normed_.data(), n_, hidden, c_.rms_norm_eps);
-    linear(normed_.data(), lw.q_proj, q_.data(), n_, false, threads_);
-    linear(normed_.data(), lw.k_proj, k_.data(), n_, false, threads_);
-    linear(normed_.data(), lw.v_proj, v_.data(), n_, false, threads_);
-    if (lw.q_norm) {
-      rms_norm(q_.data(), lw.q_norm->data(), q_.data(), n_ * hq, d, c_.rms_norm_eps);
-      rms_norm(k_.data(), lw.k_norm->data(), k_.data(), n_ * hkv, d, c_.rms_norm_eps);
-    }
-    apply_rope(q_.data(), cos_.data(), sin_.data(), n_, hq, d);
-    apply_rope(k_.data(), cos_.data(), sin_.data(), n_, hkv, d);
-    AttentionParams params = base;
-    params.mode = s.mode;
-    params.num_threads = threads_;
-    for (int64_t begin = 0; begin < n_; begin += chunk_) {  // continued prefill, as Session chunks
-      const int64_t rows = std::min(chunk_, n_ - begin), end = begin + rows;
-      TensorView q{q_.data() + begin * q_dim, DType::f32, Device::cpu, {1, rows, hq, d}, {rows * q_dim, q_dim, d, 1}};
-      TensorView out{s.attn.data() + begin * q_dim, DType::f32, Device::cpu, {1, rows, hq, d},
-                     {rows * q_dim, q_dim, d, 1}};
-      TensorView k{k_.data(), DType::f32, Device::cpu, {1, end, hkv, d}, {end * kv_dim, kv_dim, d, 1}};
-      TensorView v{v_.data(), DType::f32, Device::cpu, {1, end, hkv, d}, {end * kv_dim, kv_dim, d, 1}};
-      delta_attention(q, k, v, out, params);
-      if (also_sparse) {
-        AttentionParams sparse = params;
-        sparse.mode = AttentionMode::sparse;
-        TensorView sparse_out{also_sparse + begin * q_dim, DType::f32, Device::cpu, {1, rows, hq, d},
-                              {rows * q_dim, q_dim, d, 1}};
-        delta_attention(q, k, v, sparse_out, sparse);
-      }
-    }
-    linear(s.attn.data(), lw.o_proj, s.x.data(), n_, /*accumulate=*/true, threads_);
-    rms_norm(s.x.data(), lw.post_attention_norm.data(), normed_.data(), n_, hidden, c_.rms_norm_eps);
-    const int64_t block = std::min(chunk_, n_);
-    for (int64_t begin = 0; begin < n_; begin += block) {  // MLP in blocks: bounded intermediate memory
-      const int64_t rows = std::min(block, n_ - begin);
-      linear(normed_.data() + begin * hidden, lw.gate_proj, gate_.data(), rows, false, threads_);
-      linear(normed_.data() + begin * hidden, lw.up_proj, up_.data(), rows, false, threads_);
-      model::cpu_ops::silu_mul(gate_.data(), up_.data(), rows * c_.intermediate_size);
-      linear(gate_.data(), lw.down_proj, s.x.data() + begin * hidden, rows, /*accumulate=*/true, threads_);
-    }
-  }
-
-  std::vector<float> last_logits(const Stream& s) {
-    const int64_t hidden = c_.hidden_size;
-    std::vector<float> logits(size_t(c_.vocab_size));
-    rms_norm(s.x.data() + (n_ - 1) * hidden, m_.final_norm().data(), normed_.data(), 1, hidden, c_.rms_norm_eps);
-    linear(normed_.data(), m_.lm_head().data(), nullptr, c_.vocab_size, hidden, logits.data(), 1, false, threads_);
-    return logits;
-  }
-
- private:
-  const model::Model& m_;
-  const model::ModelConfig& c_;
-  int64_t n_, chunk_;
-  int threads_;
-  std::vector<float> normed_, q_, k_, v_, gate_, up_, cos_, sin_;
+  model::AttentionPlan plan;
+  model::PagedKvCache cache;
+  model::CpuForward forward;
 };
 
 }  // namespace
@@ -171,15 +92,35 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
   DATTN_CHECK(n >= 1, "fidelity needs at least one token");
   for (int32_t id : ids) DATTN_CHECK(id >= 0 && id < c.vocab_size, "token id {} is outside the vocabulary", id);
   const int64_t chunk = std::min(model::prefill_chunk_or_default(options.chunk_size), n);
-  model::cpu_ops::use_single_threaded_blas();  // as Session does
-  LayerRunner runner(model, n, chunk, options.num_threads);
+  const int64_t q_dim = c.num_heads * c.head_dim;
 
-  std::vector<Stream> streams;
-  streams.push_back({AttentionMode::dense, {}, {}});
+  std::vector<std::unique_ptr<Stream>> streams;
+  streams.push_back(std::make_unique<Stream>(model, AttentionMode::dense, options.attention, n, chunk,
+                                             options.num_threads));
   for (AttentionMode m : modes)
-    if (m != AttentionMode::dense) streams.push_back({m, {}, {}});
-  for (Stream& s : streams) runner.embed(ids, s);
-  std::vector<float> dense_inputs_sparse(size_t(n * c.num_heads * c.head_dim));
+    if (m != AttentionMode::dense)
+      streams.push_back(std::make_unique<Stream>(model, m, options.attention, n, chunk, options.num_threads));
+  // the dense stream's layer inputs through sparse attention too: what Δ corrects
+  std::vector<float> dense_inputs_sparse(size_t(n * q_dim));
+  streams[0]->forward.on_prefill_attention = [&](int64_t, int64_t first_row, const TensorView& q, const TensorView& k,
+                                                 const TensorView& v, const AttentionParams& params) {
+    AttentionParams sparse = params;
+    sparse.mode = AttentionMode::sparse;
+    const int64_t rows = q.shape[1];
+    const TensorView out{dense_inputs_sparse.data() + first_row * q_dim, DType::f32, Device::cpu,
+                         {1, rows, c.num_heads, c.head_dim}, {rows * q_dim, q_dim, c.head_dim, 1}};
+    delta_attention(q, k, v, out, sparse);
+  };
+  std::vector<model::ForwardBatch> batches;
+  static constexpr int32_t kOnlyBlock = 0;
+  for (const auto& s : streams)
+    batches.push_back({ids, {model::SequenceRows{.first_row = 0,
+                                                 .rows = n,
+                                                 .position = 0,
+                                                 .logits_from = n - 1,
+                                                 .attention = &s->plan,
+                                                 .block_table = std::span<const int32_t>(&kOnlyBlock, 1)}}});
+  for (size_t i = 0; i < streams.size(); ++i) streams[i]->forward.embed(batches[i]);
 
   FidelityResult result;
   result.tokens = n;
@@ -191,20 +132,24 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
     progress.done = double(layer);
     progress.what = "layer " + std::to_string(layer);
     if (options.on_progress) options.on_progress(progress);
-    for (size_t i = 0; i < streams.size(); ++i)
-      runner.layer(layer, options.attention, streams[i], i == 0 ? dense_inputs_sparse.data() : nullptr);
-    const Stream& dense = streams[0];
-    result.delta_transfer.push_back(delta_transfer_residuals(dense.attn, dense_inputs_sparse, n, c.num_heads,
+    for (size_t i = 0; i < streams.size(); ++i) model::forward_layer(streams[i]->forward, batches[i], layer);
+    const std::span<const float> dense_attn(streams[0]->forward.attention_result(), size_t(n * q_dim));
+    result.delta_transfer.push_back(delta_transfer_residuals(dense_attn, dense_inputs_sparse, n, c.num_heads,
                                                              c.head_dim, result.first_scored_row,
                                                              kDeltaTransferOffsets));
     for (size_t i = 1; i < streams.size(); ++i) {
-      const Similarity a = compare_rows(streams[i].attn.data(), dense.attn.data(), result.first_scored_row, n,
-                                        c.num_heads * c.head_dim);
-      const Similarity h = compare_rows(streams[i].x.data(), dense.x.data(), result.first_scored_row, n, c.hidden_size);
-      result.layers.push_back({layer, streams[i].mode, a.cosine, a.relative_error, h.cosine, h.relative_error});
+      const model::CpuForward &f = streams[i]->forward, &dense = streams[0]->forward;
+      const Similarity a =
+          compare_rows(f.attention_result(), dense.attention_result(), result.first_scored_row, n, q_dim);
+      const Similarity h = compare_rows(f.residual(), dense.residual(), result.first_scored_row, n, c.hidden_size);
+      result.layers.push_back({layer, streams[i]->mode, a.cosine, a.relative_error, h.cosine, h.relative_error});
     }
   }
-  for (const Stream& s : streams) result.last_logits.push_back(runner.last_logits(s));
+  for (size_t i = 0; i < streams.size(); ++i) {
+    std::vector<float> logits(size_t(c.vocab_size));
+    streams[i]->forward.logits(batches[i], logits.data());
+    result.last_logits.push_back(std::move(logits));
+  }
   progress.done = progress.total;
   progress.what = "done";
   if (options.on_progress) options.on_progress(progress);

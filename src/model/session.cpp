@@ -1,16 +1,12 @@
-// The CPU forward pass of a decoder-only transformer (pre-norm, GQA, RoPE, SwiGLU), one chunk of tokens at
-// a time; attention is the Delta Attention operator over the KV cache (continued prefill: n_kv > n_q).
+// One inference stream on the CPU: the shared forward pass (forward.h, CpuForward) one chunk of tokens at
+// a time over a KV cache of one block that holds the whole context (continued prefill: n_kv > n_q).
 #include "dattn/model/session.h"
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
-#include <new>
 
-#include "cpu_ops.h"
 #include "dattn/core/error.h"
-#include "dattn/core/finite.h"
-#include "dattn/delta/delta_attention.h"
+#include "dattn/model/cpu_forward.h"
 
 namespace dattn::model {
 
@@ -48,24 +44,6 @@ void AttentionPlan::add_layer_modes(std::string_view spec) {
   }
 }
 
-namespace {
-// NaN or Inf activations (a config.json value out of range, broken weights) fail here, naming the layer,
-// instead of being dropped or spread by the attention kernels into finite-looking logits.
-void check_finite_rows(const float* data, int64_t rows, int64_t width, int64_t layer, int64_t first_position,
-                       const char* what) {
-  const int64_t bad = find_non_finite(data, size_t(rows * width));
-  if (bad < 0) return;
-  fail("layer {}: the {} at position {} hold a non-finite value ({}); the model's config.json (for example rope_theta, "
-       "rms_norm_eps, head_dim) or its weights produce NaN/Inf activations",
-       layer, what, first_position + bad / width, data[bad]);
-}
-}  // namespace
-
-// Activations for one chunk of at most chunk_size rows, allocated once per session.
-struct Session::Workspace {
-  std::vector<float> x, normed, q, attn, gate, up, rope_cos, rope_sin;
-};
-
 Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
     : model_(std::move(model)), options_(std::move(options)) {
   const ModelConfig& c = model_->config();
@@ -84,27 +62,17 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
   const double cache_gib = double(kv_cache_bytes()) / double(1ull << 30);
   DATTN_CHECK(options_.context <= (int64_t(1) << 31) && cache_gib < 1e6,
               "context {} is too large (KV cache of {:.1f} GiB)", options_.context, cache_gib);
-  const size_t cache_elems = size_t(c.num_layers) * size_t(options_.context) * size_t(c.num_kv_heads * c.head_dim);
   try {
-    k_cache_ = std::make_unique_for_overwrite<float[]>(cache_elems);
-    v_cache_ = std::make_unique_for_overwrite<float[]>(cache_elems);
-  } catch (const std::bad_alloc&) {
+    cache_ = std::make_unique<PagedKvCache>(c.num_layers, 1, options_.context, c.num_kv_heads, c.head_dim);
+  } catch (const Error&) {
     fail("cannot allocate the KV cache for a context of {} tokens ({:.1f} GiB): lower --ctx", options_.context,
          cache_gib);
   }
-
-  const size_t rows = size_t(std::min(options_.chunk_size, options_.context));
-  work_ = std::make_shared<Workspace>();
-  work_->x.resize(rows * size_t(c.hidden_size));
-  work_->normed.resize(rows * size_t(std::max(c.hidden_size, c.num_heads * c.head_dim)));
-  work_->q.resize(rows * size_t(c.num_heads * c.head_dim));
-  work_->attn.resize(rows * size_t(c.num_heads * c.head_dim));
-  work_->gate.resize(rows * size_t(c.intermediate_size));
-  work_->up.resize(rows * size_t(c.intermediate_size));
-  work_->rope_cos.resize(rows * size_t(c.head_dim / 2));
-  work_->rope_sin.resize(rows * size_t(c.head_dim / 2));
-  cpu_ops::use_single_threaded_blas();
+  const int64_t rows = std::min(options_.chunk_size, options_.context);
+  forward_ = std::make_unique<CpuForward>(*model_, *cache_, rows, rows, options_.num_threads);
 }
+
+Session::~Session() = default;
 
 void AttentionPlan::validate(int64_t layers) const {
   validate_attention_params(params);
@@ -167,69 +135,17 @@ std::vector<float> Session::decode(int32_t id) {
 }
 
 void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int64_t first_logit_row, float* logits) {
-  const Model& m = *model_;
-  const ModelConfig& c = m.config();
-  Workspace& w = *work_;
-  const int64_t rows = int64_t(ids.size()), pos0 = position_;
-  const int64_t hidden = c.hidden_size, d = c.head_dim, hq = c.num_heads, hkv = c.num_kv_heads;
-  const int64_t q_dim = hq * d, kv_dim = hkv * d, ctx = options_.context;
-  const int threads = options_.num_threads;
-  float* x = w.x.data();
-
-  const float* embed = m.embed_tokens().data();
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(x + r * hidden, embed + int64_t(ids[size_t(r)]) * hidden, size_t(hidden) * sizeof(float));
-  cpu_ops::rope_tables(m.rope_inv_freq().data(), d / 2, pos0, rows, w.rope_cos.data(), w.rope_sin.data());
-
-  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
-    const LayerWeights& lw = m.layers()[size_t(layer)];
-    float* k_layer = k_cache_.get() + layer * ctx * kv_dim;
-    float* v_layer = v_cache_.get() + layer * ctx * kv_dim;
-    float* k_new = k_layer + pos0 * kv_dim;  // this chunk's keys go straight into the cache
-    float* v_new = v_layer + pos0 * kv_dim;
-
-    cpu_ops::rms_norm(x, lw.input_norm.data(), w.normed.data(), rows, hidden, c.rms_norm_eps);
-    cpu_ops::linear(w.normed.data(), lw.q_proj, w.q.data(), rows, false, threads);
-    cpu_ops::linear(w.normed.data(), lw.k_proj, k_new, rows, false, threads);
-    cpu_ops::linear(w.normed.data(), lw.v_proj, v_new, rows, false, threads);
-    if (lw.q_norm) {
-      cpu_ops::rms_norm(w.q.data(), lw.q_norm->data(), w.q.data(), rows * hq, d, c.rms_norm_eps);
-      cpu_ops::rms_norm(k_new, lw.k_norm->data(), k_new, rows * hkv, d, c.rms_norm_eps);
-    }
-    cpu_ops::apply_rope(w.q.data(), w.rope_cos.data(), w.rope_sin.data(), rows, hq, d);
-    cpu_ops::apply_rope(k_new, w.rope_cos.data(), w.rope_sin.data(), rows, hkv, d);
-
-    // each row is checked once, here, so the operator need not re-read the whole cache every chunk
-    check_finite_rows(w.q.data(), rows, q_dim, layer, pos0, "queries");
-    check_finite_rows(k_new, rows, kv_dim, layer, pos0, "keys");
-    check_finite_rows(v_new, rows, kv_dim, layer, pos0, "values");
-    TensorView q_view{w.q.data(), DType::f32, Device::cpu, {1, rows, hq, d}, {rows * q_dim, q_dim, d, 1}};
-    TensorView out_view{w.attn.data(), DType::f32, Device::cpu, {1, rows, hq, d}, {rows * q_dim, q_dim, d, 1}};
-    TensorView k_view{k_layer, DType::f32, Device::cpu, {1, pos0 + rows, hkv, d}, {ctx * kv_dim, kv_dim, d, 1}};
-    TensorView v_view{v_layer, DType::f32, Device::cpu, {1, pos0 + rows, hkv, d}, {ctx * kv_dim, kv_dim, d, 1}};
-    AttentionParams params = options_.attention.for_layer(layer);
-    if (decode_step) params.mode = AttentionMode::dense;
-    params.num_threads = options_.num_threads;
-    params.skip_finite_check = true;
-    if (params.scale == 0) params.scale = c.attention_scale();
-    delta_attention(q_view, k_view, v_view, out_view, params);
-
-    cpu_ops::linear(w.attn.data(), lw.o_proj, x, rows, /*accumulate=*/true, threads);
-    cpu_ops::rms_norm(x, lw.post_attention_norm.data(), w.normed.data(), rows, hidden, c.rms_norm_eps);
-    cpu_ops::linear(w.normed.data(), lw.gate_proj, w.gate.data(), rows, false, threads);
-    cpu_ops::linear(w.normed.data(), lw.up_proj, w.up.data(), rows, false, threads);
-    cpu_ops::silu_mul(w.gate.data(), w.up.data(), rows * c.intermediate_size);
-    cpu_ops::linear(w.gate.data(), lw.down_proj, x, rows, /*accumulate=*/true, threads);
-  }
-
-  const int64_t logit_rows = rows - first_logit_row;
-  if (logit_rows > 0) {
-    const float* x_rows = x + first_logit_row * hidden;
-    cpu_ops::rms_norm(x_rows, m.final_norm().data(), w.normed.data(), logit_rows, hidden, c.rms_norm_eps);
-    cpu_ops::linear(w.normed.data(), m.lm_head().data(), nullptr, c.vocab_size, hidden, logits, logit_rows, false,
-                    threads);
-  }
-  position_ = pos0 + rows;
+  static constexpr int32_t kOnlyBlock = 0;
+  const int64_t rows = int64_t(ids.size());
+  ForwardBatch batch{ids, {SequenceRows{.first_row = 0,
+                                        .rows = rows,
+                                        .position = position_,
+                                        .decode = decode_step,
+                                        .logits_from = first_logit_row,
+                                        .attention = &options_.attention,
+                                        .block_table = std::span<const int32_t>(&kOnlyBlock, 1)}}};
+  run_forward(*forward_, batch, model_->config().num_layers, logits);
+  position_ += rows;
 }
 
 }  // namespace dattn::model

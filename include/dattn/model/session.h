@@ -66,9 +66,13 @@ class InferenceSession {
   virtual uint64_t peak_device_bytes() const { return 0; }
 };
 
+class PagedKvCache;
+class CpuForward;
+
 class Session : public InferenceSession {
  public:
   Session(std::shared_ptr<const Model> model, SessionOptions options);
+  ~Session() override;
 
   // Appends tokens to the context and returns logits: (n, vocab) row-major with all_logits, else (vocab)
   // for the last token. Throws dattn::Error (before computing anything) when the tokens do not fit the
@@ -90,10 +94,9 @@ class Session : public InferenceSession {
   std::shared_ptr<const Model> model_;
   SessionOptions options_;
   int64_t position_ = 0;
-  // per layer (context, kv_heads, head_dim); left uninitialised so untouched context costs no memory
-  std::unique_ptr<float[]> k_cache_, v_cache_;
-  struct Workspace;
-  std::shared_ptr<Workspace> work_;
+  // one block of `context` tokens per layer; left uninitialised so untouched context costs no memory
+  std::unique_ptr<PagedKvCache> cache_;
+  std::unique_ptr<CpuForward> forward_;
 
   // Runs the layers over ids at positions [position_, position_ + n); writes the final-norm hidden states of
   // rows [first_logit_row, n) and their logits into `logits`.

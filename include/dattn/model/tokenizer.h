@@ -10,33 +10,24 @@
 #include <string_view>
 #include <vector>
 
+#include "dattn/model/chat_template.h"
+
 namespace dattn {
 
 namespace tokenizer_detail {
 struct TokenizerImpl;
 }
 
-// Chat layouts: llama3 (Llama 3.0), llama31 (Llama 3.1+: system header with the knowledge-cutoff date
-// lines), mistral ([INST] ... [/INST], Llama 2 / Mistral), chatml (<|im_start|>, Qwen).
-enum class ChatFamily { llama3, llama31, mistral, chatml };
-
-struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
-  std::string content;
-};
-
-// "llama3" etc.; parse throws dattn::Error naming an unknown name.
-std::string_view chat_family_name(ChatFamily family);
-ChatFamily parse_chat_family(std::string_view name);
-
 class Tokenizer {
  public:
   // Reads model_dir/tokenizer.json and, when present, tokenizer_config.json (special tokens, chat
-  // template, added_tokens_decoder) and generation_config.json (extra eos ids). Throws dattn::Error.
+  // template, added_tokens_decoder), chat_template.jinja (the chat template; it wins over the config's)
+  // and generation_config.json (extra eos ids). Throws dattn::Error.
   static Tokenizer load(const std::filesystem::path& model_dir);
-  // From in-memory file contents; config_json / generation_config_json may be empty.
+  // From in-memory file contents; all but tokenizer_json may be empty.
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view config_json = {},
-                             std::string_view generation_config_json = {});
+                             std::string_view generation_config_json = {},
+                             std::string_view chat_template_jinja = {});
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -62,13 +53,18 @@ class Tokenizer {
   // One past the largest id of the vocabulary and the added tokens.
   int32_t vocab_size() const;
 
-  // The family named by the chat template of tokenizer_config.json or, failing that, by the special
-  // tokens; nullopt when neither says.
+  // The family named by the chat template or, failing that, by the special tokens; nullopt when neither
+  // says. It picks the end-of-turn eos id and the built-in layout for models without a template.
   std::optional<ChatFamily> chat_family() const;
-  // The prompt text, BOS included where the family has one: encode it with add_special_tokens = false.
+  // The model's own chat template (parsed on each call; throws for one the interpreter cannot parse),
+  // with this tokenizer's bos/eos/unk/pad tokens; nullopt when the model has none.
+  std::optional<ChatTemplate> chat_template() const;
+  // The built-in layout of a family, rendered by the template interpreter. The prompt text includes BOS
+  // where the family has one: encode it with add_special_tokens = false.
   std::string format_chat(ChatFamily family, const std::vector<ChatMessage>& messages,
                           bool add_generation_prompt) const;
-  // format_chat with the detected family, encoded; throws when no family is detected.
+  // The prompt as the model's chat template renders it or, for a model without one, the built-in layout
+  // of the detected family; encoded. Throws when there is neither.
   std::vector<int32_t> encode_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
  private:

@@ -9,6 +9,7 @@
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/delta/delta_attention.h"
+#include "dattn/model/forward.h"
 #include "decode_attention.h"
 #include "device_buffer.h"
 #include "device_weights.h"
@@ -50,7 +51,8 @@ std::unique_ptr<InferenceSession> make_cuda_session(const std::filesystem::path&
   return std::make_unique<CudaSession>(config, checkpoint, std::move(options));
 }
 
-struct CudaSession::Impl {
+// The stages of the forward pass (forward.h) on the device, for the batch of one sequence a session runs.
+struct CudaSession::Impl final : ForwardBackend {
   ModelConfig config;
   SessionOptions options;
   int64_t position = 0;
@@ -62,7 +64,7 @@ struct CudaSession::Impl {
   DeviceBuffer inv_freq;
   DeviceBuffer k_cache, v_cache;  // (layers, context, h_kv, padded_head_dim) bf16
   int64_t max_rows = 0, max_logit_rows = 0;
-  DeviceBuffer ids, x, normed, qkv, q, attn, gate_up, act, logits;
+  DeviceBuffer ids, x, normed, qkv, q, attn, gate_up, act, logit_block;
   DeviceBuffer decode_partials;  // split results of the decode kernel
   uint64_t workspace_bytes = 0;
   uint64_t peak_in_use = 0;
@@ -70,7 +72,13 @@ struct CudaSession::Impl {
   void sample_memory() { peak_in_use = std::max(peak_in_use, device_bytes_in_use()); }
   void check_ids(std::span<const int32_t> ids) const;
   void forward_chunk(std::span<const int32_t> ids, bool decode_step, int64_t first_logit_row, float* host_logits);
-  void attention(int64_t layer, int64_t rows, bool decode_step);
+
+  void embed(const ForwardBatch& batch) override;
+  void attention_inputs(int64_t layer, const ForwardBatch& batch) override;
+  void attention(int64_t layer, const ForwardBatch& batch) override;
+  void attention_output(int64_t layer, const ForwardBatch& batch) override;
+  void mlp(int64_t layer, const ForwardBatch& batch) override;
+  void logits(const ForwardBatch& batch, float* host_logits) override;
 };
 
 CudaSession::CudaSession(const ModelConfig& config, const Checkpoint& checkpoint, SessionOptions options) {
@@ -112,11 +120,11 @@ CudaSession::CudaSession(const ModelConfig& config, const Checkpoint& checkpoint
   s.attn = DeviceBuffer(size_t(rows * q_padded) * 2, "attention output");
   s.gate_up = DeviceBuffer(size_t(rows * 2 * inter) * 2, "gate/up projections");
   s.act = DeviceBuffer(size_t(rows * inter) * 2, "SwiGLU output");
-  s.logits = DeviceBuffer(size_t(s.max_logit_rows * c.vocab_size) * 4, "logits");
+  s.logit_block = DeviceBuffer(size_t(s.max_logit_rows * c.vocab_size) * 4, "logits");
   s.decode_partials = DeviceBuffer(
       size_t(decode_partials_floats(s.options.context, int(c.num_heads), int(s.padded_head_dim))) * 4,
       "decode attention partials");
-  for (const DeviceBuffer* b : {&s.ids, &s.x, &s.normed, &s.qkv, &s.q, &s.attn, &s.gate_up, &s.act, &s.logits,
+  for (const DeviceBuffer* b : {&s.ids, &s.x, &s.normed, &s.qkv, &s.q, &s.attn, &s.gate_up, &s.act, &s.logit_block,
                                 &s.decode_partials})
     s.workspace_bytes += b->bytes();
   s.sample_memory();
@@ -165,101 +173,126 @@ std::vector<float> CudaSession::decode(int32_t id) {
   return logits;
 }
 
-void CudaSession::Impl::attention(int64_t layer, int64_t rows, bool decode_step) {
+void CudaSession::Impl::embed(const ForwardBatch& batch) {
+  const int64_t rows = batch.rows();
+  profiler.begin();
+  check_cuda(cudaMemcpyAsync(ids.data(), batch.ids.data(), size_t(rows) * 4, cudaMemcpyHostToDevice, stream.get()),
+             "copying token ids");
+  embed_rows(ids.as<int32_t>(), weights.embed_tokens, rows, config.hidden_size, x.as<float>(), stream.get());
+  profiler.mark("embed");
+}
+
+void CudaSession::Impl::attention_inputs(int64_t layer, const ForwardBatch& batch) {
   const ModelConfig& c = config;
+  const DeviceLayer& w = weights.layers[size_t(layer)];
+  const int64_t rows = batch.rows(), hidden = c.hidden_size, ctx = options.context;
+  const int64_t d = c.head_dim, hq = c.num_heads, hkv = c.num_kv_heads, dp = padded_head_dim;
+  rms_norm_to_bf16(x.as<float>(), w.input_norm, rows, hidden, float(c.rms_norm_eps), normed.as<uint16_t>(),
+                   stream.get());
+  profiler.mark("norms");
+  gemm.linear(normed.as<uint16_t>(), rows, hidden, w.qkv_weight, (hq + 2 * hkv) * d, qkv.data(), GemmOut::bf16, false);
+  profiler.mark("gemm qkv");
+  QkvEpilogueArgs e{};
+  e.qkv = qkv.as<uint16_t>();
+  e.bias = w.qkv_bias;
+  e.q_norm = w.q_norm;
+  e.k_norm = w.k_norm;
+  e.norm_eps = float(c.rms_norm_eps);
+  e.inv_freq = inv_freq.as<float>();
+  e.rows = rows;
+  e.first_position = batch.sequences.front().position;
+  e.heads_q = int(hq);
+  e.heads_kv = int(hkv);
+  e.head_dim = int(d);
+  e.padded_head_dim = int(dp);
+  e.q_out = q.as<uint16_t>();
+  e.k_cache = k_cache.as<uint16_t>() + layer * ctx * hkv * dp;
+  e.v_cache = v_cache.as<uint16_t>() + layer * ctx * hkv * dp;
+  qkv_epilogue(e, stream.get());
+  profiler.mark("rope + kv cache");
+}
+
+void CudaSession::Impl::attention(int64_t layer, const ForwardBatch& batch) {
+  const ModelConfig& c = config;
+  const SequenceRows& seq = batch.sequences.front();
   const int64_t dp = padded_head_dim, hq = c.num_heads, hkv = c.num_kv_heads, ctx = options.context;
-  const int64_t n_kv = position + rows;
+  const int64_t rows = seq.rows, n_kv = seq.position + rows;
   uint16_t* k_layer = k_cache.as<uint16_t>() + layer * ctx * hkv * dp;
   uint16_t* v_layer = v_cache.as<uint16_t>() + layer * ctx * hkv * dp;
-  AttentionParams params = options.attention.for_layer(layer);
   // the model's scale (1/sqrt(head_dim), times yarn's attention factor squared): the operator's default
   // would use the padded head_dim, and zero-padded lanes add nothing to q.k
-  if (params.scale == 0.0) params.scale = c.attention_scale();
-  if (decode_step && hq / hkv <= kDecodeMaxGroup) {
+  AttentionParams params = layer_attention(seq, layer, c.attention_scale());
+  if (seq.decode && hq / hkv <= kDecodeMaxGroup) {
     // decode is dense (spec); the split-KV kernel keeps every SM busy on one query row
     decode_attention({q.as<uint16_t>(), k_layer, v_layer, attn.as<uint16_t>(), n_kv, int(hq), int(hkv), int(dp),
                       float(params.scale), decode_partials.as<float>()},
                      stream.get());
-    return;
+  } else {
+    params.stream = stream.get();
+    const TensorView q_view{q.data(), DType::bf16, Device::cuda, {1, rows, hq, dp}, {rows * hq * dp, hq * dp, dp, 1}};
+    const TensorView out_view{attn.data(), DType::bf16, Device::cuda, {1, rows, hq, dp},
+                              {rows * hq * dp, hq * dp, dp, 1}};
+    const TensorView k_view{k_layer, DType::bf16, Device::cuda, {1, n_kv, hkv, dp}, {ctx * hkv * dp, hkv * dp, dp, 1}};
+    const TensorView v_view{v_layer, DType::bf16, Device::cuda, {1, n_kv, hkv, dp}, {ctx * hkv * dp, hkv * dp, dp, 1}};
+    delta_attention(q_view, k_view, v_view, out_view, params);
   }
-  if (decode_step) params.mode = AttentionMode::dense;
-  params.stream = stream.get();
-  const TensorView q_view{q.data(), DType::bf16, Device::cuda, {1, rows, hq, dp}, {rows * hq * dp, hq * dp, dp, 1}};
-  const TensorView out_view{attn.data(), DType::bf16, Device::cuda, {1, rows, hq, dp}, {rows * hq * dp, hq * dp, dp, 1}};
-  const TensorView k_view{k_layer, DType::bf16, Device::cuda, {1, n_kv, hkv, dp}, {ctx * hkv * dp, hkv * dp, dp, 1}};
-  const TensorView v_view{v_layer, DType::bf16, Device::cuda, {1, n_kv, hkv, dp}, {ctx * hkv * dp, hkv * dp, dp, 1}};
-  delta_attention(q_view, k_view, v_view, out_view, params);
+  profiler.mark("attention");
+}
+
+void CudaSession::Impl::attention_output(int64_t layer, const ForwardBatch& batch) {
+  const DeviceLayer& w = weights.layers[size_t(layer)];
+  const int64_t rows = batch.rows(), hidden = config.hidden_size;
+  gemm.linear(attn.as<uint16_t>(), rows, config.num_heads * padded_head_dim, w.o_weight, hidden, x.data(),
+              GemmOut::f32, true);
+  if (w.o_bias) add_bias_rows(x.as<float>(), w.o_bias, rows, hidden, stream.get());
+  profiler.mark("gemm o");
+}
+
+void CudaSession::Impl::mlp(int64_t layer, const ForwardBatch& batch) {
+  const DeviceLayer& w = weights.layers[size_t(layer)];
+  const int64_t rows = batch.rows(), hidden = config.hidden_size, inter = config.intermediate_size;
+  cudaStream_t st = stream.get();
+  rms_norm_to_bf16(x.as<float>(), w.post_attention_norm, rows, hidden, float(config.rms_norm_eps),
+                   normed.as<uint16_t>(), st);
+  profiler.mark("norms");
+  gemm.linear(normed.as<uint16_t>(), rows, hidden, w.gate_up_weight, 2 * inter, gate_up.data(), GemmOut::bf16, false);
+  profiler.mark("gemm gate/up");
+  swiglu(gate_up.as<uint16_t>(), w.gate_up_bias, rows, inter, act.as<uint16_t>(), st);
+  profiler.mark("swiglu");
+  gemm.linear(act.as<uint16_t>(), rows, inter, w.down_weight, hidden, x.data(), GemmOut::f32, true);
+  if (w.down_bias) add_bias_rows(x.as<float>(), w.down_bias, rows, hidden, st);
+  profiler.mark("gemm down");
+}
+
+void CudaSession::Impl::logits(const ForwardBatch& batch, float* host_logits) {
+  const ModelConfig& c = config;
+  const SequenceRows& seq = batch.sequences.front();
+  const int64_t hidden = c.hidden_size;
+  for (int64_t first = seq.logits_from; first < seq.rows; first += max_logit_rows) {
+    const int64_t n = std::min(max_logit_rows, seq.rows - first);
+    rms_norm_to_bf16(x.as<float>() + (seq.first_row + first) * hidden, weights.final_norm, n, hidden,
+                     float(c.rms_norm_eps), normed.as<uint16_t>(), stream.get());
+    gemm.linear(normed.as<uint16_t>(), n, hidden, weights.lm_head, c.vocab_size, logit_block.data(), GemmOut::f32, false);
+    check_cuda(cudaMemcpyAsync(host_logits + (first - seq.logits_from) * c.vocab_size, logit_block.data(),
+                               size_t(n * c.vocab_size) * 4, cudaMemcpyDeviceToHost, stream.get()),
+               "copying logits to the host");
+  }
+  profiler.mark("lm head + logits copy");
 }
 
 void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool decode_step, int64_t first_logit_row,
                                       float* host_logits) {
-  const ModelConfig& c = config;
-  const int64_t rows = int64_t(tokens.size()), hidden = c.hidden_size, inter = c.intermediate_size;
-  const int64_t d = c.head_dim, hq = c.num_heads, hkv = c.num_kv_heads, dp = padded_head_dim;
-  const int64_t qkv_dim = (hq + 2 * hkv) * d, ctx = options.context;
-  const float eps = float(c.rms_norm_eps);
-  cudaStream_t st = stream.get();
-
-  profiler.begin();
-  check_cuda(cudaMemcpyAsync(ids.data(), tokens.data(), size_t(rows) * 4, cudaMemcpyHostToDevice, st),
-             "copying token ids");
-  embed_rows(ids.as<int32_t>(), weights.embed_tokens, rows, hidden, x.as<float>(), st);
-  profiler.mark("embed");
-  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
-    const DeviceLayer& w = weights.layers[size_t(layer)];
-    rms_norm_to_bf16(x.as<float>(), w.input_norm, rows, hidden, eps, normed.as<uint16_t>(), st);
-    profiler.mark("norms");
-    gemm.linear(normed.as<uint16_t>(), rows, hidden, w.qkv_weight, qkv_dim, qkv.data(), GemmOut::bf16, false);
-    profiler.mark("gemm qkv");
-    QkvEpilogueArgs e{};
-    e.qkv = qkv.as<uint16_t>();
-    e.bias = w.qkv_bias;
-    e.q_norm = w.q_norm;
-    e.k_norm = w.k_norm;
-    e.norm_eps = eps;
-    e.inv_freq = inv_freq.as<float>();
-    e.rows = rows;
-    e.first_position = position;
-    e.heads_q = int(hq);
-    e.heads_kv = int(hkv);
-    e.head_dim = int(d);
-    e.padded_head_dim = int(dp);
-    e.q_out = q.as<uint16_t>();
-    e.k_cache = k_cache.as<uint16_t>() + layer * ctx * hkv * dp;
-    e.v_cache = v_cache.as<uint16_t>() + layer * ctx * hkv * dp;
-    qkv_epilogue(e, st);
-    profiler.mark("rope + kv cache");
-
-    attention(layer, rows, decode_step);
-    profiler.mark("attention");
-
-    gemm.linear(attn.as<uint16_t>(), rows, hq * dp, w.o_weight, hidden, x.data(), GemmOut::f32, true);
-    if (w.o_bias) add_bias_rows(x.as<float>(), w.o_bias, rows, hidden, st);
-    profiler.mark("gemm o");
-    rms_norm_to_bf16(x.as<float>(), w.post_attention_norm, rows, hidden, eps, normed.as<uint16_t>(), st);
-    profiler.mark("norms");
-    gemm.linear(normed.as<uint16_t>(), rows, hidden, w.gate_up_weight, 2 * inter, gate_up.data(), GemmOut::bf16,
-                false);
-    profiler.mark("gemm gate/up");
-    swiglu(gate_up.as<uint16_t>(), w.gate_up_bias, rows, inter, act.as<uint16_t>(), st);
-    profiler.mark("swiglu");
-    gemm.linear(act.as<uint16_t>(), rows, inter, w.down_weight, hidden, x.data(), GemmOut::f32, true);
-    if (w.down_bias) add_bias_rows(x.as<float>(), w.down_bias, rows, hidden, st);
-    profiler.mark("gemm down");
-  }
-
-  for (int64_t first = first_logit_row; first < rows; first += max_logit_rows) {
-    const int64_t n = std::min(max_logit_rows, rows - first);
-    rms_norm_to_bf16(x.as<float>() + first * hidden, weights.final_norm, n, hidden, eps, normed.as<uint16_t>(), st);
-    gemm.linear(normed.as<uint16_t>(), n, hidden, weights.lm_head, c.vocab_size, logits.data(), GemmOut::f32, false);
-    check_cuda(cudaMemcpyAsync(host_logits + (first - first_logit_row) * c.vocab_size, logits.data(),
-                               size_t(n * c.vocab_size) * 4, cudaMemcpyDeviceToHost, st),
-               "copying logits to the host");
-  }
-  profiler.mark("lm head + logits copy");
-  check_cuda(cudaStreamSynchronize(st), "the forward pass");
+  const ForwardBatch batch{tokens, {SequenceRows{.first_row = 0,
+                                                 .rows = int64_t(tokens.size()),
+                                                 .position = position,
+                                                 .decode = decode_step,
+                                                 .logits_from = first_logit_row,
+                                                 .attention = &options.attention,
+                                                 .block_table = {}}}};
+  run_forward(*this, batch, config.num_layers, host_logits);
+  check_cuda(cudaStreamSynchronize(stream.get()), "the forward pass");
   profiler.collect();
-  position += rows;
+  position += batch.rows();
   // a decode step allocates nothing (the cache and workspace are preallocated), so only a prefill chunk
   // (cuBLAS workspace, the attention's stream-ordered Δ scratch) can raise the peak; skipping the query
   // keeps cudaMemGetInfo off the per-token path

@@ -14,7 +14,14 @@ __device__ __forceinline__ float bf16_at(const uint16_t* p) {
   return __bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(p));
 }
 
-// One block per (kv head, split) with kHeadDim threads. Scores: each thread whole keys. P.V: thread t owns
+// The cache row that holds key j of sequence seq: j itself, or its slot in the sequence's blocks.
+__device__ __forceinline__ int64_t cache_row(const DecodeAttentionArgs& a, int seq, int64_t j) {
+  if (a.block_tables == nullptr) return j;
+  const int32_t block = a.block_tables[int64_t(seq) * a.max_blocks + j / a.block_tokens];
+  return int64_t(block) * a.block_tokens + j % a.block_tokens;
+}
+
+// One block per (kv head, split, sequence) with kHeadDim threads. Scores: each thread whole keys. P.V: thread t owns
 // dimensions [8 (t % kThreadsPerRow), +8) of every query head of the group for the V rows
 // t / kThreadsPerRow, + kRowsPerPass, ...: 16-byte loads keep enough bytes in flight to stream the cache
 // (one bf16 per thread and key left each SM waiting on load latency). The rows' partial sums are added
@@ -27,15 +34,29 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
   __shared__ float p_s[kDecodeMaxGroup][kChunk];
   __shared__ float alpha_s[kDecodeMaxGroup];
   __shared__ float reduce_s[kWarps][kDecodeMaxGroup][kHeadDim];
-  const int kv_head = blockIdx.x, split = blockIdx.y, t = threadIdx.x;
+  const int kv_head = blockIdx.x, split = blockIdx.y, seq = blockIdx.z, t = threadIdx.x;
   const int group = a.heads_q / a.heads_kv, warp = t / 32, lane = t % 32, warps = kHeadDim / 32;
   const float scale_log2 = a.scale * kLog2e;
+  const int64_t n_kv = a.seq_lengths ? a.seq_lengths[seq] : a.n_kv;
+  const int64_t begin = int64_t(split) * kDecodeSplitKeys;
+  float* seq_partials = a.partials + int64_t(seq) * a.heads_q * splits * (kHeadDim + 2);
+  if (begin >= n_kv) {  // a shorter sequence of the batch: an empty split the merge weighs with 0
+    for (int g = 0; g < group; ++g) {
+      float* part = seq_partials + (int64_t(kv_head * group + g) * splits + split) * (kHeadDim + 2);
+      part[t] = 0;
+      if (t == 0) {
+        part[kHeadDim] = -INFINITY;
+        part[kHeadDim + 1] = 0;
+      }
+    }
+    return;
+  }
+  const uint16_t* q_seq = a.q + int64_t(seq) * a.heads_q * kHeadDim;
   for (int g = 0; g < group; ++g)
-    q_s[g][t] = bf16_at(a.q + (int64_t(kv_head) * group + g) * kHeadDim + t) * scale_log2;
+    q_s[g][t] = bf16_at(q_seq + (int64_t(kv_head) * group + g) * kHeadDim + t) * scale_log2;
 
   const int64_t row_stride = int64_t(a.heads_kv) * kHeadDim;
-  const int64_t begin = int64_t(split) * kDecodeSplitKeys;
-  const int64_t end = min(a.n_kv, begin + kDecodeSplitKeys);
+  const int64_t end = min(n_kv, begin + kDecodeSplitKeys);
   float o[kDecodeMaxGroup][kDimsPerThread] = {}, m[kDecodeMaxGroup], l[kDecodeMaxGroup] = {};
   const int d0 = (t % kThreadsPerRow) * kDimsPerThread, r0 = t / kThreadsPerRow;
   for (int g = 0; g < kDecodeMaxGroup; ++g) m[g] = -INFINITY;
@@ -49,7 +70,8 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
     // a tenth of the bandwidth); volatile keeps the reads where they are
     const volatile float(*q_v)[kHeadDim] = q_s;
     for (int j = t; j < keys; j += kHeadDim) {
-      const uint4* k_row = reinterpret_cast<const uint4*>(a.k + (chunk + j) * row_stride + int64_t(kv_head) * kHeadDim);
+      const uint4* k_row = reinterpret_cast<const uint4*>(a.k + cache_row(a, seq, chunk + j) * row_stride +
+                                                          int64_t(kv_head) * kHeadDim);
       float s[kDecodeMaxGroup] = {};
 #pragma unroll
       for (int c = 0; c < kHeadDim / 8; ++c) {
@@ -98,10 +120,10 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
       if (g < group)
 #pragma unroll
         for (int e = 0; e < kDimsPerThread; ++e) o[g][e] *= alpha_s[g];
-    const uint16_t* v_base = a.v + chunk * row_stride + int64_t(kv_head) * kHeadDim + d0;
+    const uint16_t* v_base = a.v + int64_t(kv_head) * kHeadDim + d0;
 #pragma unroll 4
     for (int j = r0; j < keys; j += kRowsPerPass) {
-      const uint4 packed = *reinterpret_cast<const uint4*>(v_base + j * row_stride);
+      const uint4 packed = *reinterpret_cast<const uint4*>(v_base + cache_row(a, seq, chunk + j) * row_stride);
       const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&packed);
       float v[kDimsPerThread];
 #pragma unroll
@@ -140,7 +162,7 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
   for (int g = 0; g < kDecodeMaxGroup; ++g) {
     if (g >= group) break;
     const int head = kv_head * group + g;
-    float* part = a.partials + (int64_t(head) * splits + split) * (kHeadDim + 2);
+    float* part = seq_partials + (int64_t(head) * splits + split) * (kHeadDim + 2);
     float sum = 0;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) sum += reduce_s[w][g][t];
@@ -152,11 +174,11 @@ __global__ void __launch_bounds__(kHeadDim) decode_split_kernel(const DecodeAtte
   }
 }
 
-// One block per query head: merges the splits' partial softmaxes and writes bf16.
+// One block per (query head, sequence): merges the splits' partial softmaxes and writes bf16.
 template <int kHeadDim>
 __global__ void __launch_bounds__(kHeadDim) decode_merge_kernel(const DecodeAttentionArgs a, int splits) {
-  const int head = blockIdx.x, t = threadIdx.x;
-  const float* parts = a.partials + int64_t(head) * splits * (kHeadDim + 2);
+  const int head = blockIdx.x, seq = blockIdx.y, t = threadIdx.x;
+  const float* parts = a.partials + (int64_t(seq) * a.heads_q + head) * splits * (kHeadDim + 2);
   float m = -INFINITY;
   for (int s = 0; s < splits; ++s) m = fmaxf(m, parts[s * (kHeadDim + 2) + kHeadDim]);
   float o = 0, l = 0;
@@ -166,7 +188,8 @@ __global__ void __launch_bounds__(kHeadDim) decode_merge_kernel(const DecodeAtte
     o += part[t] * w;
     l += part[kHeadDim + 1] * w;
   }
-  *reinterpret_cast<__nv_bfloat16*>(a.out + int64_t(head) * kHeadDim + t) = __float2bfloat16_rn(o / l);
+  *reinterpret_cast<__nv_bfloat16*>(a.out + (int64_t(seq) * a.heads_q + head) * kHeadDim + t) =
+      __float2bfloat16_rn(o / l);
 }
 
 int splits_for(int64_t n_kv) { return int((n_kv + kDecodeSplitKeys - 1) / kDecodeSplitKeys); }
@@ -174,16 +197,17 @@ int splits_for(int64_t n_kv) { return int((n_kv + kDecodeSplitKeys - 1) / kDecod
 template <int kHeadDim>
 void launch(const DecodeAttentionArgs& a, cudaStream_t stream) {
   const int splits = splits_for(a.n_kv);
-  decode_split_kernel<kHeadDim><<<dim3(unsigned(a.heads_kv), unsigned(splits)), kHeadDim, 0, stream>>>(a, splits);
+  const dim3 split_grid(unsigned(a.heads_kv), unsigned(splits), unsigned(a.num_seqs));
+  decode_split_kernel<kHeadDim><<<split_grid, kHeadDim, 0, stream>>>(a, splits);
   check_cuda(cudaGetLastError(), "launching decode_split_kernel");
-  decode_merge_kernel<kHeadDim><<<unsigned(a.heads_q), kHeadDim, 0, stream>>>(a, splits);
+  decode_merge_kernel<kHeadDim><<<dim3(unsigned(a.heads_q), unsigned(a.num_seqs)), kHeadDim, 0, stream>>>(a, splits);
   check_cuda(cudaGetLastError(), "launching decode_merge_kernel");
 }
 
 }  // namespace
 
-int64_t decode_partials_floats(int64_t n_kv, int heads_q, int head_dim) {
-  return int64_t(heads_q) * splits_for(n_kv) * (head_dim + 2);
+int64_t decode_partials_floats(int64_t n_kv, int heads_q, int head_dim, int num_seqs) {
+  return int64_t(num_seqs) * heads_q * splits_for(n_kv) * (head_dim + 2);
 }
 
 void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {

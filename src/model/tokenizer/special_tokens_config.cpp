@@ -24,23 +24,6 @@ int32_t id_of(const TokenizerImpl& impl, const std::string& text, const char* wh
   return *id;
 }
 
-std::string chat_template_text(const Json& config) {
-  const Json* value = optional_field(config, "chat_template", "tokenizer_config.json");
-  if (value == nullptr) return {};
-  if (value->is_string()) return value->get<std::string>();
-  // A list of named templates: the "default" one, else the first.
-  require_array(*value, "tokenizer_config.json chat_template");
-  std::string first;
-  for (size_t i = 0; i < value->size(); ++i) {
-    const std::string path = "tokenizer_config.json chat_template[" + std::to_string(i) + "]";
-    const std::string name = require_string((*value)[i], "name", path);
-    std::string text = require_string((*value)[i], "template", path);
-    if (name == "default") return text;
-    if (i == 0) first = std::move(text);
-  }
-  return first;
-}
-
 std::optional<int32_t> end_of_turn_id(const TokenizerImpl& impl, ChatFamily family) {
   switch (family) {
     case ChatFamily::llama3:
@@ -65,7 +48,15 @@ void apply_special_token_config(TokenizerImpl& impl, const Json& config, const J
       impl.eos_ids.push_back(id_of(impl, *eos, "eos_token"));
       impl.eos_token = *eos;
     }
-    impl.chat_template = chat_template_text(config);
+    // The chat template sees the configured token texts, as transformers' special_tokens_map has them.
+    impl.template_tokens = {token_text(config, "bos_token"), token_text(config, "eos_token"),
+                            token_text(config, "unk_token"), token_text(config, "pad_token")};
+    if (impl.chat_template.empty()) {
+      if (const Json* field = optional_field(config, "chat_template", "tokenizer_config.json")) {
+        impl.chat_template = select_chat_template(*field).value_or("");
+        impl.chat_template_origin = "tokenizer_config.json chat_template";
+      }
+    }
   }
   if (generation_config.is_object()) {
     if (const Json* eos = optional_field(generation_config, "eos_token_id", "generation_config.json")) {

@@ -40,13 +40,16 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   const std::string config = read_file_if_present(model_dir / "tokenizer_config.json", kModelJsonLimits).value_or("");
   const std::string generation =
       read_file_if_present(model_dir / "generation_config.json", kModelJsonLimits).value_or("");
-  return from_json(*tokenizer_json, config, generation);
+  const std::string jinja = read_file_if_present(model_dir / "chat_template.jinja", kModelJsonLimits).value_or("");
+  return from_json(*tokenizer_json, config, generation, jinja);
 }
 
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json,
-                               std::string_view generation_config_json) {
+                               std::string_view generation_config_json, std::string_view chat_template_jinja) {
   try {
     std::unique_ptr<tokenizer_detail::TokenizerImpl> impl = tokenizer_detail::parse_tokenizer_json(tokenizer_json);
+    impl->chat_template = std::string(chat_template_jinja);
+    impl->chat_template_origin = "chat_template.jinja";
     const Json config = parse_optional_json(config_json, "tokenizer_config.json");
     if (!config.is_null()) tokenizer_detail::merge_config_added_tokens(*impl, config);
     impl->finish_tables();
@@ -91,8 +94,16 @@ std::string Tokenizer::format_chat(ChatFamily family, const std::vector<ChatMess
   return tokenizer_detail::format_chat(*impl_, family, messages, add_generation_prompt);
 }
 
+std::optional<ChatTemplate> Tokenizer::chat_template() const {
+  if (impl_->chat_template.empty()) return std::nullopt;
+  return ChatTemplate::from_string(impl_->chat_template, impl_->template_tokens, impl_->chat_template_origin);
+}
+
 std::vector<int32_t> Tokenizer::encode_chat(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
-  if (!impl_->chat_family) fail("chat: cannot tell the chat family of this tokenizer (no chat template or known chat tokens)");
+  if (const std::optional<ChatTemplate> model_template = chat_template()) {
+    return encode(render_chat(*model_template, messages, add_generation_prompt), false);
+  }
+  if (!impl_->chat_family) fail("chat: this model has no chat template and its chat family is unknown (no known chat tokens)");
   return encode(format_chat(*impl_->chat_family, messages, add_generation_prompt), false);
 }
 

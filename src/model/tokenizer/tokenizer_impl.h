@@ -37,7 +37,9 @@ struct TokenizerImpl {
   std::optional<int32_t> bos_id;
   std::string eos_token;  // tokenizer_config.json's eos_token text (Mistral chat turns end with it)
   std::vector<int32_t> eos_ids;
-  std::string chat_template;
+  std::string chat_template;  // chat_template.jinja, else tokenizer_config.json's (empty: none)
+  std::string chat_template_origin;  // which of the two, for error messages
+  ChatSpecialTokens template_tokens;
   std::optional<ChatFamily> chat_family;
 
   bool has_id(int32_t id) const { return id >= 0 && static_cast<size_t>(id) < id_known.size() && id_known[id]; }
@@ -62,7 +64,7 @@ std::unique_ptr<TokenizerImpl> parse_tokenizer_json(std::string_view json_text);
 // tokenizer_config.json's added_tokens_decoder entries, merged into impl.added_tokens.
 void merge_config_added_tokens(TokenizerImpl& impl, const Json& config);
 // bos/eos/chat template from tokenizer_config.json and generation_config.json (either may be null),
-// after the tables are built.
+// after the tables are built; a chat template already set (chat_template.jinja) is kept.
 void apply_special_token_config(TokenizerImpl& impl, const Json& config, const Json& generation_config);
 // Chat family from the template string or the special tokens.
 std::optional<ChatFamily> detect_chat_family(const TokenizerImpl& impl);

@@ -1,0 +1,52 @@
+// The forward pass of a decoder-only transformer, written once: the layer loop over a batch of rows that
+// may belong to several sequences (a prefill chunk of one, decode steps of others). A backend (the CPU's
+// CpuForward, the GPU session's) supplies the stages; the loop and the batch description are shared.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "dattn/model/session.h"
+
+namespace dattn::model {
+
+// The rows of one sequence inside a forward batch.
+struct SequenceRows {
+  int64_t first_row = 0;  // first row of the batch that belongs to this sequence
+  int64_t rows = 0;
+  int64_t position = 0;   // tokens of this sequence already cached: its rows sit at position, position + 1, ...
+  bool decode = false;    // a one-token step: dense attention over the cache (spec: decode is always dense)
+  int64_t logits_from = 0;  // logits of rows [logits_from, rows) of this sequence; logits_from == rows: none
+  const AttentionPlan* attention = nullptr;  // prefill attention (unused for decode)
+  std::span<const int32_t> block_table;      // the KV cache blocks that hold this sequence, in order
+};
+
+struct ForwardBatch {
+  std::span<const int32_t> ids;         // one token per row
+  std::vector<SequenceRows> sequences;  // disjoint runs of rows covering ids, in row order
+  int64_t rows() const { return int64_t(ids.size()); }
+  int64_t logit_rows() const;           // rows with logits, summed over the sequences
+};
+
+// The stages of one layer as a device computes them. Activations live in the backend.
+class ForwardBackend {
+ public:
+  virtual ~ForwardBackend() = default;
+  virtual void embed(const ForwardBatch& batch) = 0;  // token embeddings into the residual stream
+  // input norm, q/k/v projections, (q/k norm), RoPE; K and V into the sequences' cache blocks
+  virtual void attention_inputs(int64_t layer, const ForwardBatch& batch) = 0;
+  virtual void attention(int64_t layer, const ForwardBatch& batch) = 0;
+  virtual void attention_output(int64_t layer, const ForwardBatch& batch) = 0;  // o_proj + residual
+  virtual void mlp(int64_t layer, const ForwardBatch& batch) = 0;  // post-attention norm, SwiGLU + residual
+  // final norm and lm_head of the rows with logits, (logit_rows, vocab) row-major in sequence order
+  virtual void logits(const ForwardBatch& batch, float* out) = 0;
+};
+
+void forward_layer(ForwardBackend& backend, const ForwardBatch& batch, int64_t layer);
+void run_forward(ForwardBackend& backend, const ForwardBatch& batch, int64_t num_layers, float* logits);
+
+// The attention parameters of a sequence's rows in a layer: the plan's, dense for a decode step, the
+// model's softmax scale unless the plan sets one.
+AttentionParams layer_attention(const SequenceRows& sequence, int64_t layer, double model_scale);
+
+}  // namespace dattn::model
