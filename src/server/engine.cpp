@@ -18,6 +18,7 @@
 #include "block_manager.h"
 #include "dattn/core/error.h"
 #include "dattn/model/cpu_forward.h"
+#include "dattn/model/cuda_session.h"
 
 namespace dattn::server {
 
@@ -78,7 +79,8 @@ class BatchEngine final : public Engine {
   BatchEngine(std::shared_ptr<const model::Model> model, EngineOptions options)
       : model_(std::move(model)), options_(std::move(options)) {
     const model::ModelConfig& c = model_->config();
-    DATTN_CHECK(options_.device == "cpu", "engine device '{}': this engine runs on the cpu", options_.device);
+    const bool on_gpu = options_.device == "cuda";
+    DATTN_CHECK(on_gpu || options_.device == "cpu", "engine device '{}' must be cpu or cuda", options_.device);
     DATTN_CHECK(options_.max_batch >= 1, "max_batch must be >= 1, got {}", options_.max_batch);
     DATTN_CHECK(options_.kv_block_tokens >= 1, "kv_block_tokens must be >= 1, got {}", options_.kv_block_tokens);
     DATTN_CHECK(options_.prefill_chunk >= 1, "prefill_chunk must be >= 1, got {}", options_.prefill_chunk);
@@ -96,18 +98,28 @@ class BatchEngine final : public Engine {
     check_params(options_.attention.params);
     for (const auto& [layer, p] : options_.attention.layer_overrides) check_params(p);
     const int64_t bt = options_.kv_block_tokens;
-    const double block_bytes = 2.0 * double(c.num_layers * c.num_kv_heads * c.head_dim) * 4.0 * double(bt);
+    const double token_bytes = on_gpu ? double(model::cuda_kv_bytes_per_token(c))  // bf16, padded head_dim
+                                      : 2.0 * double(c.num_layers * c.num_kv_heads * c.head_dim) * 4.0;
+    const double block_bytes = token_bytes * double(bt);
     const double blocks = options_.kv_memory_gib * double(1ull << 30) / block_bytes;
     const int64_t per_context = (options_.max_context + bt - 1) / bt;
     DATTN_CHECK(blocks >= double(per_context),
                 "kv_memory {} GiB holds {:.0f} blocks of {} tokens, fewer than one context of {} tokens needs ({})",
                 options_.kv_memory_gib, blocks, bt, options_.max_context, per_context);
     DATTN_CHECK(blocks < double(int64_t(1) << 31), "kv_memory {} GiB is too large", options_.kv_memory_gib);
-    cache_ = std::make_unique<model::PagedKvCache>(c.num_layers, int64_t(blocks), bt, c.num_kv_heads, c.head_dim);
+    const int64_t max_rows = options_.prefill_chunk + options_.max_batch;
+    if (on_gpu) {
+      forward_ = model::make_cuda_forward(
+          c, model_->checkpoint(),
+          {.num_blocks = int64_t(blocks), .block_tokens = bt, .max_rows = max_rows,
+           .max_sequences = options_.max_batch, .max_context = options_.max_context});
+    } else {
+      cache_ = std::make_unique<model::PagedKvCache>(c.num_layers, int64_t(blocks), bt, c.num_kv_heads, c.head_dim);
+      forward_ = std::make_unique<model::CpuForward>(*model_, *cache_, max_rows, options_.prefill_chunk,
+                                                     options_.num_threads);
+    }
     block_manager_ = std::make_unique<BlockManager>(int64_t(blocks), bt);
     stats_.kv_blocks_total = block_manager_->total();
-    forward_ = std::make_unique<model::CpuForward>(*model_, *cache_, options_.prefill_chunk + options_.max_batch,
-                                                   options_.prefill_chunk, options_.num_threads);
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -167,9 +179,9 @@ class BatchEngine final : public Engine {
  private:
   std::shared_ptr<const model::Model> model_;
   EngineOptions options_;
-  std::unique_ptr<model::PagedKvCache> cache_;
+  std::unique_ptr<model::PagedKvCache> cache_;  // cpu; the cuda backend owns its device pool
   std::unique_ptr<BlockManager> block_manager_;
-  std::unique_ptr<model::CpuForward> forward_;
+  std::unique_ptr<model::ForwardBackend> forward_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order (engine thread only)
 
   mutable std::mutex mutex_;  // guards everything below

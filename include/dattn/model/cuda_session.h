@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dattn/model/config.h"
+#include "dattn/model/forward.h"
 #include "dattn/model/safetensors.h"
 #include "dattn/model/session.h"
 
@@ -30,6 +31,19 @@ bool cuda_session_available();
 // A CudaSession for the model directory (config.json + safetensors), or a dattn::Error saying why not
 // (no GPU, a build without CUDA). Lets the CLI pick the device without naming CUDA types.
 std::unique_ptr<InferenceSession> make_cuda_session(const std::filesystem::path& model_dir, SessionOptions options);
+
+// The device forward pass of a serving engine: weights on the GPU, a paged bf16 KV pool, batches of many
+// sequences (forward.h). logits() leaves the host logits complete.
+struct CudaForwardOptions {
+  int64_t num_blocks = 1, block_tokens = 1;  // the KV pool
+  int64_t max_rows = 1;                      // rows of one batch
+  int64_t max_sequences = 1;                 // sequences of one batch
+  int64_t max_context = 1;                   // tokens of the longest sequence
+};
+std::unique_ptr<ForwardBackend> make_cuda_forward(const ModelConfig& config, const Checkpoint& weights,
+                                                  const CudaForwardOptions& options);
+// Device KV bytes per token of every layer (K and V, bf16, head_dim padded to the kernels').
+uint64_t cuda_kv_bytes_per_token(const ModelConfig& config);
 
 class CudaSession final : public InferenceSession {
  public:

@@ -40,6 +40,7 @@ class Model {
   // (vocab, hidden); the embedding matrix when the embeddings are tied.
   const F32Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
   const std::vector<float>& rope_inv_freq() const { return rope_inv_freq_; }
+  const Checkpoint& checkpoint() const { return *checkpoint_; }  // the tensors as stored (the GPU uploads these)
   // Bytes of fp32 weights the model holds beyond the mapped checkpoint (widened bf16/f16 tensors).
   uint64_t owned_weight_bytes() const;
 

@@ -1,21 +1,13 @@
-// The GPU forward pass: the CPU Session's algorithm (pre-norm blocks, GQA, RoPE, SwiGLU, chunked prefill
-// through the Delta Attention operator, dense decode) with bf16 weights and activations, fp32 residual
-// stream and fp32 accumulation, everything on one CUDA stream.
+// The GPU session: the CPU Session's algorithm (chunked prefill through the Delta Attention operator,
+// dense decode) on the device forward pass (CudaForward) with a KV cache of one block that holds the
+// whole context.
 #include "dattn/model/cuda_session.h"
 
 #include <algorithm>
-#include <cmath>
 
+#include "cuda_forward.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
-#include "dattn/delta/delta_attention.h"
-#include "dattn/model/forward.h"
-#include "decode_attention.h"
-#include "device_buffer.h"
-#include "device_weights.h"
-#include "gemm.h"
-#include "model_kernels.h"
-#include "stage_profiler.h"
 
 namespace dattn::model {
 
@@ -23,22 +15,6 @@ using namespace cuda_detail;
 
 namespace {
 
-// Rows of logits computed per GEMM when all are asked for: bounds the buffer at this many * vocab floats.
-constexpr int64_t kLogitBlockRows = 64;
-
-class Stream {
- public:
-  Stream() { check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"); }
-  ~Stream() {
-    if (stream_) cudaStreamDestroy(stream_);
-  }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
 
 }  // namespace
 
@@ -51,43 +27,21 @@ std::unique_ptr<InferenceSession> make_cuda_session(const std::filesystem::path&
   return std::make_unique<CudaSession>(config, checkpoint, std::move(options));
 }
 
-// The stages of the forward pass (forward.h) on the device, for the batch of one sequence a session runs.
-struct CudaSession::Impl final : ForwardBackend {
-  ModelConfig config;
+struct CudaSession::Impl {
   SessionOptions options;
   int64_t position = 0;
-  int64_t padded_head_dim = 0;
-  Stream stream;  // declared before every buffer: destroyed after them
-  Gemm gemm{stream.get()};
-  StageProfiler profiler{stream.get()};
-  DeviceWeights weights;
-  DeviceBuffer inv_freq;
-  DeviceBuffer k_cache, v_cache;  // (layers, context, h_kv, padded_head_dim) bf16
-  int64_t max_rows = 0, max_logit_rows = 0;
-  DeviceBuffer ids, x, normed, qkv, q, attn, gate_up, act, logit_block;
-  DeviceBuffer decode_partials;  // split results of the decode kernel
-  uint64_t workspace_bytes = 0;
-  uint64_t peak_in_use = 0;
+  std::unique_ptr<CudaForward> forward;
 
-  void sample_memory() { peak_in_use = std::max(peak_in_use, device_bytes_in_use()); }
   void check_ids(std::span<const int32_t> ids) const;
   void forward_chunk(std::span<const int32_t> ids, bool decode_step, int64_t first_logit_row, float* host_logits);
-
-  void embed(const ForwardBatch& batch) override;
-  void attention_inputs(int64_t layer, const ForwardBatch& batch) override;
-  void attention(int64_t layer, const ForwardBatch& batch) override;
-  void attention_output(int64_t layer, const ForwardBatch& batch) override;
-  void mlp(int64_t layer, const ForwardBatch& batch) override;
-  void logits(const ForwardBatch& batch, float* host_logits) override;
 };
 
 CudaSession::CudaSession(const ModelConfig& config, const Checkpoint& checkpoint, SessionOptions options) {
   DATTN_CHECK(cuda::available(), "cuda session: no CUDA device is present");
-  impl_ = std::make_unique<Impl>();  // creates the stream and the cuBLAS handle
+  impl_ = std::make_unique<Impl>();
   Impl& s = *impl_;
-  s.config = config;
   s.options = std::move(options);
-  const ModelConfig& c = s.config;
+  const ModelConfig& c = config;
   DATTN_CHECK(s.options.context >= 1, "context must be >= 1 token, got {}", s.options.context);
   DATTN_CHECK(s.options.chunk_size >= 1, "prefill chunk size must be >= 1, got {}", s.options.chunk_size);
   if (c.sliding_window)
@@ -96,46 +50,20 @@ CudaSession::CudaSession(const ModelConfig& config, const Checkpoint& checkpoint
                 "supported, so the context must fit in the window",
                 s.options.context, *c.sliding_window);
   s.options.attention.validate(c.num_layers);
-  s.padded_head_dim = padded_head_dim(c.head_dim);
-
-  s.weights = upload_weights(c, checkpoint);
-  const std::vector<float> inv_freq = rope_inverse_frequencies(c.rope, c.head_dim);
-  s.inv_freq = DeviceBuffer(inv_freq.size() * 4, "the rotary frequencies");
-  check_cuda(cudaMemcpy(s.inv_freq.data(), inv_freq.data(), inv_freq.size() * 4, cudaMemcpyHostToDevice),
-             "uploading the rotary frequencies");
-
-  // allocated up front: a context that cannot fit fails here, with its size, not mid-prompt
-  s.k_cache = DeviceBuffer(kv_cache_bytes() / 2, "the K cache");
-  s.v_cache = DeviceBuffer(kv_cache_bytes() / 2, "the V cache");
-
-  const int64_t rows = s.max_rows = std::min(s.options.chunk_size, s.options.context);
-  s.max_logit_rows = std::min(rows, kLogitBlockRows);
-  const int64_t hidden = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
-  const int64_t q_padded = c.num_heads * s.padded_head_dim, inter = c.intermediate_size;
-  s.ids = DeviceBuffer(size_t(rows) * 4, "token ids");
-  s.x = DeviceBuffer(size_t(rows * hidden) * 4, "the residual stream");
-  s.normed = DeviceBuffer(size_t(rows * hidden) * 2, "normed activations");
-  s.qkv = DeviceBuffer(size_t(rows * (q_dim + 2 * kv_dim)) * 2, "q/k/v projections");
-  s.q = DeviceBuffer(size_t(rows * q_padded) * 2, "queries");
-  s.attn = DeviceBuffer(size_t(rows * q_padded) * 2, "attention output");
-  s.gate_up = DeviceBuffer(size_t(rows * 2 * inter) * 2, "gate/up projections");
-  s.act = DeviceBuffer(size_t(rows * inter) * 2, "SwiGLU output");
-  s.logit_block = DeviceBuffer(size_t(s.max_logit_rows * c.vocab_size) * 4, "logits");
-  s.decode_partials = DeviceBuffer(
-      size_t(decode_partials_floats(s.options.context, int(c.num_heads), int(s.padded_head_dim))) * 4,
-      "decode attention partials");
-  for (const DeviceBuffer* b : {&s.ids, &s.x, &s.normed, &s.qkv, &s.q, &s.attn, &s.gate_up, &s.act, &s.logit_block,
-                                &s.decode_partials})
-    s.workspace_bytes += b->bytes();
-  s.sample_memory();
+  CudaForwardOptions fo;
+  fo.num_blocks = 1;
+  fo.block_tokens = fo.max_context = s.options.context;
+  fo.max_rows = std::min(s.options.chunk_size, s.options.context);
+  s.forward = std::make_unique<CudaForward>(c, checkpoint, fo);
 }
 
 CudaSession::~CudaSession() = default;
 
 void CudaSession::Impl::check_ids(std::span<const int32_t> tokens) const {
+  const int64_t vocab = forward->config().vocab_size;
   for (size_t i = 0; i < tokens.size(); ++i)
-    DATTN_CHECK(tokens[i] >= 0 && tokens[i] < config.vocab_size,
-                "token id {} at index {} is outside the vocabulary [0, {})", tokens[i], i, config.vocab_size);
+    DATTN_CHECK(tokens[i] >= 0 && tokens[i] < vocab, "token id {} at index {} is outside the vocabulary [0, {})",
+                tokens[i], i, vocab);
   DATTN_CHECK(position + int64_t(tokens.size()) <= options.context,
               "{} tokens do not fit the context: {} already cached, context is {} tokens (raise --ctx)", tokens.size(),
               position, options.context);
@@ -145,7 +73,7 @@ std::vector<float> CudaSession::prefill(std::span<const int32_t> tokens, const P
   Impl& s = *impl_;
   DATTN_CHECK(!tokens.empty(), "prefill needs at least one token");
   s.check_ids(tokens);
-  const int64_t n = int64_t(tokens.size()), vocab = s.config.vocab_size;
+  const int64_t n = int64_t(tokens.size()), vocab = s.forward->config().vocab_size;
   std::vector<float> logits(size_t(options.all_logits ? n * vocab : vocab));
   const int64_t chunk =
       options.chunk_size > 0 ? std::min(options.chunk_size, s.options.chunk_size) : s.options.chunk_size;
@@ -168,167 +96,54 @@ std::vector<float> CudaSession::prefill(std::span<const int32_t> tokens, const P
 std::vector<float> CudaSession::decode(int32_t id) {
   Impl& s = *impl_;
   s.check_ids(std::span<const int32_t>(&id, 1));
-  std::vector<float> logits(size_t(s.config.vocab_size));
+  std::vector<float> logits(size_t(s.forward->config().vocab_size));
   s.forward_chunk(std::span<const int32_t>(&id, 1), true, 0, logits.data());
   return logits;
 }
 
-void CudaSession::Impl::embed(const ForwardBatch& batch) {
-  const int64_t rows = batch.rows();
-  profiler.begin();
-  check_cuda(cudaMemcpyAsync(ids.data(), batch.ids.data(), size_t(rows) * 4, cudaMemcpyHostToDevice, stream.get()),
-             "copying token ids");
-  embed_rows(ids.as<int32_t>(), weights.embed_tokens, rows, config.hidden_size, x.as<float>(), stream.get());
-  profiler.mark("embed");
-}
-
-void CudaSession::Impl::attention_inputs(int64_t layer, const ForwardBatch& batch) {
-  const ModelConfig& c = config;
-  const DeviceLayer& w = weights.layers[size_t(layer)];
-  const int64_t rows = batch.rows(), hidden = c.hidden_size, ctx = options.context;
-  const int64_t d = c.head_dim, hq = c.num_heads, hkv = c.num_kv_heads, dp = padded_head_dim;
-  rms_norm_to_bf16(x.as<float>(), w.input_norm, rows, hidden, float(c.rms_norm_eps), normed.as<uint16_t>(),
-                   stream.get());
-  profiler.mark("norms");
-  gemm.linear(normed.as<uint16_t>(), rows, hidden, w.qkv_weight, (hq + 2 * hkv) * d, qkv.data(), GemmOut::bf16, false);
-  profiler.mark("gemm qkv");
-  QkvEpilogueArgs e{};
-  e.qkv = qkv.as<uint16_t>();
-  e.bias = w.qkv_bias;
-  e.q_norm = w.q_norm;
-  e.k_norm = w.k_norm;
-  e.norm_eps = float(c.rms_norm_eps);
-  e.inv_freq = inv_freq.as<float>();
-  e.rows = rows;
-  e.first_position = batch.sequences.front().position;
-  e.heads_q = int(hq);
-  e.heads_kv = int(hkv);
-  e.head_dim = int(d);
-  e.padded_head_dim = int(dp);
-  e.q_out = q.as<uint16_t>();
-  e.k_cache = k_cache.as<uint16_t>() + layer * ctx * hkv * dp;
-  e.v_cache = v_cache.as<uint16_t>() + layer * ctx * hkv * dp;
-  qkv_epilogue(e, stream.get());
-  profiler.mark("rope + kv cache");
-}
-
-void CudaSession::Impl::attention(int64_t layer, const ForwardBatch& batch) {
-  const ModelConfig& c = config;
-  const SequenceRows& seq = batch.sequences.front();
-  const int64_t dp = padded_head_dim, hq = c.num_heads, hkv = c.num_kv_heads, ctx = options.context;
-  const int64_t rows = seq.rows, n_kv = seq.position + rows;
-  uint16_t* k_layer = k_cache.as<uint16_t>() + layer * ctx * hkv * dp;
-  uint16_t* v_layer = v_cache.as<uint16_t>() + layer * ctx * hkv * dp;
-  // the model's scale (1/sqrt(head_dim), times yarn's attention factor squared): the operator's default
-  // would use the padded head_dim, and zero-padded lanes add nothing to q.k
-  AttentionParams params = layer_attention(seq, layer, c.attention_scale());
-  if (seq.decode && hq / hkv <= kDecodeMaxGroup) {
-    // decode is dense (spec); the split-KV kernel keeps every SM busy on one query row
-    decode_attention({q.as<uint16_t>(), k_layer, v_layer, attn.as<uint16_t>(), n_kv, int(hq), int(hkv), int(dp),
-                      float(params.scale), decode_partials.as<float>()},
-                     stream.get());
-  } else {
-    params.stream = stream.get();
-    const TensorView q_view{q.data(), DType::bf16, Device::cuda, {1, rows, hq, dp}, {rows * hq * dp, hq * dp, dp, 1}};
-    const TensorView out_view{attn.data(), DType::bf16, Device::cuda, {1, rows, hq, dp},
-                              {rows * hq * dp, hq * dp, dp, 1}};
-    const TensorView k_view{k_layer, DType::bf16, Device::cuda, {1, n_kv, hkv, dp}, {ctx * hkv * dp, hkv * dp, dp, 1}};
-    const TensorView v_view{v_layer, DType::bf16, Device::cuda, {1, n_kv, hkv, dp}, {ctx * hkv * dp, hkv * dp, dp, 1}};
-    delta_attention(q_view, k_view, v_view, out_view, params);
-  }
-  profiler.mark("attention");
-}
-
-void CudaSession::Impl::attention_output(int64_t layer, const ForwardBatch& batch) {
-  const DeviceLayer& w = weights.layers[size_t(layer)];
-  const int64_t rows = batch.rows(), hidden = config.hidden_size;
-  gemm.linear(attn.as<uint16_t>(), rows, config.num_heads * padded_head_dim, w.o_weight, hidden, x.data(),
-              GemmOut::f32, true);
-  if (w.o_bias) add_bias_rows(x.as<float>(), w.o_bias, rows, hidden, stream.get());
-  profiler.mark("gemm o");
-}
-
-void CudaSession::Impl::mlp(int64_t layer, const ForwardBatch& batch) {
-  const DeviceLayer& w = weights.layers[size_t(layer)];
-  const int64_t rows = batch.rows(), hidden = config.hidden_size, inter = config.intermediate_size;
-  cudaStream_t st = stream.get();
-  rms_norm_to_bf16(x.as<float>(), w.post_attention_norm, rows, hidden, float(config.rms_norm_eps),
-                   normed.as<uint16_t>(), st);
-  profiler.mark("norms");
-  gemm.linear(normed.as<uint16_t>(), rows, hidden, w.gate_up_weight, 2 * inter, gate_up.data(), GemmOut::bf16, false);
-  profiler.mark("gemm gate/up");
-  swiglu(gate_up.as<uint16_t>(), w.gate_up_bias, rows, inter, act.as<uint16_t>(), st);
-  profiler.mark("swiglu");
-  gemm.linear(act.as<uint16_t>(), rows, inter, w.down_weight, hidden, x.data(), GemmOut::f32, true);
-  if (w.down_bias) add_bias_rows(x.as<float>(), w.down_bias, rows, hidden, st);
-  profiler.mark("gemm down");
-}
-
-void CudaSession::Impl::logits(const ForwardBatch& batch, float* host_logits) {
-  const ModelConfig& c = config;
-  const SequenceRows& seq = batch.sequences.front();
-  const int64_t hidden = c.hidden_size;
-  for (int64_t first = seq.logits_from; first < seq.rows; first += max_logit_rows) {
-    const int64_t n = std::min(max_logit_rows, seq.rows - first);
-    rms_norm_to_bf16(x.as<float>() + (seq.first_row + first) * hidden, weights.final_norm, n, hidden,
-                     float(c.rms_norm_eps), normed.as<uint16_t>(), stream.get());
-    gemm.linear(normed.as<uint16_t>(), n, hidden, weights.lm_head, c.vocab_size, logit_block.data(), GemmOut::f32, false);
-    check_cuda(cudaMemcpyAsync(host_logits + (first - seq.logits_from) * c.vocab_size, logit_block.data(),
-                               size_t(n * c.vocab_size) * 4, cudaMemcpyDeviceToHost, stream.get()),
-               "copying logits to the host");
-  }
-  profiler.mark("lm head + logits copy");
-}
-
 void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool decode_step, int64_t first_logit_row,
                                       float* host_logits) {
+  static constexpr int32_t kOnlyBlock = 0;
   const ForwardBatch batch{tokens, {SequenceRows{.first_row = 0,
                                                  .rows = int64_t(tokens.size()),
                                                  .position = position,
                                                  .decode = decode_step,
                                                  .logits_from = first_logit_row,
                                                  .attention = &options.attention,
-                                                 .block_table = {}}}};
-  run_forward(*this, batch, config.num_layers, host_logits);
-  check_cuda(cudaStreamSynchronize(stream.get()), "the forward pass");
-  profiler.collect();
+                                                 .block_table = std::span<const int32_t>(&kOnlyBlock, 1)}}};
+  run_forward(*forward, batch, forward->config().num_layers, host_logits);
+  forward->synchronize();
+  forward->profiler().collect();
   position += batch.rows();
   // a decode step allocates nothing (the cache and workspace are preallocated), so only a prefill chunk
   // (cuBLAS workspace, the attention's stream-ordered Δ scratch) can raise the peak; skipping the query
   // keeps cudaMemGetInfo off the per-token path
-  if (!decode_step) sample_memory();
+  if (!decode_step) forward->sample_memory();
 }
 
 void CudaSession::set_attention(AttentionPlan plan) {
-  plan.validate(impl_->config.num_layers);
+  plan.validate(impl_->forward->config().num_layers);
   impl_->options.attention = std::move(plan);
 }
 
 int64_t CudaSession::position() const { return impl_->position; }
 int64_t CudaSession::context() const { return impl_->options.context; }
 void CudaSession::reset() { impl_->position = 0; }
-const ModelConfig& CudaSession::config() const { return impl_->config; }
-uint64_t CudaSession::peak_device_bytes() const { return impl_->peak_in_use; }
-
-uint64_t CudaSession::kv_cache_bytes() const {
-  const ModelConfig& c = impl_->config;
-  return 2ull * uint64_t(c.num_layers) * uint64_t(impl_->options.context) * uint64_t(c.num_kv_heads) *
-         uint64_t(impl_->padded_head_dim) * 2ull;
-}
+const ModelConfig& CudaSession::config() const { return impl_->forward->config(); }
+uint64_t CudaSession::peak_device_bytes() const { return impl_->forward->memory().peak_in_use; }
+uint64_t CudaSession::kv_cache_bytes() const { return impl_->forward->memory().kv_cache; }
 
 void CudaSession::set_profiling(bool enabled) {
-  impl_->profiler.set_enabled(enabled);
-  impl_->profiler.clear();
+  impl_->forward->profiler().set_enabled(enabled);
+  impl_->forward->profiler().clear();
 }
 
 std::vector<std::pair<std::string, double>> CudaSession::take_profile() {
-  std::vector<std::pair<std::string, double>> totals = impl_->profiler.totals();
-  impl_->profiler.clear();
+  std::vector<std::pair<std::string, double>> totals = impl_->forward->profiler().totals();
+  impl_->forward->profiler().clear();
   return totals;
 }
 
-DeviceMemoryReport CudaSession::memory() const {
-  return {impl_->weights.bytes, kv_cache_bytes(), impl_->workspace_bytes, impl_->peak_in_use};
-}
+DeviceMemoryReport CudaSession::memory() const { return impl_->forward->memory(); }
 
 }  // namespace dattn::model

@@ -75,7 +75,8 @@ __global__ void qkv_epilogue_kernel(const QkvEpilogueArgs a) {
   float* cos_t = shared;
   float* sin_t = shared + half;
   float* inv_rms = shared + 2 * half;
-  const int64_t r = blockIdx.x, position = a.first_position + r;
+  const int64_t r = blockIdx.x, position = a.positions ? a.positions[r] : a.first_position + r;
+  const int64_t cache_row = a.cache_rows ? a.cache_rows[r] : position;
   const uint16_t* row = a.qkv + r * int64_t(heads) * a.head_dim;
 
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
@@ -118,12 +119,23 @@ __global__ void qkv_epilogue_kernel(const QkvEpilogueArgs a) {
       x1 = y1;
       dst = head < a.heads_q
                 ? a.q_out + (r * a.heads_q + head) * a.padded_head_dim
-                : a.k_cache + (position * a.heads_kv + (head - a.heads_q)) * a.padded_head_dim;
+                : a.k_cache + (cache_row * a.heads_kv + (head - a.heads_q)) * a.padded_head_dim;
     } else {
-      dst = a.v_cache + (position * a.heads_kv + (head - heads_qk)) * a.padded_head_dim;
+      dst = a.v_cache + (cache_row * a.heads_kv + (head - heads_qk)) * a.padded_head_dim;
     }
     store_bf16(dst + i, x0);
     store_bf16(dst + i + half, x1);
+  }
+}
+
+// 16 bytes (8 bf16) per thread and step.
+__global__ void gather_rows_kernel(const uint16_t* pool, const int32_t* table, int64_t rows, int64_t block_tokens,
+                                   int64_t row_elems, uint16_t* out) {
+  const int64_t per_row = row_elems / 8, n = rows * per_row;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t j = k / per_row, c = (k - j * per_row) * 8;
+    const int64_t src = int64_t(table[j / block_tokens]) * block_tokens + j % block_tokens;
+    *reinterpret_cast<uint4*>(out + j * row_elems + c) = *reinterpret_cast<const uint4*>(pool + src * row_elems + c);
   }
 }
 
@@ -204,6 +216,14 @@ void swiglu(const uint16_t* gate_up, const float* bias, int64_t rows, int64_t in
   else
     swiglu_kernel<<<grid_for(rows * inter, 256), 256, 0, stream>>>(gate_up, bias, rows, inter, out);
   check_cuda(cudaGetLastError(), "launching swiglu_kernel");
+}
+
+void gather_rows(const uint16_t* pool, const int32_t* table, int64_t rows, int64_t block_tokens, int64_t row_elems,
+                 uint16_t* out, cudaStream_t stream) {
+  if (rows == 0) return;
+  gather_rows_kernel<<<grid_for(rows * row_elems / 8, 256), 256, 0, stream>>>(pool, table, rows, block_tokens,
+                                                                              row_elems, out);
+  check_cuda(cudaGetLastError(), "launching gather_rows_kernel");
 }
 
 void add_bias_rows(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t stream) {

@@ -33,6 +33,10 @@ struct QkvEpilogueArgs {
   uint16_t* q_out;
   uint16_t* k_cache;
   uint16_t* v_cache;
+  // a batch of sequences: row r sits at positions[r] and its K/V go to cache row cache_rows[r] (device
+  // arrays); null: position first_position + r, cache row = position
+  const int32_t* positions = nullptr;
+  const int64_t* cache_rows = nullptr;
 };
 void qkv_epilogue(const QkvEpilogueArgs& args, cudaStream_t stream);
 
@@ -40,6 +44,11 @@ void qkv_epilogue(const QkvEpilogueArgs& args, cudaStream_t stream);
 // gate half first; bias (2 * inter) may be null.
 void swiglu(const uint16_t* gate_up, const float* bias, int64_t rows, int64_t inter, uint16_t* out,
             cudaStream_t stream);
+
+// out[j] = pool[table[j / block_tokens] * block_tokens + j % block_tokens] for rows j < rows of row_elems
+// bf16 each (row_elems a multiple of 8): a sequence's K or V read out of a paged pool in order.
+void gather_rows(const uint16_t* pool, const int32_t* table, int64_t rows, int64_t block_tokens, int64_t row_elems,
+                 uint16_t* out, cudaStream_t stream);
 
 // x[r, i] += bias[i] over (rows, n).
 void add_bias_rows(float* x, const float* bias, int64_t rows, int64_t n, cudaStream_t stream);
