@@ -13,11 +13,6 @@ namespace dattn::model {
 
 using namespace cuda_detail;
 
-namespace {
-
-
-}  // namespace
-
 bool cuda_session_available() { return cuda::available(); }
 
 std::unique_ptr<InferenceSession> make_cuda_session(const std::filesystem::path& model_dir, SessionOptions options) {
