@@ -129,14 +129,21 @@ std::string float_repr(double f) {
       out.append(static_cast<size_t>(-exponent - 1), '0');
       out += digits;
     } else if (static_cast<size_t>(exponent) + 1 >= digits.size()) {
-      out += digits + std::string(exponent + 1 - digits.size(), '0') + ".0";
+      out += digits;
+      out.append(exponent + 1 - digits.size(), '0');
+      out += ".0";
     } else {
-      out += digits.substr(0, exponent + 1) + "." + digits.substr(exponent + 1);
+      out.append(digits, 0, static_cast<size_t>(exponent) + 1);
+      out += '.';
+      out.append(digits, static_cast<size_t>(exponent) + 1);
     }
     return out;
   }
-  out += digits.substr(0, 1);
-  if (digits.size() > 1) out += "." + digits.substr(1);
+  out += digits[0];
+  if (digits.size() > 1) {
+    out += '.';
+    out.append(digits, 1);
+  }
   out += exponent < 0 ? "e-" : "e+";
   const int magnitude = std::abs(exponent);
   if (magnitude < 10) out += '0';
