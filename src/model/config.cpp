@@ -9,6 +9,7 @@
 
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
+#include "dattn/model/gguf_model.h"
 
 namespace dattn::model {
 
@@ -318,6 +319,7 @@ void read_generation_defaults(const json& j, ModelConfig::GenerationDefaults& g,
 }  // namespace
 
 ModelConfig load_model_config(const std::filesystem::path& dir) {
+  if (io::is_gguf_file(dir)) return gguf_model_config(io::GgufFile(dir));
   std::filesystem::path config_path = dir / "config.json";
   DATTN_CHECK(std::filesystem::is_regular_file(config_path), "{} not found: is '{}' a Hugging Face model directory?",
               config_path.string(), dir.string());
@@ -393,6 +395,11 @@ std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t head
       const float extrapolation_weight = 1.0f - ramp;
       inv_freq[size_t(i)] = interpolation * (1.0f - extrapolation_weight) + extrapolation * extrapolation_weight;
     }
+  }
+  if (!rope.frequency_divisors.empty()) {
+    DATTN_CHECK(rope.frequency_divisors.size() == inv_freq.size(), "rope: {} frequency divisors for {} pairs",
+                rope.frequency_divisors.size(), inv_freq.size());
+    for (size_t i = 0; i < inv_freq.size(); ++i) inv_freq[i] /= rope.frequency_divisors[i];
   }
   return inv_freq;
 }

@@ -32,7 +32,8 @@ ChatFamily parse_chat_family(std::string_view name);
 class Tokenizer {
  public:
   // Reads model_dir/tokenizer.json and, when present, tokenizer_config.json (special tokens, chat
-  // template, added_tokens_decoder) and generation_config.json (extra eos ids). Throws dattn::Error.
+  // template, added_tokens_decoder) and generation_config.json (extra eos ids); or, given a GGUF file, its
+  // tokenizer.ggml.* metadata and tokenizer.chat_template. Throws dattn::Error.
   static Tokenizer load(const std::filesystem::path& model_dir);
   // From in-memory file contents; config_json / generation_config_json may be empty.
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view config_json = {},
