@@ -139,7 +139,7 @@ def main():
     ap.add_argument("--dattn", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--new-tokens", type=int, default=24)
-    ap.add_argument("--logits-budget", type=float, default=1e-3)
+    ap.add_argument("--logits-budget", type=float, default=1e-4)
     args = ap.parse_args()
     t0 = time.time()
     m = GgufModel(args.model)
