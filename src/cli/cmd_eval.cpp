@@ -43,7 +43,7 @@ struct CommonFlags {
 void add_common(CLI::App* cmd, CommonFlags& f, const std::string& default_out, const std::string& files,
                 const std::string& log = "") {
   f.out = default_out;
-  cmd->add_option("--model", f.model_dir, "model directory (config.json, *.safetensors, tokenizer.json)")->required();
+  cmd->add_option("--model", f.model_dir, "model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file")->required();
   cmd->add_option("--attention", f.attention, "prefill modes to compare, comma-separated: dense,sparse,recompute,delta")
       ->capture_default_str();
   add_sparsity_flags(*cmd, f.sparsity);

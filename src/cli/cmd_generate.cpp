@@ -152,9 +152,9 @@ void run_generate(const GenerateFlags& f) {
 void add_generate_command(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text with a Hugging Face Llama/Mistral/Qwen model directory");
-  cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors, tokenizer.json)")
+  cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check(CLI::ExistingPath);
   auto* prompt = cmd->add_option("--prompt", f->prompt, "prompt text");
   auto* prompt_file = cmd->add_option("--prompt-file", f->prompt_file, "file holding the prompt text (- reads stdin)");
   prompt->excludes(prompt_file);

@@ -54,9 +54,9 @@ void run_logits(const LogitsFlags& f, bool ids_given) {
 void add_logits_command(CLI::App& app) {
   auto f = std::make_shared<LogitsFlags>();
   CLI::App* cmd = app.add_subcommand("logits", "Write the logits of every position as a (n_tokens, vocab) .npy");
-  cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors)")
+  cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors) or a .gguf file")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->check(CLI::ExistingPath);
   auto* text = cmd->add_option("--text", f->text, "text, encoded with the model's tokenizer (BOS added)");
   auto* ids = cmd->add_option("--ids", f->ids, "token ids used as given, e.g. 1,2,3");
   text->excludes(ids);

@@ -1,12 +1,7 @@
-// Memory-mapped safetensors files and the single-file / sharded checkpoint layouts of save_pretrained.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// Safetensors files and the single-file / sharded checkpoint layouts of save_pretrained.
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <fstream>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -21,20 +16,6 @@ namespace dattn::model {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-MappedFile::MappedFile(const fs::path& path) : path_(path) {
-  InputFile file(path, InputKind::regular_file);  // a FIFO, device or directory is refused here
-  size_ = size_t(file.size());
-  if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
-    DATTN_CHECK(p != MAP_FAILED, "cannot memory-map {}: {}", path.string(), std::strerror(errno));
-    data_ = static_cast<const std::byte*>(p);
-  }
-}
-
-MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
-}
-
 void Checkpoint::add_shard(const fs::path& path) {
   auto shard = std::make_unique<Shard>();
   shard->file = std::make_unique<MappedFile>(path);
@@ -42,7 +23,7 @@ void Checkpoint::add_shard(const fs::path& path) {
   shard->header = parse_safetensors_header(bytes, bytes.size(), path.string());
   for (const auto& [name, info] : shard->header.tensors) {
     auto [it, inserted] = index_.emplace(name, std::make_pair(shard.get(), &info));
-    DATTN_CHECK(inserted, "tensor '{}' is stored twice: in {} and in {}", excerpt(name), it->second.first->file->path().string(),
+    DATTN_CHECK(inserted, "tensor '{}' is stored twice: in {} and in {}", excerpt(name), it->second.first->path().string(),
                 path.string());
   }
   shards_.push_back(std::move(shard));
@@ -51,6 +32,23 @@ void Checkpoint::add_shard(const fs::path& path) {
 Checkpoint Checkpoint::open_files(const std::vector<fs::path>& files) {
   Checkpoint c;
   for (const fs::path& f : files) c.add_shard(f);
+  return c;
+}
+
+Checkpoint Checkpoint::from_memory(const fs::path& origin, std::vector<TensorInfo> tensors, std::vector<std::byte> data) {
+  Checkpoint c;
+  auto shard = std::make_unique<Shard>();
+  shard->decoded = std::move(data);
+  shard->origin = origin;
+  for (TensorInfo& info : tensors) {
+    DATTN_CHECK(info.begin <= info.end && info.end <= shard->decoded.size(), "{}: tensor '{}' lies outside its data",
+                origin.string(), info.name);
+    std::string name = info.name;
+    DATTN_CHECK(shard->header.tensors.emplace(name, std::move(info)).second, "{}: tensor '{}' is stored twice",
+                origin.string(), name);
+  }
+  for (const auto& [name, info] : shard->header.tensors) c.index_.emplace(name, std::make_pair(shard.get(), &info));
+  c.shards_.push_back(std::move(shard));
   return c;
 }
 
@@ -86,9 +84,9 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
       auto it = c.index_.find(tensor);
       DATTN_CHECK(it != c.index_.end(), "{} maps tensor '{}' to {}, which does not contain it", index_path.string(),
                   excerpt(tensor), excerpt(file.get<std::string>()));
-      DATTN_CHECK(it->second.first->file->path().filename() == file.get<std::string>(),
+      DATTN_CHECK(it->second.first->path().filename() == file.get<std::string>(),
                   "{} maps tensor '{}' to {}, but it is stored in {}", index_path.string(), excerpt(tensor),
-                  excerpt(file.get<std::string>()), it->second.first->file->path().filename().string());
+                  excerpt(file.get<std::string>()), it->second.first->path().filename().string());
     }
     return c;
   }
@@ -104,8 +102,8 @@ TensorRef Checkpoint::get(const std::string& name) const {
   const TensorInfo& info = *it->second.second;
   TensorRef ref;
   ref.info = &info;
-  ref.bytes = shard.file->bytes().subspan(size_t(shard.header.data_offset + info.begin), size_t(info.end - info.begin));
-  ref.file = &shard.file->path();
+  ref.bytes = shard.bytes().subspan(size_t(shard.header.data_offset + info.begin), size_t(info.end - info.begin));
+  ref.file = &shard.path();
   return ref;
 }
 

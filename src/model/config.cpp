@@ -12,6 +12,7 @@
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
 #include "dattn/io/json_input.h"
+#include "dattn/model/gguf_model.h"
 
 namespace dattn::model {
 
@@ -337,6 +338,7 @@ void parse_generation_config(std::string_view json_text, ModelConfig& config) {
 }
 
 ModelConfig load_model_config(const std::filesystem::path& dir) {
+  if (io::is_gguf_file(dir)) return gguf_model_config(io::GgufFile(dir));
   namespace fs = std::filesystem;
   const fs::path config_path = dir / "config.json";
   DATTN_CHECK(fs::exists(config_path), "{} not found: is '{}' a Hugging Face model directory?", config_path.string(),
@@ -443,6 +445,11 @@ std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t head
       const float extrapolation_weight = 1.0f - ramp;
       inv_freq[size_t(i)] = interpolation * (1.0f - extrapolation_weight) + extrapolation * extrapolation_weight;
     }
+  }
+  if (!rope.frequency_divisors.empty()) {
+    DATTN_CHECK(rope.frequency_divisors.size() == inv_freq.size(), "rope: {} frequency divisors for {} pairs",
+                rope.frequency_divisors.size(), inv_freq.size());
+    for (size_t i = 0; i < inv_freq.size(); ++i) inv_freq[i] /= rope.frequency_divisors[i];
   }
   return inv_freq;
 }

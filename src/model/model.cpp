@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "dattn/core/error.h"
+#include "dattn/model/gguf_model.h"
 
 namespace dattn::model {
 
@@ -26,7 +27,7 @@ Linear load_linear(const Checkpoint& ckpt, const std::string& prefix, int64_t ou
 
 std::shared_ptr<const Model> Model::load(const std::filesystem::path& dir) {
   ModelConfig config = load_model_config(dir);
-  auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  auto checkpoint = std::make_shared<const Checkpoint>(open_any_checkpoint(dir, DType::f32));
   return from_checkpoint(std::move(config), std::move(checkpoint));
 }
 

@@ -77,6 +77,33 @@ TEST(CliTokenize, RoundTrip) {
   EXPECT_EQ(r.out, tokenizer.decode(ids, true) + "\n");
 }
 
+// --model FILE.gguf: the fixtures converted by tools/make_gguf_fixtures.py answer as their originals do.
+TEST(CliGguf, CommandsAnswerAsTheSafetensorsModel) {
+  test::TempDir dir;
+  const fs::path gguf = fs::path(DATTN_SOURCE_DIR) / "tests/fixtures/gguf";
+  const std::string text = "'The quick brown fox, 42 times.'";
+  for (const char* command : {"tokenize", "tokenize --no-special"}) {
+    const auto a = run_dattn(fmt::format("{} --model {} --text {}", command, (gguf / "qwen2_bias_tied.Q8_0.gguf").string(), text), dir.path);
+    const auto b = run_dattn(fmt::format("{} {} --text {}", command, model_arg("qwen2_bias_tied"), text), dir.path);
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_EQ(a.out, b.out);
+  }
+  const auto detok = run_dattn(fmt::format("detokenize --model {} --ids 40,41,42", (gguf / "qwen2_bias_tied.Q8_0.gguf").string()), dir.path);
+  EXPECT_EQ(detok.out, run_dattn("detokenize " + model_arg("qwen2_bias_tied") + " --ids 40,41,42", dir.path).out);
+  // same weights: the same greedy tokens (F32) and bit-identical logits (F16 weights of the fp16 fixture)
+  const std::string generate = "generate --prompt 'Hello world' --max-new-tokens 8 --greedy --model ";
+  const auto a = run_dattn(generate + (gguf / "llama3_tied_sharded.F32.gguf").string(), dir.path);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, run_dattn(generate + (test::models_dir() / "llama3_tied_sharded").string(), dir.path).out);
+  const auto l = run_dattn(fmt::format("logits --model {} --ids 1,2,3 --out {}",
+                                       (gguf / "qwen3_qknorm_fp16.F16.gguf").string(), (dir.path / "a.npy").string()),
+                           dir.path);
+  ASSERT_EQ(l.exit_code, 0) << l.err;
+  run_dattn(fmt::format("logits {} --ids 1,2,3 --out {}", model_arg("qwen3_qknorm_fp16"), (dir.path / "b.npy").string()),
+            dir.path);
+  EXPECT_EQ(npy::load(dir.path / "a.npy").bytes, npy::load(dir.path / "b.npy").bytes);
+}
+
 TEST(CliGenerate, GreedyOutputEqualsInProcessGeneration) {
   test::TempDir dir;
   const std::string fixture = "llama3_tied_sharded";

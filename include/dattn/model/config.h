@@ -26,6 +26,9 @@ struct RopeConfig {
   double beta_fast = 32.0, beta_slow = 1.0;         // yarn
   bool truncate = true;                              // yarn: integer correction range
   double attention_factor = 1.0;            // multiplies cos and sin (yarn: from factor / mscale unless given)
+  // Per-pair divisors of the inverse frequencies (GGUF files store llama3 scaling as this table, the
+  // rope_freqs tensor); empty when unused.
+  std::vector<float> frequency_divisors;
 };
 
 struct ModelConfig {
@@ -68,7 +71,8 @@ ModelConfig parse_model_config(std::string_view json_text);
 // Adds the text of generation_config.json (eos ids, sampling defaults) to `config`.
 void parse_generation_config(std::string_view json_text, ModelConfig& config);
 
-// Reads DIR/config.json and, when present, DIR/generation_config.json (adds its eos ids).
+// Reads DIR/config.json and, when present, DIR/generation_config.json (adds its eos ids); for a GGUF file,
+// its metadata (gguf_model_config).
 ModelConfig load_model_config(const std::filesystem::path& dir);
 
 // Throws dattn::Error naming the field when a size lies outside its bound (e.g. num_hidden_layers in

@@ -28,7 +28,8 @@ struct LayerWeights {
 
 class Model {
  public:
-  // Reads config.json (+ generation_config.json) and the safetensors weights of a model directory.
+  // Reads config.json (+ generation_config.json) and the safetensors weights of a model directory, or a
+  // GGUF file (weights dequantized to fp32).
   static std::shared_ptr<const Model> load(const std::filesystem::path& dir);
   // The same from an already-parsed config and an opened checkpoint (tests build odd inputs this way).
   static std::shared_ptr<const Model> from_checkpoint(ModelConfig config, std::shared_ptr<const Checkpoint> weights);

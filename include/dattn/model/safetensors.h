@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dattn/io/mapped_file.h"
+
 namespace dattn::model {
 
 // Every dtype the format names; the runtime computes with f32/bf16/f16 and rejects the others on use.
@@ -42,21 +44,7 @@ struct SafetensorsHeader {
 SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_prefix, uint64_t file_size,
                                            std::string_view origin = "safetensors data");
 
-// A read-only memory mapping of a whole file.
-class MappedFile {
- public:
-  explicit MappedFile(const std::filesystem::path& path);
-  ~MappedFile();
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  std::span<const std::byte> bytes() const { return {data_, size_}; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-  const std::byte* data_ = nullptr;
-  size_t size_ = 0;
-};
+using io::MappedFile;
 
 // A tensor located in a mapped file.
 struct TensorRef {
@@ -71,6 +59,10 @@ class Checkpoint {
  public:
   static Checkpoint open(const std::filesystem::path& dir);
   static Checkpoint open_files(const std::vector<std::filesystem::path>& files);
+  // Tensors already decoded into memory (GGUF weights): `data` holds each at its [begin, end) range;
+  // `origin` names their file in messages.
+  static Checkpoint from_memory(const std::filesystem::path& origin, std::vector<TensorInfo> tensors,
+                                std::vector<std::byte> data);
 
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
   // Throws dattn::Error naming the tensor when it is missing.
@@ -85,8 +77,12 @@ class Checkpoint {
 
  private:
   struct Shard {
-    std::unique_ptr<MappedFile> file;
+    std::unique_ptr<MappedFile> file;  // null for a shard decoded into `decoded`
+    std::vector<std::byte> decoded;
+    std::filesystem::path origin;
     SafetensorsHeader header;
+    std::span<const std::byte> bytes() const { return file ? file->bytes() : std::span<const std::byte>(decoded); }
+    const std::filesystem::path& path() const { return file ? file->path() : origin; }
   };
   std::vector<std::unique_ptr<Shard>> shards_;
   std::map<std::string, std::pair<const Shard*, const TensorInfo*>> index_;

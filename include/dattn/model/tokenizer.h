@@ -22,7 +22,8 @@ class Tokenizer {
  public:
   // Reads model_dir/tokenizer.json and, when present, tokenizer_config.json (special tokens, chat
   // template, added_tokens_decoder), chat_template.jinja (the chat template; it wins over the config's)
-  // and generation_config.json (extra eos ids). Throws dattn::Error.
+  // and generation_config.json (extra eos ids); or, given a GGUF file, its tokenizer.ggml.* metadata and
+  // tokenizer.chat_template. Throws dattn::Error.
   static Tokenizer load(const std::filesystem::path& model_dir);
   // From in-memory file contents; all but tokenizer_json may be empty.
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view config_json = {},

@@ -2,6 +2,7 @@
 // dense decode) on the device forward pass (CudaForward) with a KV cache of one block that holds the
 // whole context.
 #include "dattn/model/cuda_session.h"
+#include "dattn/model/gguf_model.h"
 
 #include <algorithm>
 
@@ -18,7 +19,7 @@ bool cuda_session_available() { return cuda::available(); }
 std::unique_ptr<InferenceSession> make_cuda_session(const std::filesystem::path& model_dir, SessionOptions options) {
   DATTN_CHECK(cuda::available(), "--device cuda: no CUDA device is present; use --device cpu");
   const ModelConfig config = load_model_config(model_dir);
-  const Checkpoint checkpoint = Checkpoint::open(model_dir);
+  const Checkpoint checkpoint = open_any_checkpoint(model_dir, DType::bf16);
   return std::make_unique<CudaSession>(config, checkpoint, std::move(options));
 }
 

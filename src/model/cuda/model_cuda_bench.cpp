@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
+#include "dattn/model/gguf_model.h"
 #include "dattn/model/cuda_session.h"
 #include "dattn/model/sampler.h"
 
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
     options.chunk_size = chunk;
     auto t = Clock::now();
     const ModelConfig config = load_model_config(model_dir);
-    CudaSession session(config, Checkpoint::open(model_dir), options);
+    CudaSession session(config, open_any_checkpoint(model_dir, DType::bf16), options);
     emit({{"event", "loaded"}, {"ms", ms_since(t)}, {"context", context}});
 
     std::mt19937 rng(1234);

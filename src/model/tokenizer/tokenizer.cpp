@@ -4,6 +4,7 @@
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
 #include "dattn/io/json_input.h"
+#include "gguf_tokenizer.h"
 #include "tokenizer_impl.h"
 
 namespace dattn {
@@ -34,6 +35,15 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
+  if (io::is_gguf_file(model_dir)) {
+    const io::GgufFile file(model_dir);
+    try {
+      const tokenizer_detail::GgufTokenizerFiles files = tokenizer_detail::gguf_tokenizer_files(file.header());
+      return from_json(files.tokenizer_json, files.config_json, files.generation_config_json);
+    } catch (const Error& e) {
+      fail("{}: GGUF tokenizer: {}", model_dir.string(), e.what());
+    }
+  }
   const std::optional<std::string> tokenizer_json =
       read_file_if_present(model_dir / "tokenizer.json", kTokenizerJsonLimits);
   if (!tokenizer_json) fail("tokenizer: {} not found", (model_dir / "tokenizer.json").string());
