@@ -27,6 +27,8 @@ def attention(q, k, v, *, mode="delta", window=2048, sink=1024, gamma=64, tail_m
     return_lse, the natural-log LSE as float32 (batch, h_q, n_q). Bad arguments raise dattn.Error
     (a ValueError) with the library's message.
     """
+    if len(q.shape) != 4:  # the library's check, made here because the output is allocated from q's shape
+        raise Error(f"q must have 4 dimensions (batch, seq, heads, head_dim), got {len(q.shape)}")
     tail_min = -1 if tail_min is None else int(tail_min)
     scale = 0.0 if scale is None else float(scale)
     if _is_torch(q):

@@ -22,6 +22,7 @@ NAME = "dattn"
 _SETTINGS = ("mode", "window", "sink", "gamma", "tail_min")
 _DEFAULTS = {"mode": "delta", "window": 2048, "sink": 1024, "gamma": 64, "tail_min": None}
 _registered = {}
+_operator = torch_ops.attention  # torch.ops.dattn.attention
 
 
 def register(**settings):
@@ -33,8 +34,18 @@ def register(**settings):
     _registered.clear()
     _registered.update(settings)
     AttentionInterface.register(NAME, dattn_attention_forward)
-    # sdpa's masks: None for a plain causal pass, which is what tells dattn it may run
-    AttentionMaskInterface.register(NAME, sdpa_mask)
+    AttentionMaskInterface.register(NAME, causal_mask_or_none)
+
+
+def causal_mask_or_none(*args, **kwargs):
+    """sdpa's mask, or None when it is the plain causal mask with the queries at the end of the keys (also
+    over a KV cache): None is what lets dattn run. Built once per forward pass, not per layer."""
+    mask = sdpa_mask(*args, **kwargs)
+    if mask is None or mask.dtype != torch.bool or mask.dim() != 4:
+        return mask
+    n_q, n_kv = mask.shape[-2:]
+    causal = torch.ones(n_q, n_kv, dtype=torch.bool, device=mask.device).tril(n_kv - n_q)
+    return None if bool((mask == causal).all()) else mask
 
 
 def settings_for(config):
@@ -61,7 +72,7 @@ def dattn_attention_forward(module, query, key, value, attention_mask, scaling=N
         raise _dattn.Error("attn_implementation='dattn' does not support the model's sliding_window or softcap")
     s = settings_for(module.config)
     tail_min = -1 if s["tail_min"] is None else int(s["tail_min"])
-    out, _ = torch.ops.dattn.attention(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
+    out, _ = _operator(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
                                        s["mode"], int(s["window"]), int(s["sink"]), int(s["gamma"]), tail_min,
                                        0.0 if scaling is None else float(scaling))
     return out, None
