@@ -10,6 +10,7 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
 #include "dattn/eval/model_eval.h"
@@ -36,7 +37,9 @@ struct CommonFlags {
 
 void add_common(CLI::App* cmd, CommonFlags& f, const std::string& default_out) {
   f.out = default_out;
-  cmd->add_option("--model", f.model_dir, "model directory (config.json, *.safetensors, tokenizer.json)")->required();
+  cmd->add_option("--model", f.model_dir, "model directory (config.json, *.safetensors, tokenizer.json)")
+      ->required()
+      ->transform(model_dir_resolver());
   cmd->add_option("--attention", f.attention, "prefill modes to compare, comma-separated: dense,sparse,recompute,delta")
       ->capture_default_str();
   add_sparsity_flags(*cmd, f.sparsity);

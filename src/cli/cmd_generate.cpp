@@ -9,6 +9,7 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "model_dir_option.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
@@ -149,7 +150,7 @@ void add_generate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Generate text with a Hugging Face Llama/Mistral/Qwen model directory");
   cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors, tokenizer.json)")
       ->required()
-      ->check(CLI::ExistingDirectory);
+      ->transform(model_dir_resolver());
   auto* prompt = cmd->add_option("--prompt", f->prompt, "prompt text");
   auto* prompt_file = cmd->add_option("--prompt-file", f->prompt_file, "file holding the prompt text");
   prompt->excludes(prompt_file);

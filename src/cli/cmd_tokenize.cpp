@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "commands.h"
+#include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/model/tokenizer.h"
 
@@ -37,7 +38,7 @@ void add_tokenize_commands(CLI::App& app) {
   auto f = std::make_shared<Flags>();
 
   CLI::App* tok = app.add_subcommand("tokenize", "Print the token ids of a text as JSON");
-  tok->add_option("--model", f->model_dir, "model directory holding tokenizer.json")->required()->check(CLI::ExistingDirectory);
+  tok->add_option("--model", f->model_dir, "model directory holding tokenizer.json")->required()->transform(model_dir_resolver());
   tok->add_option("--text", f->text, "text to encode")->required();
   tok->add_flag("--no-special", f->no_special, "do not add special tokens (BOS)");
   tok->callback([f] {
@@ -46,7 +47,7 @@ void add_tokenize_commands(CLI::App& app) {
   });
 
   CLI::App* detok = app.add_subcommand("detokenize", "Print the text of comma-separated token ids");
-  detok->add_option("--model", f->model_dir, "model directory holding tokenizer.json")->required()->check(CLI::ExistingDirectory);
+  detok->add_option("--model", f->model_dir, "model directory holding tokenizer.json")->required()->transform(model_dir_resolver());
   detok->add_option("--ids", f->ids, "token ids, e.g. 1,2,3")->required();
   detok->add_flag("--keep-special", f->keep_special, "print special tokens too");
   detok->callback([f] {
