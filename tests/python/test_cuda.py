@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import dattn  # noqa: E402
 
-pytestmark = pytest.mark.cuda
+pytestmark = pytest.mark.cuda  # the marker, for `pytest -m cuda` / `-m "not cuda"` outside ctest
 
 SETTINGS = dict(mode="delta", window=256, sink=64, gamma=64)
 
