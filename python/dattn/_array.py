@@ -14,11 +14,14 @@ def attention_arrays(q, k, v, mode, window, sink, gamma, tail_min, scale, backen
         framework = "jax"
     q, k, v = (_last_dim_contiguous(t, framework) for t in (q, k, v))
     device_type, device_id = q.__dlpack_device__()
+    q_dtype = q.dtype
     batch, n_q, heads, _ = q.shape
     if framework == "numpy":
         out, lse = np.empty(q.shape, q.dtype), np.empty((batch, heads, n_q), np.float32)
-    elif device_type == _CPU:  # a host buffer the framework imports without a copy where it can
-        out, lse = np.empty(q.shape, _numpy_dtype(q)), np.empty((batch, heads, n_q), np.float32)
+    elif device_type == _CPU:  # host buffers the framework imports without a copy where it can
+        # NumPy cannot hand bfloat16 over by DLPack: such output is written as float32 and cast afterwards
+        out_dtype = np.float32 if str(q.dtype) == "bfloat16" else np.dtype(str(q.dtype))
+        out, lse = np.empty(q.shape, out_dtype), np.empty((batch, heads, n_q), np.float32)
     elif framework == "cupy":
         import cupy
         with cupy.cuda.Device(device_id):
@@ -29,10 +32,15 @@ def attention_arrays(q, k, v, mode, window, sink, gamma, tail_min, scale, backen
     if framework == "cupy":
         import cupy
         stream = cupy.cuda.get_current_stream().ptr
+    if framework != "numpy":  # other frameworks hand their arrays over as DLPack capsules
+        q, k, v = (t.__dlpack__() for t in (q, k, v))
     _dattn.attention_into(q, k, v, out, lse, mode, window, sink, gamma, tail_min, scale, backend, stream, 0)
     if framework in ("numpy", "cupy"):
         return out, lse
-    return _to_framework(out, framework), _to_framework(lse, framework)
+    result = _to_framework(out, framework)
+    if str(result.dtype) != str(q_dtype):
+        result = result.astype(q_dtype)
+    return result, _to_framework(lse, framework)
 
 
 def _last_dim_contiguous(t, framework):
@@ -44,15 +52,6 @@ def _last_dim_contiguous(t, framework):
         return cupy.ascontiguousarray(t)
     import numpy as np
     return np.ascontiguousarray(t)
-
-
-def _numpy_dtype(q):
-    import numpy as np
-    name = str(q.dtype)
-    if name == "bfloat16":
-        import ml_dtypes  # JAX's bfloat16 as a numpy dtype
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
 
 
 def _torch_cuda_buffers(q, device_id, lse_shape):

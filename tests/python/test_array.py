@@ -72,3 +72,18 @@ def test_library_errors_arrive_as_value_errors(call, message):
         call(q, k, v)
     assert isinstance(caught.value, ValueError)
     assert message in str(caught.value)
+
+
+def test_jax_arrays_in_jax_arrays_out():
+    """Another DLPack framework: JAX arrays (read-only, handed over as DLPack capsules) on the CPU."""
+    jnp = pytest.importorskip("jax.numpy")
+    q, k, v = qkv()
+    out, lse = dattn.attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), **SMALL, return_lse=True)
+    expected, expected_lse = dattn.attention(q, k, v, **SMALL, return_lse=True)
+    assert type(out).__module__.startswith("jax") and out.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(out), expected)
+    np.testing.assert_array_equal(np.asarray(lse), expected_lse)
+    out_bf16 = dattn.attention(*(jnp.asarray(t, dtype=jnp.bfloat16) for t in (q, k, v)), mode="dense")
+    assert out_bf16.dtype == jnp.bfloat16
+    ref, _ = spec_attention(*(np.asarray(jnp.asarray(t, dtype=jnp.bfloat16), np.float32) for t in (q, k, v)), "dense")
+    np.testing.assert_allclose(np.asarray(out_bf16, np.float32), ref, atol=8e-3, rtol=0)  # bf16 output: 2^-8
