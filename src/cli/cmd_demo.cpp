@@ -17,6 +17,7 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/eval/ruler_tasks.h"
 #include "dattn/eval/scoring.h"
@@ -132,7 +133,8 @@ void add_demo_command(CLI::App& app) {
   auto f = std::make_shared<DemoFlags>();
   CLI::App* cmd = app.add_subcommand(
       "demo", "The embedded model on needle-in-a-haystack prompts: dense vs sparse vs delta prefill, side by side");
-  cmd->add_option("--model", f->model_dir, "model directory or .gguf file (default: the embedded models/dattn-tiny-16k)");
+  cmd->add_option("--model", f->model_dir, "model directory, .gguf file or cached repo id (default: the embedded models/dattn-tiny-16k)")
+      ->transform(model_dir_resolver());
   cmd->add_option("--task", f->task, "RULER needle task of the prompts")->capture_default_str();
   cmd->add_option("--length", f->length, "prompt length in tokens (answer included)")
       ->capture_default_str()

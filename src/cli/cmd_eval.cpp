@@ -13,6 +13,7 @@
 #include "flag_values.h"
 #include "run_log.h"
 #include "commands.h"
+#include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/core/output_files.h"
 #include "dattn/core/text_file.h"
@@ -43,7 +44,9 @@ struct CommonFlags {
 void add_common(CLI::App* cmd, CommonFlags& f, const std::string& default_out, const std::string& files,
                 const std::string& log = "") {
   f.out = default_out;
-  cmd->add_option("--model", f.model_dir, "model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file")->required();
+  cmd->add_option("--model", f.model_dir, "model directory (config.json, *.safetensors, tokenizer.json), .gguf file or cached repo id")
+      ->required()
+      ->transform(model_dir_resolver());
   cmd->add_option("--attention", f.attention, "prefill modes to compare, comma-separated: dense,sparse,recompute,delta")
       ->capture_default_str();
   add_sparsity_flags(*cmd, f.sparsity);

@@ -11,6 +11,7 @@
 #include "attention_flags.h"
 #include "commands.h"
 #include "flag_values.h"
+#include "model_dir_option.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
@@ -154,7 +155,7 @@ void add_generate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Generate text with a Hugging Face Llama/Mistral/Qwen model directory");
   cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors, tokenizer.json) or a .gguf file")
       ->required()
-      ->check(CLI::ExistingPath);
+      ->transform(model_dir_resolver());
   auto* prompt = cmd->add_option("--prompt", f->prompt, "prompt text");
   auto* prompt_file = cmd->add_option("--prompt-file", f->prompt_file, "file holding the prompt text (- reads stdin)");
   prompt->excludes(prompt_file);

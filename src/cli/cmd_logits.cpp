@@ -5,6 +5,7 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "model_dir_option.h"
 #include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/core/output_files.h"
@@ -56,7 +57,7 @@ void add_logits_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("logits", "Write the logits of every position as a (n_tokens, vocab) .npy");
   cmd->add_option("--model", f->model_dir, "model directory (config.json, *.safetensors) or a .gguf file")
       ->required()
-      ->check(CLI::ExistingPath);
+      ->transform(model_dir_resolver());
   auto* text = cmd->add_option("--text", f->text, "text, encoded with the model's tokenizer (BOS added)");
   auto* ids = cmd->add_option("--ids", f->ids, "token ids used as given, e.g. 1,2,3");
   text->excludes(ids);

@@ -12,6 +12,8 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "model_dir_option.h"
+#include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/model/generate.h"
 #include "dattn/server/engine.h"
@@ -123,7 +125,8 @@ void run_serve(ServeFlags f) {
 void add_serve_command(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (chat and text completions)");
-  cmd->add_option("--model", f->model_dir, "model directory (default: the embedded model)")->check(CLI::ExistingDirectory);
+  cmd->add_option("--model", f->model_dir, "model directory, .gguf file or cached repo id (default: the embedded model)")
+      ->transform(model_dir_resolver());
   cmd->add_option("--model-name", f->model_name, "the model id clients send (default: the directory's name)");
   cmd->add_option("--host", f->server.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", f->server.port, "port to listen on (0: any free port)")->capture_default_str();

@@ -7,6 +7,7 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/model/tokenizer.h"
 
@@ -38,7 +39,7 @@ void add_tokenize_commands(CLI::App& app) {
   auto f = std::make_shared<Flags>();
 
   CLI::App* tok = app.add_subcommand("tokenize", "Print the token ids of a text as JSON");
-  tok->add_option("--model", f->model_dir, "model directory holding tokenizer.json, or a .gguf file")->required()->check(CLI::ExistingPath);
+  tok->add_option("--model", f->model_dir, "model directory holding tokenizer.json, or a .gguf file")->required()->transform(model_dir_resolver());
   auto* text = tok->add_option("--text", f->text, "text to encode");
   auto* text_file = tok->add_option("--text-file", f->text_file, "file holding the text to encode (- reads stdin)");
   text->excludes(text_file);
@@ -52,7 +53,7 @@ void add_tokenize_commands(CLI::App& app) {
   });
 
   CLI::App* detok = app.add_subcommand("detokenize", "Print the text of comma-separated token ids");
-  detok->add_option("--model", f->model_dir, "model directory holding tokenizer.json, or a .gguf file")->required()->check(CLI::ExistingPath);
+  detok->add_option("--model", f->model_dir, "model directory holding tokenizer.json, or a .gguf file")->required()->transform(model_dir_resolver());
   detok->add_option("--ids", f->ids, "token ids, e.g. 1,2,3")->required();
   detok->add_flag("--keep-special", f->keep_special, "print special tokens too");
   detok->callback([f] {

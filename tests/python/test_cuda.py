@@ -1,0 +1,88 @@
+"""The CUDA path (GPU machine only): torch CUDA tensors on their own device and the current stream,
+torch.compile with inductor, and generate with attn_implementation="dattn". The cpu backend is the
+baseline: bf16 inputs, both accumulate in fp32; outputs agree to bf16 output rounding (atol 1.6e-2 on
+|out| < 1, 2 ulps) and LSE to 1e-3 (fp32 sums over 4K keys, different summation order)."""
+import pytest
+
+torch = pytest.importorskip("torch")
+import dattn  # noqa: E402
+
+pytestmark = pytest.mark.cuda  # the marker, for `pytest -m cuda` / `-m "not cuda"` outside ctest
+
+SETTINGS = dict(mode="delta", window=256, sink=64, gamma=64)
+
+
+def qkv(device, n=4096, h_q=8, h_kv=2, d=128, dtype=torch.bfloat16):
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(1, n, h, d, generator=g).to(dtype).to(device) for h in (h_q, h_kv, h_kv)]
+
+
+def test_cuda_matches_cpu_backend(cuda_device):
+    q, k, v = qkv(cuda_device)
+    out, lse = dattn.attention(q, k, v, **SETTINGS, return_lse=True)
+    assert out.device == q.device and out.dtype == torch.bfloat16
+    cpu_out, cpu_lse = dattn.attention(q.cpu(), k.cpu(), v.cpu(), **SETTINGS, return_lse=True)
+    torch.testing.assert_close(out.cpu().float(), cpu_out.float(), atol=1.6e-2, rtol=0)
+    torch.testing.assert_close(lse.cpu(), cpu_lse, atol=1e-3, rtol=0)
+
+
+def test_cuda_bhsd_view_needs_no_copy(cuda_device):
+    q, k, v = qkv(cuda_device)
+    q_view = q.transpose(1, 2).contiguous().transpose(1, 2)
+    torch.testing.assert_close(dattn.attention(q_view, k, v, **SETTINGS), dattn.attention(q, k, v, **SETTINGS),
+                               atol=0, rtol=0)
+
+
+def test_cuda_runs_on_the_current_stream_and_the_tensors_device(cuda_device):
+    q, k, v = qkv(cuda_device)
+    expected = dattn.attention(q, k, v, **SETTINGS)
+    stream = torch.cuda.Stream(cuda_device)
+    stream.wait_stream(torch.cuda.current_stream(cuda_device))
+    with torch.cuda.stream(stream):
+        out = dattn.attention(q, k, v, **SETTINGS)
+    torch.cuda.current_stream(cuda_device).wait_stream(stream)
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+    if torch.cuda.device_count() > 1:  # tensors on device 1 while device 0 is current
+        q1, k1, v1 = (t.to("cuda:1") for t in (q, k, v))
+        out1 = dattn.attention(q1, k1, v1, **SETTINGS)
+        assert out1.device == q1.device
+        torch.testing.assert_close(out1.cpu(), expected.cpu(), atol=0, rtol=0)
+
+
+def test_cuda_errors_carry_the_library_message(cuda_device):
+    q, k, v = qkv(cuda_device)
+    with pytest.raises(ValueError, match=r"gamma must be >= 1, got 0"):
+        dattn.attention(q, k, v, gamma=0)
+
+
+def test_compile_inductor_fullgraph(cuda_device):
+    q, k, v = qkv(cuda_device)
+    proj = torch.nn.Linear(128, 128, device=cuda_device, dtype=torch.bfloat16)
+
+    def block(q, k, v):
+        return proj(dattn.attention(q, k, v, **SETTINGS)).relu()
+
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(block, fullgraph=True)(q, k, v), block(q, k, v), atol=1.6e-2, rtol=0)
+
+
+def test_generate_with_the_backend_on_cuda(cuda_device, tmp_path):
+    """A random Llama with head_dim 128 (the CUDA kernels' head sizes are 64 and 128), saved and loaded back."""
+    transformers = pytest.importorskip("transformers")
+    import dattn.transformers
+    dattn.transformers.register()
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=512, hidden_size=512, intermediate_size=1024, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, head_dim=128)
+    transformers.LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(tmp_path)
+    kwargs = dict(dtype=torch.bfloat16, device_map=str(cuda_device))
+    ours = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="dattn", **kwargs)
+    sdpa = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="sdpa", **kwargs)
+    ids = torch.randint(3, 512, (1, 1000), generator=torch.Generator().manual_seed(1)).to(cuda_device)
+    ours.config.dattn = {"mode": "dense"}
+    with torch.no_grad():  # bf16 activations through two layers: compare logits at bf16 resolution
+        torch.testing.assert_close(ours(ids).logits.float(), sdpa(ids).logits.float(), atol=5e-2, rtol=0)
+    ours.config.dattn = {"mode": "delta", "window": 128, "sink": 64, "gamma": 64}
+    generate = dict(max_new_tokens=16, do_sample=False, pad_token_id=0)
+    out = ours.generate(ids, **generate)
+    assert out.shape == (1, 1016) and torch.equal(out[:, :1000], ids)
