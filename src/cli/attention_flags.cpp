@@ -14,13 +14,31 @@ AttentionParams SparsityFlags::params(AttentionMode mode) const {
   p.window = window;
   p.sink = sink;
   p.gamma = gamma;
+  p.pattern = parse_pattern(pattern);
+  p.block_q = block_q;
+  p.block_k = block_k;
+  p.topk = topk;
+  p.delta_variant = parse_delta_variant(delta_variant);
   return p;
+}
+
+std::string SparsityFlags::modes(const std::string& given) const {
+  return correction.empty() ? given : std::string(mode_name(parse_correction(correction)));
 }
 
 void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags) {
   cmd.add_option("--window", flags.window, "sliding window of sparse attention")->capture_default_str();
   cmd.add_option("--sink", flags.sink, "sink keys of sparse attention")->capture_default_str();
   cmd.add_option("--gamma", flags.gamma, "delta anchor stride")->capture_default_str();
+  cmd.add_option("--pattern", flags.pattern, "key pattern of sparse rows: window_sink|block_topk")->capture_default_str();
+  cmd.add_option("--block-q", flags.block_q, "block_topk: query rows per block")->capture_default_str();
+  cmd.add_option("--block-k", flags.block_k, "block_topk: keys per block")->capture_default_str();
+  cmd.add_option("--topk", flags.topk, "block_topk: best-scoring key blocks kept beyond sink, window, diagonal")
+      ->capture_default_str();
+  cmd.add_option("--correction", flags.correction,
+                 "none|recompute|delta over the pattern (replaces --mode/--attention; none = sparse)");
+  cmd.add_option("--delta-variant", flags.delta_variant, "delta over a block: repeat (paper)|interpolate")
+      ->capture_default_str();
 }
 
 void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
@@ -38,7 +56,7 @@ void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
 
 model::AttentionPlan attention_plan(const PrefillFlags& flags) {
   model::AttentionPlan plan;
-  plan.params = flags.sparsity.params(parse_mode(flags.attention));
+  plan.params = flags.sparsity.params(parse_mode(flags.sparsity.modes(flags.attention)));
   plan.params.tail_min = flags.tail_min;
   plan.params.backend = parse_backend(flags.backend);
   plan.dense_first_layers = flags.dense_layers;

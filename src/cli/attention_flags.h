@@ -11,10 +11,15 @@
 
 namespace dattn::cli {
 
-// --window, --sink, --gamma (paper defaults).
+// --window, --sink, --gamma (paper defaults), the key pattern (--pattern, --block-q, --block-k, --topk), the
+// correction (--correction, which replaces the command's --mode / --attention when given) and --delta-variant.
 struct SparsityFlags {
   int64_t window = 2048, sink = 1024, gamma = 64;
+  std::string pattern = "window_sink", correction, delta_variant = "repeat";
+  int64_t block_q = 64, block_k = 64, topk = 8;
   AttentionParams params(AttentionMode mode) const;  // the other fields at their defaults
+  // The mode text to use: --correction's mode name when given, else the command's own mode (list).
+  std::string modes(const std::string& given) const;
 };
 void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags);
 

@@ -90,7 +90,7 @@ void run_ruler_command(const RulerFlags& f) {
   }
   for (const std::string& t : split_list(f.tasks)) run.tasks.push_back(eval::parse_ruler_task(t));
   run.samples = f.samples;
-  run.modes = parse_modes(f.common.attention);
+  run.modes = parse_modes(f.common.sparsity.modes(f.common.attention));
   run.seed = f.seed;
   run.max_new_tokens = f.max_new_tokens;
   std::optional<eval::Haystack> haystack;
@@ -139,7 +139,7 @@ void run_ppl_command(const PplFlags& f) {
   DATTN_CHECK(int64_t(ids.size()) >= f.length, "'{}' has {} tokens, fewer than --length {}", f.text_file, ids.size(),
               f.length);
   ids.resize(size_t(f.length));
-  const auto modes = parse_modes(f.common.attention);
+  const auto modes = parse_modes(f.common.sparsity.modes(f.common.attention));
   eval::ProgressBar bar;
   const auto results =
       eval::run_perplexity(model::Model::load(f.common.model_dir), ids, modes, eval_options(f.common, bar));
@@ -194,7 +194,7 @@ void run_fidelity_command(const FidelityFlags& f) {
   }
   const std::vector<int32_t> ids = tokenizer.encode(prompt, /*add_special_tokens=*/true);
   std::vector<AttentionMode> modes;
-  for (AttentionMode m : parse_modes(f.common.attention))
+  for (AttentionMode m : parse_modes(f.common.sparsity.modes(f.common.attention)))
     if (m != AttentionMode::dense) modes.push_back(m);
   DATTN_CHECK(!modes.empty(), "--attention needs a mode other than dense to compare with dense");
   eval::ProgressBar bar;

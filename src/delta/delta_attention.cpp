@@ -8,10 +8,6 @@
 
 namespace dattn {
 
-AttentionShape attention_shape(const TensorView& q, const TensorView& k) {
-  return {q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3]};
-}
-
 Backend resolve_backend(Backend requested, Device device) {
   if (requested != Backend::automatic) return requested;
   return device == Device::cuda ? Backend::cuda : Backend::cpu;
@@ -66,6 +62,14 @@ void check_arguments(const TensorView& q, const TensorView& k, const TensorView&
               p.scale);
   DATTN_CHECK(p.num_threads >= 0, "num_threads must be >= 0, got {}", p.num_threads);
   DATTN_CHECK(int(p.mode) <= int(AttentionMode::delta), "unknown attention mode value {}", int(p.mode));
+  DATTN_CHECK(int(p.pattern) <= int(KeyPattern::block_topk), "unknown key pattern value {}", int(p.pattern));
+  DATTN_CHECK(int(p.delta_variant) <= int(DeltaVariant::interpolate), "unknown delta variant value {}",
+              int(p.delta_variant));
+  if (p.pattern == KeyPattern::block_topk) {
+    DATTN_CHECK(p.block_q >= 1, "block_q must be >= 1, got {}", p.block_q);
+    DATTN_CHECK(p.block_k >= 1, "block_k must be >= 1, got {}", p.block_k);
+    DATTN_CHECK(p.topk >= 0, "topk must be >= 0, got {}", p.topk);
+  }
 }
 
 void dispatch(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
@@ -83,6 +87,15 @@ void dispatch(const TensorView& q, const TensorView& k, const TensorView& v, con
       return;
     case Backend::cuda:
       DATTN_CHECK(q.device == Device::cuda, "backend 'cuda' needs tensors on cuda, got {}", device_name(q.device));
+      // the CUDA kernels implement the window + sink pattern and the repeat variant only
+      DATTN_CHECK(params.mode == AttentionMode::dense || params.pattern == KeyPattern::window_sink,
+                  "backend 'cuda' does not implement the key pattern '{}' (only window_sink); use the cpu backend",
+                  pattern_name(params.pattern));
+      DATTN_CHECK(params.mode != AttentionMode::delta || params.delta_variant == DeltaVariant::repeat,
+                  "backend 'cuda' does not implement the delta variant '{}' (only repeat); use the cpu backend",
+                  delta_variant_name(params.delta_variant));
+      DATTN_CHECK(params.mode != AttentionMode::delta || params.anchor_gap == nullptr,
+                  "backend 'cuda' does not report the anchor gap; use the cpu backend");
       cuda::attention(q, k, v, out, lse, params);
       return;
     case Backend::automatic: break;
