@@ -48,6 +48,10 @@ void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
   cmd.add_option("--tail-min", flags.tail_min, "minimum dense tail rows (default max(128, gamma))");
   cmd.add_option("--dense-layers", flags.dense_layers, "first N layers prefill densely")->capture_default_str();
   cmd.add_option("--layer-modes", flags.layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
+  cmd.add_option("--adaptive-gap", flags.adaptive_gap,
+                 "delta layers whose anchor gap on the prompt's first chunk exceeds this prefill the rest densely "
+                 "(0 = off; cpu)")
+      ->capture_default_str();
   cmd.add_option("--backend", flags.backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
   cmd.add_option("--chunk", flags.chunk, "prefill chunk size in tokens (0: 2048 on cpu, 32768 on cuda)")
       ->capture_default_str();
@@ -60,6 +64,7 @@ model::AttentionPlan attention_plan(const PrefillFlags& flags) {
   plan.params.tail_min = flags.tail_min;
   plan.params.backend = parse_backend(flags.backend);
   plan.dense_first_layers = flags.dense_layers;
+  plan.adaptive_gap_threshold = flags.adaptive_gap;
   plan.add_layer_modes(flags.layer_modes);
   return plan;
 }

@@ -24,11 +24,12 @@ struct SparsityFlags {
 void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags);
 
 // How a model command prefills: --attention, the sparsity flags, --tail-min, --dense-layers,
-// --layer-modes, --backend, --chunk, --device.
+// --layer-modes, --adaptive-gap, --backend, --chunk, --device.
 struct PrefillFlags {
   std::string attention = "dense", layer_modes, backend = "auto", device = "cpu";
   SparsityFlags sparsity;
   int64_t tail_min = -1, dense_layers = 0, chunk = 0;  // chunk 0: prefill_chunk() picks by device
+  double adaptive_gap = 0;  // AttentionPlan::adaptive_gap_threshold
 };
 // Rows per prefill forward pass: --chunk when given, else 2048 on the CPU (activations stay in cache) and
 // 32768 on the GPU (few enough passes that anchors and GEMMs fill the device; ~150 KB of workspace per

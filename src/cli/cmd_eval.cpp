@@ -30,6 +30,7 @@ struct CommonFlags {
   std::string attention = "dense,sparse,delta";
   SparsityFlags sparsity;
   int64_t chunk = 0;
+  double adaptive_gap = 0;
   int threads = 0;
   std::string out;
 };
@@ -41,6 +42,10 @@ void add_common(CLI::App* cmd, CommonFlags& f, const std::string& default_out) {
       ->capture_default_str();
   add_sparsity_flags(*cmd, f.sparsity);
   cmd->add_option("--chunk", f.chunk, "prefill chunk size in tokens (0 = whole prompt at once)")->capture_default_str();
+  cmd->add_option("--adaptive-gap", f.adaptive_gap,
+                  "ruler: delta layers whose anchor gap on a prompt's first chunk exceeds this prefill the rest densely "
+                  "(0 = off)")
+      ->capture_default_str();
   cmd->add_option("--threads", f.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--out", f.out, "directory for results.json, results.csv and plot.svg")->capture_default_str();
 }
@@ -62,6 +67,7 @@ ModelEvalOptions eval_options(const CommonFlags& f, eval::ProgressBar& bar) {
   ModelEvalOptions o;
   o.attention = sp.params(AttentionMode::dense);  // the mode is set per run
   o.chunk_size = f.chunk;
+  o.adaptive_gap_threshold = f.adaptive_gap;
   o.num_threads = f.threads;
   o.on_progress = [&bar](const eval::EvalProgress& p) { bar.update(p); };
   return o;
@@ -203,21 +209,31 @@ void run_fidelity_command(const FidelityFlags& f) {
   bar.finish();
 
   fmt::print("{} tokens; rows compared: [{}, {})\n", result.tokens, result.first_scored_row, result.tokens);
-  fmt::print("{:>5} {:<10} {:>12} {:>12} {:>12} {:>12}\n", "layer", "mode", "attn cos", "attn relerr", "hidden cos",
-             "hidden relerr");
-  std::string csv = "layer,mode,attention_cosine,attention_relative_error,hidden_cosine,hidden_relative_error\n";
+  fmt::print("{:>5} {:<10} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "layer", "mode", "attn cos", "attn relerr",
+             "hidden cos", "hidden relerr", "gap mean", "gap max");
+  std::string csv =
+      "layer,mode,attention_cosine,attention_relative_error,hidden_cosine,hidden_relative_error,anchor_gap_mean,"
+      "anchor_gap_max_head\n";
   nlohmann::json doc = {{"model", f.common.model_dir}, {"tokens", result.tokens},
                         {"first_scored_row", result.first_scored_row}, {"window", f.common.sparsity.window},
                         {"sink", f.common.sparsity.sink}, {"gamma", f.common.sparsity.gamma}};
   std::vector<eval::PlotSeries> series;
   for (const auto& l : result.layers) {
-    fmt::print("{:>5} {:<10} {:>12.6f} {:>12.6f} {:>12.6f} {:>12.6f}\n", l.layer, mode_name(l.mode),
-               l.attention_cosine, l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error);
-    csv += fmt::format("{},{},{:.8f},{:.8f},{:.8f},{:.8f}\n", l.layer, mode_name(l.mode), l.attention_cosine,
-                       l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error);
+    // the anchor gap exists for delta layers with anchors only
+    const bool gap = l.anchor_gap.samples > 0;
+    fmt::print("{:>5} {:<10} {:>12.6f} {:>12.6f} {:>12.6f} {:>12.6f} {:>10} {:>10}\n", l.layer, mode_name(l.mode),
+               l.attention_cosine, l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error,
+               gap ? fmt::format("{:.4f}", l.anchor_gap.mean) : "-",
+               gap ? fmt::format("{:.4f}", l.anchor_gap.max_head_mean) : "-");
+    csv += fmt::format("{},{},{:.8f},{:.8f},{:.8f},{:.8f},{},{}\n", l.layer, mode_name(l.mode), l.attention_cosine,
+                       l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error,
+                       gap ? fmt::format("{:.6f}", l.anchor_gap.mean) : "",
+                       gap ? fmt::format("{:.6f}", l.anchor_gap.max_head_mean) : "");
     doc["layers"].push_back({{"layer", l.layer}, {"mode", mode_name(l.mode)}, {"attention_cosine", l.attention_cosine},
                              {"attention_relative_error", l.attention_relative_error},
                              {"hidden_cosine", l.hidden_cosine}, {"hidden_relative_error", l.hidden_relative_error}});
+    if (gap)
+      doc["layers"].back()["anchor_gap"] = {{"mean", l.anchor_gap.mean}, {"max_head_mean", l.anchor_gap.max_head_mean}};
     for (const char* what : {"attention", "hidden"}) {
       const std::string name = std::string(mode_name(l.mode)) + " " + what;
       auto it = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.name == name; });

@@ -74,6 +74,7 @@ struct Stream {
   AttentionMode mode;
   std::vector<float> x;     // (n, hidden) residual stream
   std::vector<float> attn;  // (n, q_dim) attention output of the current layer
+  model::LayerAnchorGap gap;  // of the current layer (delta)
 };
 
 class LayerRunner {
@@ -118,6 +119,9 @@ class LayerRunner {
     AttentionParams params = base;
     params.mode = s.mode;
     params.num_threads = threads_;
+    AnchorGap gap;
+    if (s.mode == AttentionMode::delta) params.anchor_gap = &gap;
+    s.gap = {};
     for (int64_t begin = 0; begin < n_; begin += chunk_) {  // continued prefill, as Session chunks
       const int64_t rows = std::min(chunk_, n_ - begin), end = begin + rows;
       TensorView q{q_.data() + begin * q_dim, DType::f32, Device::cpu, {1, rows, hq, d}, {rows * q_dim, q_dim, d, 1}};
@@ -126,9 +130,11 @@ class LayerRunner {
       TensorView k{k_.data(), DType::f32, Device::cpu, {1, end, hkv, d}, {end * kv_dim, kv_dim, d, 1}};
       TensorView v{v_.data(), DType::f32, Device::cpu, {1, end, hkv, d}, {end * kv_dim, kv_dim, d, 1}};
       delta_attention(q, k, v, out, params);
+      if (params.anchor_gap) s.gap.add(gap);
       if (also_sparse) {
         AttentionParams sparse = params;
         sparse.mode = AttentionMode::sparse;
+        sparse.anchor_gap = nullptr;
         TensorView sparse_out{also_sparse + begin * q_dim, DType::f32, Device::cpu, {1, rows, hq, d},
                               {rows * q_dim, q_dim, d, 1}};
         delta_attention(q, k, v, sparse_out, sparse);
@@ -201,7 +207,8 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
       const Similarity a = compare_rows(streams[i].attn.data(), dense.attn.data(), result.first_scored_row, n,
                                         c.num_heads * c.head_dim);
       const Similarity h = compare_rows(streams[i].x.data(), dense.x.data(), result.first_scored_row, n, c.hidden_size);
-      result.layers.push_back({layer, streams[i].mode, a.cosine, a.relative_error, h.cosine, h.relative_error});
+      result.layers.push_back(
+          {layer, streams[i].mode, a.cosine, a.relative_error, h.cosine, h.relative_error, streams[i].gap});
     }
   }
   for (const Stream& s : streams) result.last_logits.push_back(runner.last_logits(s));

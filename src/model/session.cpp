@@ -47,6 +47,18 @@ void AttentionPlan::add_layer_modes(std::string_view spec) {
   }
 }
 
+void LayerAnchorGap::add(const AnchorGap& gap) {
+  if (gap.anchors == 0) return;
+  double sum = 0;
+  for (float m : gap.mean) {
+    sum += double(m) * double(gap.anchors);
+    max_head_mean = std::max(max_head_mean, double(m));
+  }
+  const int64_t added = gap.anchors * int64_t(gap.mean.size());
+  mean = (mean * double(samples) + sum) / double(samples + added);
+  samples += added;
+}
+
 // Activations for one chunk of at most chunk_size rows, allocated once per session.
 struct Session::Workspace {
   std::vector<float> x, normed, q, attn, gate, up, rope_cos, rope_sin;
@@ -97,6 +109,9 @@ void Session::set_attention(AttentionPlan plan) {
     DATTN_CHECK(layer >= 0 && layer < layers, "attention override for layer {}, but the model has {} layers", layer,
                 layers);
   DATTN_CHECK(plan.dense_first_layers >= 0, "dense_first_layers must be >= 0, got {}", plan.dense_first_layers);
+  DATTN_CHECK(plan.adaptive_gap_threshold >= 0, "the adaptive anchor-gap threshold must be >= 0, got {}",
+              plan.adaptive_gap_threshold);
+  gaps_.assign(size_t(layers), LayerAnchorGap{});
   options_.attention = std::move(plan);
 }
 
@@ -121,6 +136,7 @@ std::vector<float> Session::prefill(std::span<const int32_t> ids, const PrefillO
   const int64_t n = int64_t(ids.size()), vocab = model_->config().vocab_size;
   std::vector<float> logits(size_t(options.all_logits ? n * vocab : vocab));
   const int64_t chunk = options.chunk_size > 0 ? std::min(options.chunk_size, options_.chunk_size) : options_.chunk_size;
+  gaps_.assign(size_t(model_->config().num_layers), LayerAnchorGap{});
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t rows = std::min(chunk, n - start);
     const bool last_chunk = start + rows == n;
@@ -133,6 +149,9 @@ std::vector<float> Session::prefill(std::span<const int32_t> ids, const PrefillO
       first_logit_row = rows - 1;
     }
     forward_chunk(ids.subspan(size_t(start), size_t(rows)), false, first_logit_row, out);
+    const double threshold = options_.attention.adaptive_gap_threshold;
+    if (start == 0 && threshold > 0)
+      for (LayerAnchorGap& gap : gaps_) gap.went_dense = gap.samples > 0 && gap.mean > threshold;
     if (options.on_progress) options.on_progress(start + rows, n);
   }
   return logits;
@@ -183,10 +202,14 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
     TensorView k_view{k_layer, DType::f32, Device::cpu, {1, pos0 + rows, hkv, d}, {ctx * kv_dim, kv_dim, d, 1}};
     TensorView v_view{v_layer, DType::f32, Device::cpu, {1, pos0 + rows, hkv, d}, {ctx * kv_dim, kv_dim, d, 1}};
     AttentionParams params = options_.attention.for_layer(layer);
-    if (decode_step) params.mode = AttentionMode::dense;
+    if (decode_step || gaps_[size_t(layer)].went_dense) params.mode = AttentionMode::dense;
     params.num_threads = options_.num_threads;
     if (params.scale == 0) params.scale = c.attention_scale();
+    AnchorGap gap;
+    const bool measure = options_.attention.report_anchor_gap || options_.attention.adaptive_gap_threshold > 0;
+    if (measure && params.mode == AttentionMode::delta) params.anchor_gap = &gap;
     delta_attention(q_view, k_view, v_view, out_view, params);
+    if (params.anchor_gap) gaps_[size_t(layer)].add(gap);
 
     cpu_ops::linear(w.attn.data(), lw.o_proj, x, rows, /*accumulate=*/true, threads);
     cpu_ops::rms_norm(x, lw.post_attention_norm.data(), w.normed.data(), rows, hidden, c.rms_norm_eps);
