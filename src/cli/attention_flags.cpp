@@ -90,6 +90,8 @@ std::vector<AttentionMode> parse_mode_list(const std::string& text) {
 std::unique_ptr<model::InferenceSession> open_session(const std::string& device, const std::string& model_dir,
                                                       model::SessionOptions options) {
   check_device(device);
+  DATTN_CHECK(device == "cpu" || options.attention.adaptive_gap_threshold == 0,
+              "--adaptive-gap needs the anchor gap, which only the cpu runtime measures (--device cpu)");
   if (device == "cuda") return model::make_cuda_session(model_dir, std::move(options));
   return std::make_unique<model::Session>(model::Model::load(model_dir), std::move(options));
 }

@@ -104,6 +104,8 @@ void run_ruler_command(const RulerFlags& f) {
   run.haystack = haystack ? &*haystack : nullptr;
 
   check_device(f.device);
+  DATTN_CHECK(f.device == "cpu" || f.common.adaptive_gap == 0,
+              "--adaptive-gap needs the anchor gap, which only the cpu runtime measures (--device cpu)");
   const Tokenizer tokenizer = Tokenizer::load(f.common.model_dir);
   const model::ModelConfig config = model::load_model_config(f.common.model_dir);
   eval::SessionFactory sessions;
