@@ -1,8 +1,11 @@
 #include "dattn/attn/params.h"
 
 #include <cmath>
+#include "dattn/attn/backends.h"
 
 #include "dattn/core/error.h"
+
+#include <algorithm>
 
 namespace dattn {
 
@@ -52,6 +55,55 @@ void validate_attention_params(const AttentionParams& p) {
               "scale must be finite and positive (0 = 1/sqrt(d)), at most {:g}, got {}", kMaxAttentionScale, p.scale);
   DATTN_CHECK(p.num_threads >= 0 && p.num_threads <= kMaxThreads,
               "num_threads must be in 0 .. {} (0 = default), got {}", kMaxThreads, p.num_threads);
+  DATTN_CHECK(int(p.pattern) <= int(KeyPattern::block_topk), "unknown key pattern value {}", int(p.pattern));
+  DATTN_CHECK(int(p.delta_variant) <= int(DeltaVariant::interpolate), "unknown delta variant value {}",
+              int(p.delta_variant));
+  if (p.pattern == KeyPattern::block_topk) {
+    DATTN_CHECK(p.block_q >= 1, "block_q must be >= 1, got {}", p.block_q);
+    DATTN_CHECK(p.block_k >= 1, "block_k must be >= 1, got {}", p.block_k);
+    DATTN_CHECK(p.topk >= 0, "topk must be >= 0, got {}", p.topk);
+  }
+}
+
+std::string_view pattern_name(KeyPattern p) {
+  switch (p) {
+    case KeyPattern::window_sink: return "window_sink";
+    case KeyPattern::block_topk: return "block_topk";
+  }
+  return "?";
+}
+
+KeyPattern parse_pattern(std::string_view name) {
+  if (name == "window_sink") return KeyPattern::window_sink;
+  if (name == "block_topk") return KeyPattern::block_topk;
+  fail("unknown key pattern '{}' (expected window_sink or block_topk)", name);
+}
+
+std::string_view delta_variant_name(DeltaVariant v) {
+  switch (v) {
+    case DeltaVariant::repeat: return "repeat";
+    case DeltaVariant::interpolate: return "interpolate";
+  }
+  return "?";
+}
+
+DeltaVariant parse_delta_variant(std::string_view name) {
+  if (name == "repeat") return DeltaVariant::repeat;
+  if (name == "interpolate") return DeltaVariant::interpolate;
+  fail("unknown delta variant '{}' (expected repeat or interpolate)", name);
+}
+
+AttentionMode parse_correction(std::string_view name) {
+  if (name == "none") return AttentionMode::sparse;
+  if (name == "recompute") return AttentionMode::recompute;
+  if (name == "delta") return AttentionMode::delta;
+  fail("unknown correction '{}' (expected none, recompute or delta)", name);
+}
+
+std::string_view correction_name(AttentionMode m) { return m == AttentionMode::sparse ? "none" : mode_name(m); }
+
+AttentionShape attention_shape(const TensorView& q, const TensorView& k) {
+  return {q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3]};
 }
 
 double dense_pairs(int64_t n_q, int64_t n_kv) {
@@ -60,8 +112,15 @@ double dense_pairs(int64_t n_q, int64_t n_kv) {
   return (first + last) * double(n_q) / 2.0;
 }
 
-static double sparse_row_pairs(int64_t pos, int64_t window, int64_t sink) {
-  SparseKeys keys = sparse_keys(pos, window, sink);
+static double sparse_row_pairs(int64_t pos, const AttentionParams& p) {
+  if (p.pattern == KeyPattern::block_topk) {
+    // an upper estimate (the exact count depends on the selection): the sink blocks, the window plus the
+    // query block's own span and a partial block at each end, and topk whole blocks; never more than dense
+    const double sink_keys = double((p.sink + p.block_k - 1) / p.block_k * p.block_k);
+    const double keys = sink_keys + double(p.window + p.block_q + 2 * p.block_k + p.topk * p.block_k);
+    return std::min(double(pos + 1), keys);
+  }
+  SparseKeys keys = sparse_keys(pos, p.window, p.sink);
   return double(keys.sink_end) + double(pos + 1 - keys.window_begin);
 }
 
@@ -73,18 +132,18 @@ double mode_pairs(const AttentionShape& s, const AttentionParams& p) {
   for (int64_t row = 0; row < s.n_q; ++row) {
     int64_t pos = s.position(row);
     if (sparse_everywhere) {
-      pairs += sparse_row_pairs(pos, p.window, p.sink);
+      pairs += sparse_row_pairs(pos, p);
     } else if (plan.is_tail(row)) {
       pairs += double(pos + 1);
     } else {
-      pairs += sparse_row_pairs(pos, p.window, p.sink);
+      pairs += sparse_row_pairs(pos, p);
       if (plan.is_anchor(row)) pairs += double(pos + 1);
     }
   }
   // recompute skips the sparse pass at anchors; delta needs it for the correction
   if (p.mode == AttentionMode::recompute)
     for (int64_t j = 0; j < plan.num_anchors(); ++j)
-      pairs -= sparse_row_pairs(s.position(j * plan.gamma), p.window, p.sink);
+      pairs -= sparse_row_pairs(s.position(j * plan.gamma), p);
   return pairs;
 }
 

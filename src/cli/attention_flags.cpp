@@ -19,7 +19,16 @@ AttentionParams SparsityFlags::params(AttentionMode mode) const {
   p.window = window;
   p.sink = sink;
   p.gamma = gamma;
+  p.pattern = parse_pattern(pattern);
+  p.block_q = block_q;
+  p.block_k = block_k;
+  p.topk = topk;
+  p.delta_variant = parse_delta_variant(delta_variant);
   return p;
+}
+
+std::string SparsityFlags::modes(const std::string& given) const {
+  return correction.empty() ? given : std::string(mode_name(parse_correction(correction)));
 }
 
 void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags) {
@@ -29,6 +38,16 @@ void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags) {
       ->check(int_range(1, kMax));
   cmd.add_option("--sink", flags.sink, "sink keys of sparse attention")->capture_default_str()->check(int_range(0, kMax));
   cmd.add_option("--gamma", flags.gamma, "delta anchor stride")->capture_default_str()->check(int_range(1, kMax));
+  cmd.add_option("--pattern", flags.pattern, "key pattern of sparse rows: window_sink|block_topk")->capture_default_str();
+  cmd.add_option("--block-q", flags.block_q, "block_topk: query rows per block")->capture_default_str()->check(int_range(1, kMax));
+  cmd.add_option("--block-k", flags.block_k, "block_topk: keys per block")->capture_default_str()->check(int_range(1, kMax));
+  cmd.add_option("--topk", flags.topk, "block_topk: best-scoring key blocks kept beyond sink, window, diagonal")
+      ->capture_default_str()
+      ->check(int_range(0, kMax));
+  cmd.add_option("--correction", flags.correction,
+                 "none|recompute|delta over the pattern (replaces --mode/--attention; none = sparse)");
+  cmd.add_option("--delta-variant", flags.delta_variant, "delta over a block: repeat (paper)|interpolate")
+      ->capture_default_str();
 }
 
 void add_tail_min_flag(CLI::App& cmd, int64_t& tail_min) {
@@ -70,6 +89,10 @@ void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
       ->capture_default_str()
       ->check(int_range(0, int64_t(1) << 20));
   cmd.add_option("--layer-modes", flags.layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
+  cmd.add_option("--adaptive-gap", flags.adaptive_gap,
+                 "delta layers whose anchor gap on the prompt's first chunk exceeds this prefill the rest densely "
+                 "(0 = off; cpu)")
+      ->capture_default_str();
   cmd.add_option("--backend", flags.backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
   add_chunk_flag(cmd, flags.chunk);
   cmd.add_option("--device", flags.device, "cpu|cuda")->capture_default_str();
@@ -77,10 +100,11 @@ void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
 
 model::AttentionPlan attention_plan(const PrefillFlags& flags) {
   model::AttentionPlan plan;
-  plan.params = flags.sparsity.params(parse_mode(flags.attention));
+  plan.params = flags.sparsity.params(parse_mode(flags.sparsity.modes(flags.attention)));
   plan.params.tail_min = flags.tail_min;
   plan.params.backend = parse_backend(flags.backend);
   plan.dense_first_layers = flags.dense_layers;
+  plan.adaptive_gap_threshold = flags.adaptive_gap;
   plan.add_layer_modes(flags.layer_modes);
   validate_attention_params(plan.params);
   return plan;
@@ -111,6 +135,8 @@ std::vector<AttentionMode> parse_mode_list(const std::string& text) {
 std::unique_ptr<model::InferenceSession> open_session(const std::string& device, const std::string& model_dir,
                                                       model::SessionOptions options) {
   check_device(device);
+  DATTN_CHECK(device == "cpu" || options.attention.adaptive_gap_threshold == 0,
+              "--adaptive-gap needs the anchor gap, which only the cpu runtime measures (--device cpu)");
   if (device == "cuda") return model::make_cuda_session(model_dir, std::move(options));
   return std::make_unique<model::Session>(model::Model::load(model_dir), std::move(options));
 }

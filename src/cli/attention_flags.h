@@ -12,10 +12,15 @@
 
 namespace dattn::cli {
 
-// --window, --sink, --gamma (paper defaults).
+// --window, --sink, --gamma (paper defaults), the key pattern (--pattern, --block-q, --block-k, --topk), the
+// correction (--correction, which replaces the command's --mode / --attention when given) and --delta-variant.
 struct SparsityFlags {
   int64_t window = 2048, sink = 1024, gamma = 64;
+  std::string pattern = "window_sink", correction, delta_variant = "repeat";
+  int64_t block_q = 64, block_k = 64, topk = 8;
   AttentionParams params(AttentionMode mode) const;  // the other fields at their defaults
+  // The mode text to use: --correction's mode name when given, else the command's own mode (list).
+  std::string modes(const std::string& given) const;
 };
 void add_sparsity_flags(CLI::App& cmd, SparsityFlags& flags);
 void add_tail_min_flag(CLI::App& cmd, int64_t& tail_min);
@@ -28,11 +33,12 @@ std::string read_input_text(std::string_view flag, const std::string& path);
 void warn_past_model_context(const model::ModelConfig& config, int64_t tokens, std::string_view what);
 
 // How a model command prefills: --attention, the sparsity flags, --tail-min, --dense-layers,
-// --layer-modes, --backend, --chunk, --device.
+// --layer-modes, --adaptive-gap, --backend, --chunk, --device.
 struct PrefillFlags {
   std::string attention = "dense", layer_modes, backend = "auto", device = "cpu";
   SparsityFlags sparsity;
   int64_t tail_min = -1, dense_layers = 0, chunk = 0;  // chunk 0: model::kDefaultPrefillChunk
+  double adaptive_gap = 0;  // AttentionPlan::adaptive_gap_threshold
 };
 // Rows per prefill forward pass: --chunk when given, else model::kDefaultPrefillChunk (the same on every
 // device and in generate, logits, demo and eval, so one prompt gives the same logits everywhere).

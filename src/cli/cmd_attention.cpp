@@ -23,7 +23,7 @@ struct AttentionOptions {
 };
 
 void run_attention(const AttentionOptions& o) {
-  AttentionParams params = o.sparsity.params(parse_mode(o.mode));
+  AttentionParams params = o.sparsity.params(parse_mode(o.sparsity.modes(o.mode)));
   params.tail_min = o.tail_min;
   params.scale = o.scale;
   params.num_threads = o.threads;

@@ -31,7 +31,7 @@ struct BenchOptions {
   SparsityFlags sparsity;
   std::string dtype = "fp32", backend = "cpu";
   int repeats = 3, threads = 0;
-  bool json = false;
+  bool json = false, anchor_gap = false;
   std::string svg;  // latency-vs-length plot, one line per mode
 };
 
@@ -75,7 +75,10 @@ void run_bench(const BenchOptions& o) {
   DATTN_CHECK(o.repeats >= 1, "--repeats must be >= 1, got {}", o.repeats);
   DATTN_CHECK(o.heads > 0 && o.kv_heads > 0 && o.heads % o.kv_heads == 0,
               "--heads ({}) must be a positive multiple of --kv-heads ({})", o.heads, o.kv_heads);
-  const AttentionMode modes[] = {AttentionMode::dense, AttentionMode::sparse, AttentionMode::delta};
+  // (mode, report the anchor gap): the gap row measures what computing it costs on top of plain delta
+  std::vector<std::pair<AttentionMode, bool>> modes = {
+      {AttentionMode::dense, false}, {AttentionMode::sparse, false}, {AttentionMode::delta, false}};
+  if (o.anchor_gap) modes.push_back({AttentionMode::delta, true});
   const int threads = o.threads > 0 ? o.threads : default_num_threads();
   std::mt19937 rng(7);
   nlohmann::json results = nlohmann::json::array();
@@ -88,17 +91,20 @@ void run_bench(const BenchOptions& o) {
     const AttentionShape shape{1, n, n, o.heads, o.kv_heads, o.head_dim};
     const double dense_pairs_all_heads = dense_pairs(n, n) * double(o.heads);
     double dense_ms = 0;
-    for (AttentionMode mode : modes) {
+    for (const auto& [mode, with_gap] : modes) {
       AttentionParams params = o.sparsity.params(mode);
+      AnchorGap gap;
+      if (with_gap) params.anchor_gap = &gap;
+      const std::string label = with_gap ? "delta+gap" : std::string(mode_name(mode));
       params.backend = backend;
       params.num_threads = threads;
       std::vector<double> times, cpu_times;
       for (int r = 0; r <= o.repeats; ++r) {  // run 0 is the warm-up
         if (tty) {
-          fmt::print(stderr, "\r  n={:<8} {:<7} run {}/{}   ", n, mode_name(mode), r, o.repeats);
+          fmt::print(stderr, "\r  n={:<8} {:<9} run {}/{}   ", n, label, r, o.repeats);
           std::fflush(stderr);
         } else if (r == 0) {
-          fmt::print(stderr, "  n={} {}: {} runs\n", n, mode_name(mode), o.repeats);
+          fmt::print(stderr, "  n={} {}: {} runs\n", n, label, o.repeats);
         }
         const std::clock_t cpu_start = std::clock();
         const auto start = std::chrono::steady_clock::now();
@@ -121,12 +127,12 @@ void run_bench(const BenchOptions& o) {
       const double gflops = 4.0 * double(o.head_dim) * pairs / (median * 1e6);
       const double speedup = dense_ms / median, work_ratio = dense_pairs_all_heads / pairs;
       // efficiency: the speedup as a fraction of the work saved (1.0 = as fast per pair as dense)
-      results.push_back({{"n", n}, {"mode", mode_name(mode)}, {"ms", median}, {"speedup_vs_dense", speedup},
+      results.push_back({{"n", n}, {"mode", label}, {"ms", median}, {"speedup_vs_dense", speedup},
                          {"gflops", gflops}, {"pairs", pairs}, {"work_ratio", work_ratio},
                          {"efficiency_vs_dense", speedup / work_ratio}, {"runs_ms", times},
                          {"cpu_ms", cpu_median}, {"gflops_per_cpu_second", gflops * median / cpu_median}});
-      table.push_back(fmt::format("{:>8} {:<7} {:>11.2f} {:>8.2f}x {:>10.1f} {:>10.2f}x {:>10.2f} {:>11.1f} {:>11.1f}", n,
-                                  mode_name(mode), median, speedup, gflops, work_ratio, speedup / work_ratio,
+      table.push_back(fmt::format("{:>8} {:<9} {:>11.2f} {:>8.2f}x {:>10.1f} {:>10.2f}x {:>10.2f} {:>11.1f} {:>11.1f}", n,
+                                  label, median, speedup, gflops, work_ratio, speedup / work_ratio,
                                   cpu_median, gflops * median / cpu_median));
     }
   }
@@ -139,13 +145,18 @@ void run_bench(const BenchOptions& o) {
     nlohmann::json config = {{"backend", o.backend}, {"heads", o.heads},   {"kv_heads", o.kv_heads},
                              {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"window", o.sparsity.window},
                              {"sink", o.sparsity.sink},         {"gamma", o.sparsity.gamma}, {"repeats", o.repeats},
+                             {"pattern", o.sparsity.pattern}, {"block_q", o.sparsity.block_q},
+                             {"block_k", o.sparsity.block_k}, {"topk", o.sparsity.topk},
                              {"threads", threads}};
     fmt::print("{}\n", nlohmann::json{{"config", config}, {"results", results}}.dump(2));
     return;
   }
   fmt::print("backend {}, {} threads, {} heads / {} kv heads, head_dim {}, {}, window {}, sink {}, gamma {}, median of {}\n",
              o.backend, threads, o.heads, o.kv_heads, o.head_dim, o.dtype, o.sparsity.window, o.sparsity.sink, o.sparsity.gamma, o.repeats);
-  fmt::print("{:>8} {:<7} {:>11} {:>9} {:>10} {:>11} {:>10} {:>11} {:>11}\n", "n", "mode", "time (ms)", "speedup",
+  if (o.sparsity.pattern != "window_sink")
+    fmt::print("pattern {}, block_q {}, block_k {}, topk {}\n", o.sparsity.pattern, o.sparsity.block_q, o.sparsity.block_k,
+               o.sparsity.topk);
+  fmt::print("{:>8} {:<9} {:>11} {:>9} {:>10} {:>11} {:>10} {:>11} {:>11}\n", "n", "mode", "time (ms)", "speedup",
              "GFLOP/s", "work ratio", "efficiency", "cpu ms", "GFLOP/cpu-s");
   for (const auto& line : table) fmt::print("{}\n", line);
 }
@@ -169,6 +180,7 @@ void add_bench_command(CLI::App& app) {
       ->check(int_range(1, 100000));
   add_threads_flag(*cmd, o->threads);
   cmd->add_flag("--json", o->json, "print JSON instead of a table");
+  cmd->add_flag("--anchor-gap", o->anchor_gap, "also time delta reporting the anchor gap (delta+gap)");
   cmd->add_option("--svg", o->svg, "also write a latency-vs-length plot (SVG)");
   cmd->callback([o] { run_bench(*o); });
 }

@@ -63,7 +63,7 @@ void run_demo(const DemoFlags& f) {
   const std::filesystem::path dir = f.model_dir.empty() ? embedded_model_dir() : std::filesystem::path(f.model_dir);
   const eval::RulerTask task = eval::parse_ruler_task(f.task);
   DATTN_CHECK(f.samples >= 1, "--samples must be >= 1, got {}", f.samples);
-  const std::vector<AttentionMode> modes = parse_mode_list(f.attention);
+  const std::vector<AttentionMode> modes = parse_mode_list(f.sparsity.modes(f.attention));
 
   const Tokenizer tokenizer = Tokenizer::load(dir);
   const model::ModelConfig config = model::load_model_config(dir);

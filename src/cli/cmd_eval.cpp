@@ -35,6 +35,7 @@ struct CommonFlags {
   std::string attention = "dense,sparse,delta";
   SparsityFlags sparsity;
   int64_t chunk = 0;
+  double adaptive_gap = 0;
   int threads = 0;
   std::string out;
   bool resume = false;
@@ -51,6 +52,11 @@ void add_common(CLI::App* cmd, CommonFlags& f, const std::string& default_out, c
       ->capture_default_str();
   add_sparsity_flags(*cmd, f.sparsity);
   add_chunk_flag(*cmd, f.chunk);
+  cmd->add_option("--adaptive-gap", f.adaptive_gap,
+                  "ruler: delta layers whose anchor gap on a prompt's first chunk exceeds this prefill the rest densely "
+                  "(0 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
   add_threads_flag(*cmd, f.threads);
   cmd->add_option("--out", f.out, "directory for " + files + (log.empty() ? "" : " (and the run log " + log + ")"))
       ->capture_default_str();
@@ -97,6 +103,7 @@ ModelEvalOptions eval_options(const CommonFlags& f, eval::ProgressBar& bar) {
   o.attention = f.sparsity.params(AttentionMode::dense);  // the mode is set per run
   validate_attention_params(o.attention);
   o.chunk_size = f.chunk;
+  o.adaptive_gap_threshold = f.adaptive_gap;
   o.num_threads = f.threads;
   o.on_progress = [&bar](const eval::EvalProgress& p) { bar.update(p); };
   return o;
@@ -120,7 +127,7 @@ void run_ruler_command(const RulerFlags& f) {
   run.lengths = parse_int_list("--lengths", f.lengths, 1, int64_t(1) << 31);
   for (const std::string& t : split_list(f.tasks)) run.tasks.push_back(eval::parse_ruler_task(t));
   run.samples = f.samples;
-  run.modes = parse_modes(f.common.attention);
+  run.modes = parse_modes(f.common.sparsity.modes(f.common.attention));
   run.seed = f.seed;
   run.max_new_tokens = f.max_new_tokens;
   std::optional<eval::Haystack> haystack;
@@ -128,6 +135,8 @@ void run_ruler_command(const RulerFlags& f) {
   run.haystack = haystack ? &*haystack : nullptr;
 
   check_device(f.device);
+  DATTN_CHECK(f.device == "cpu" || f.common.adaptive_gap == 0,
+              "--adaptive-gap needs the anchor gap, which only the cpu runtime measures (--device cpu)");
   OutputFiles files;
   const std::filesystem::path out = prepare_outputs(f.common, files, {"results.json", "results.csv", "plot.svg"});
   eval::ProgressBar bar;
@@ -204,7 +213,7 @@ eval::PerplexityResult parse_perplexity_line(const std::string& line) {
 }
 
 void run_ppl_command(const PplFlags& f) {
-  const auto modes = parse_modes(f.common.attention);
+  const auto modes = parse_modes(f.common.sparsity.modes(f.common.attention));
   OutputFiles files;
   const std::filesystem::path out = prepare_outputs(f.common, files, {"ppl.json", "ppl.csv"});
   eval::ProgressBar bar;
@@ -272,7 +281,7 @@ void run_fidelity_command(const FidelityFlags& f) {
   }
   const std::vector<int32_t> ids = tokenizer.encode(prompt, /*add_special_tokens=*/true);
   std::vector<AttentionMode> modes;
-  for (AttentionMode m : parse_modes(f.common.attention))
+  for (AttentionMode m : parse_modes(f.common.sparsity.modes(f.common.attention)))
     if (m != AttentionMode::dense) modes.push_back(m);
   DATTN_CHECK(!modes.empty(), "--attention needs a mode other than dense to compare with dense");
   eval::ProgressBar bar;
@@ -283,21 +292,31 @@ void run_fidelity_command(const FidelityFlags& f) {
   bar.finish();
 
   fmt::print("{} tokens; rows compared: [{}, {})\n", result.tokens, result.first_scored_row, result.tokens);
-  fmt::print("{:>5} {:<10} {:>12} {:>12} {:>12} {:>12}\n", "layer", "mode", "attn cos", "attn relerr", "hidden cos",
-             "hidden relerr");
-  std::string csv = "layer,mode,attention_cosine,attention_relative_error,hidden_cosine,hidden_relative_error\n";
+  fmt::print("{:>5} {:<10} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "layer", "mode", "attn cos", "attn relerr",
+             "hidden cos", "hidden relerr", "gap mean", "gap max");
+  std::string csv =
+      "layer,mode,attention_cosine,attention_relative_error,hidden_cosine,hidden_relative_error,anchor_gap_mean,"
+      "anchor_gap_max_head\n";
   nlohmann::json doc = {{"model", f.common.model_dir}, {"tokens", result.tokens},
                         {"first_scored_row", result.first_scored_row}, {"window", f.common.sparsity.window},
                         {"sink", f.common.sparsity.sink}, {"gamma", f.common.sparsity.gamma}};
   std::vector<eval::PlotSeries> series;
   for (const auto& l : result.layers) {
-    fmt::print("{:>5} {:<10} {:>12.6f} {:>12.6f} {:>12.6f} {:>12.6f}\n", l.layer, mode_name(l.mode),
-               l.attention_cosine, l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error);
-    csv += fmt::format("{},{},{:.8f},{:.8f},{:.8f},{:.8f}\n", l.layer, mode_name(l.mode), l.attention_cosine,
-                       l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error);
+    // the anchor gap exists for delta layers with anchors only
+    const bool gap = l.anchor_gap.samples > 0;
+    fmt::print("{:>5} {:<10} {:>12.6f} {:>12.6f} {:>12.6f} {:>12.6f} {:>10} {:>10}\n", l.layer, mode_name(l.mode),
+               l.attention_cosine, l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error,
+               gap ? fmt::format("{:.4f}", l.anchor_gap.mean) : "-",
+               gap ? fmt::format("{:.4f}", l.anchor_gap.max_head_mean) : "-");
+    csv += fmt::format("{},{},{:.8f},{:.8f},{:.8f},{:.8f},{},{}\n", l.layer, mode_name(l.mode), l.attention_cosine,
+                       l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error,
+                       gap ? fmt::format("{:.6f}", l.anchor_gap.mean) : "",
+                       gap ? fmt::format("{:.6f}", l.anchor_gap.max_head_mean) : "");
     doc["layers"].push_back({{"layer", l.layer}, {"mode", mode_name(l.mode)}, {"attention_cosine", l.attention_cosine},
                              {"attention_relative_error", l.attention_relative_error},
                              {"hidden_cosine", l.hidden_cosine}, {"hidden_relative_error", l.hidden_relative_error}});
+    if (gap)
+      doc["layers"].back()["anchor_gap"] = {{"mean", l.anchor_gap.mean}, {"max_head_mean", l.anchor_gap.max_head_mean}};
     for (const char* what : {"attention", "hidden"}) {
       const std::string name = std::string(mode_name(l.mode)) + " " + what;
       auto it = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.name == name; });

@@ -30,7 +30,7 @@ struct GenerateFlags {
   // unset: generation_config.json decides (greedy unless it says do_sample)
   std::optional<double> temperature, top_p;
   std::optional<int64_t> top_k;
-  bool greedy = false;
+  bool greedy = false, verbose = false;
   uint64_t seed = 0;
   int threads = 0;
 };
@@ -82,9 +82,27 @@ std::string describe(const model::SamplingParams& p) {
   return fmt::format("temperature {}, top-k {}, top-p {}, seed {}", p.temperature, p.top_k, p.top_p, p.seed);
 }
 
+// Per delta layer: the anchor gap ||dense(a) - sparse(a)|| / ||dense(a)|| of the prefill (--verbose).
+void print_anchor_gaps(const std::vector<model::LayerAnchorGap>& gaps) {
+  bool any = false;
+  for (const auto& g : gaps) any = any || g.samples > 0;
+  if (!any) {
+    fmt::print(stderr, "anchor gap: none measured (needs a delta prefill with anchors on the cpu)\n");
+    return;
+  }
+  fmt::print(stderr, "anchor gap per layer (mean over heads and anchors, largest head mean):\n");
+  for (size_t layer = 0; layer < gaps.size(); ++layer) {
+    const auto& g = gaps[layer];
+    if (g.samples == 0) continue;
+    fmt::print(stderr, "  layer {:>3}: mean {:.4f}  max head {:.4f}{}\n", layer, g.mean, g.max_head_mean,
+               g.went_dense ? "  (adaptive: dense after the first chunk)" : "");
+  }
+}
+
 void run_generate(const GenerateFlags& f) {
   check_device(f.prefill.device);
   model::AttentionPlan plan = attention_plan(f.prefill);
+  plan.report_anchor_gap = f.verbose;
   const std::string prompt = f.prompt_file.empty() ? f.prompt : read_input_text("--prompt-file", f.prompt_file);
 
   Tokenizer tokenizer = Tokenizer::load(f.model_dir);
@@ -146,6 +164,7 @@ void run_generate(const GenerateFlags& f) {
              session->peak_device_bytes() ? fmt::format(", peak GPU memory in use {:.1f} MiB",
                                                         double(session->peak_device_bytes()) / (1 << 20))
                                           : std::string());
+  if (f.verbose) print_anchor_gaps(session->anchor_gaps());
 }
 
 }  // namespace
@@ -180,6 +199,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--greedy", f->greedy, "argmax decoding whatever generation_config.json says");
   cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str();
   add_threads_flag(*cmd, f->threads);
+  cmd->add_flag("--verbose", f->verbose, "after the prefill, print each delta layer's anchor gap (cpu)");
   cmd->callback([f, prompt, prompt_file] {
     DATTN_CHECK(prompt->count() + prompt_file->count() == 1, "give the prompt with --prompt or --prompt-file");
     run_generate(*f);

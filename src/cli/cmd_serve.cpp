@@ -13,7 +13,6 @@
 #include "attention_flags.h"
 #include "commands.h"
 #include "model_dir_option.h"
-#include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/model/generate.h"
 #include "dattn/server/engine.h"

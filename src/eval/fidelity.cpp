@@ -76,9 +76,12 @@ struct Stream {
         forward(m, cache, n, chunk, threads) {
     plan.params = base;
     plan.params.mode = mode;
+    plan.report_anchor_gap = mode == AttentionMode::delta;
+    gaps.resize(size_t(m.config().num_layers));
   }
   AttentionMode mode;
   model::AttentionPlan plan;
+  std::vector<model::LayerAnchorGap> gaps;  // delta: each layer's anchor gap over the prompt's chunks
   model::PagedKvCache cache;
   model::CpuForward forward;
 };
@@ -119,7 +122,8 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
                                                  .position = 0,
                                                  .logits_from = n - 1,
                                                  .attention = &s->plan,
-                                                 .block_table = std::span<const int32_t>(&kOnlyBlock, 1)}}});
+                                                 .block_table = std::span<const int32_t>(&kOnlyBlock, 1),
+                                                 .anchor_gaps = &s->gaps}}});
   for (size_t i = 0; i < streams.size(); ++i) streams[i]->forward.embed(batches[i]);
 
   FidelityResult result;
@@ -142,7 +146,8 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
       const Similarity a =
           compare_rows(f.attention_result(), dense.attention_result(), result.first_scored_row, n, q_dim);
       const Similarity h = compare_rows(f.residual(), dense.residual(), result.first_scored_row, n, c.hidden_size);
-      result.layers.push_back({layer, streams[i]->mode, a.cosine, a.relative_error, h.cosine, h.relative_error});
+      result.layers.push_back({layer, streams[i]->mode, a.cosine, a.relative_error, h.cosine, h.relative_error,
+                               streams[i]->gaps[size_t(layer)]});
     }
   }
   for (size_t i = 0; i < streams.size(); ++i) {

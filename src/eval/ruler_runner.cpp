@@ -68,6 +68,8 @@ std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::
           model::AttentionPlan plan;
           plan.params = options.attention;
           plan.params.mode = mode;
+          const bool adaptive = mode == AttentionMode::delta && options.adaptive_gap_threshold > 0;
+          if (adaptive) plan.adaptive_gap_threshold = options.adaptive_gap_threshold;
           session->reset();
           session->set_attention(plan);
           model::GenerateOptions gen;
@@ -78,7 +80,7 @@ std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::
           RulerRecord r;
           r.task = std::string(ruler_task_name(task));
           r.length = length;
-          r.mode = std::string(mode_name(mode));
+          r.mode = std::string(mode_name(mode)) + (adaptive ? "+adaptive" : "");
           r.sample = i;
           r.prompt_tokens = int64_t(prompt.size());
           r.prediction = postprocess_prediction(tokenizer.decode(result.tokens, /*skip_special_tokens=*/true));

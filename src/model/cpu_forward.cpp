@@ -115,6 +115,9 @@ void CpuForward::attention(int64_t layer, const ForwardBatch& batch) {
     AttentionParams params = layer_attention(s, layer, scale);
     params.num_threads = threads_;
     params.skip_finite_check = true;  // attention_inputs checked every row as it entered the cache
+    const AttentionPlan& plan = *s.attention;
+    const bool measure_gap = s.anchor_gaps && params.mode == AttentionMode::delta &&
+                             (plan.report_anchor_gap || plan.adaptive_gap_threshold > 0);
     for (int64_t begin = 0; begin < s.rows; begin += attention_chunk_) {
       const int64_t rows = std::min(attention_chunk_, s.rows - begin), n_kv = s.position + begin + rows;
       const int64_t row0 = s.first_row + begin;
@@ -122,7 +125,10 @@ void CpuForward::attention(int64_t layer, const ForwardBatch& batch) {
       const TensorView out{attn_.data() + row0 * q_dim, DType::f32, Device::cpu, {1, rows, hq, d},
                            {rows * q_dim, q_dim, d, 1}};
       const auto [k, v] = cache_.view(layer, s.block_table, n_kv, kv_scratch_);
+      AnchorGap gap;
+      if (measure_gap) params.anchor_gap = &gap;
       delta_attention(q, k, v, out, params);
+      if (measure_gap) (*s.anchor_gaps)[size_t(layer)].add(gap);
       if (on_prefill_attention) on_prefill_attention(layer, row0, q, k, v, params);
     }
   }

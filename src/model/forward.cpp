@@ -24,6 +24,7 @@ void run_forward(ForwardBackend& backend, const ForwardBatch& batch, int64_t num
 AttentionParams layer_attention(const SequenceRows& sequence, int64_t layer, double model_scale) {
   AttentionParams p = sequence.attention ? sequence.attention->for_layer(layer) : AttentionParams{};
   if (sequence.decode || !sequence.attention) p.mode = AttentionMode::dense;
+  if (sequence.anchor_gaps && (*sequence.anchor_gaps)[size_t(layer)].went_dense) p.mode = AttentionMode::dense;
   if (p.scale == 0) p.scale = model_scale;
   return p;
 }

@@ -44,6 +44,18 @@ void AttentionPlan::add_layer_modes(std::string_view spec) {
   }
 }
 
+void LayerAnchorGap::add(const AnchorGap& gap) {
+  if (gap.anchors == 0) return;
+  double sum = 0;
+  for (float m : gap.mean) {
+    sum += double(m) * double(gap.anchors);
+    max_head_mean = std::max(max_head_mean, double(m));
+  }
+  const int64_t added = gap.anchors * int64_t(gap.mean.size());
+  mean = (mean * double(samples) + sum) / double(samples + added);
+  samples += added;
+}
+
 Session::Session(std::shared_ptr<const Model> model, SessionOptions options)
     : model_(std::move(model)), options_(std::move(options)) {
   const ModelConfig& c = model_->config();
@@ -82,10 +94,13 @@ void AttentionPlan::validate(int64_t layers) const {
     validate_attention_params(p);
   }
   DATTN_CHECK(dense_first_layers >= 0, "dense_first_layers must be >= 0, got {}", dense_first_layers);
+  DATTN_CHECK(adaptive_gap_threshold >= 0, "the adaptive anchor-gap threshold must be >= 0, got {}",
+              adaptive_gap_threshold);
 }
 
 void Session::set_attention(AttentionPlan plan) {
   plan.validate(model_->config().num_layers);
+  gaps_.assign(size_t(model_->config().num_layers), LayerAnchorGap{});
   options_.attention = std::move(plan);
 }
 
@@ -110,6 +125,7 @@ std::vector<float> Session::prefill(std::span<const int32_t> ids, const PrefillO
   const int64_t n = int64_t(ids.size()), vocab = model_->config().vocab_size;
   std::vector<float> logits(size_t(options.all_logits ? n * vocab : vocab));
   const int64_t chunk = options.chunk_size > 0 ? std::min(options.chunk_size, options_.chunk_size) : options_.chunk_size;
+  gaps_.assign(size_t(model_->config().num_layers), LayerAnchorGap{});
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t rows = std::min(chunk, n - start);
     const bool last_chunk = start + rows == n;
@@ -122,6 +138,9 @@ std::vector<float> Session::prefill(std::span<const int32_t> ids, const PrefillO
       first_logit_row = rows - 1;
     }
     forward_chunk(ids.subspan(size_t(start), size_t(rows)), false, first_logit_row, out);
+    const double threshold = options_.attention.adaptive_gap_threshold;
+    if (start == 0 && threshold > 0)
+      for (LayerAnchorGap& gap : gaps_) gap.went_dense = gap.samples > 0 && gap.mean > threshold;
     if (options.on_progress) options.on_progress(start + rows, n);
   }
   return logits;
@@ -143,7 +162,8 @@ void Session::forward_chunk(std::span<const int32_t> ids, bool decode_step, int6
                                         .decode = decode_step,
                                         .logits_from = first_logit_row,
                                         .attention = &options_.attention,
-                                        .block_table = std::span<const int32_t>(&kOnlyBlock, 1)}}};
+                                        .block_table = std::span<const int32_t>(&kOnlyBlock, 1),
+                                        .anchor_gaps = &gaps_}}};
   run_forward(*forward_, batch, model_->config().num_layers, logits);
   position_ += rows;
 }

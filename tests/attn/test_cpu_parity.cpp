@@ -7,6 +7,11 @@
 //    (a wrong mask or a missing key gives >1e-3).
 //  - bf16/fp16 output: 1e-2. Rounding the result to bf16 alone costs up to 2^-9 relative per element.
 //  - LSE: 1e-5 relative L2 in every case (always fp32; values are O(log n)).
+//  - Block top-k: the CPU's fp32 block scores must select exactly the blocks of the reference's fp64 scores
+//    (checked first). Normal random inputs leave the k-th and (k+1)-th scores far apart compared with fp32
+//    rounding; a tie within rounding would fail this check loudly rather than pass with other blocks.
+//  - Anchor gap (delta): 1e-4 absolute per head. It is a ratio of norms of fp32 vectors whose entries carry
+//    ~1e-6 error; gaps are O(0.1..1), so ~1e-5 is expected and a wrong anchor or a missing term gives >1e-2.
 // Outputs and LSE are poisoned with NaN first, so an element the kernel forgets to write fails.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -15,6 +20,7 @@
 #include <string>
 
 #include "dattn/attn/backends.h"
+#include "dattn/attn/key_pattern.h"
 #include "dattn/delta/delta_attention.h"
 #include "test_support.h"
 
@@ -27,12 +33,16 @@ struct ParityCase {
   int64_t batch = 1, n_q = 200, n_kv = 200, h_q = 4, h_kv = 1, d = 64;
   AttentionMode mode = AttentionMode::delta;
   int64_t window = 48, sink = 8, gamma = 16, tail_min = -1;
+  KeyPattern pattern = KeyPattern::window_sink;
+  int64_t block_q = 64, block_k = 64, topk = 8;
+  DeltaVariant variant = DeltaVariant::repeat;
   DType dtype = DType::f32, out_dtype = DType::f32;
   Layout layout = Layout::contiguous;
 
   std::string describe() const {
-    return fmt::format("b{} nq{} nkv{} hq{} hkv{} d{} {} w{} s{} g{} tail_min{} {}->{} layout{}", batch, n_q, n_kv, h_q,
-                       h_kv, d, mode_name(mode), window, sink, gamma, tail_min, dtype_name(dtype),
+    return fmt::format("b{} nq{} nkv{} hq{} hkv{} d{} {} {} bq{} bk{} k{} {} w{} s{} g{} tail_min{} {}->{} layout{}",
+                       batch, n_q, n_kv, h_q, h_kv, d, mode_name(mode), pattern_name(pattern), block_q, block_k, topk,
+                       delta_variant_name(variant), window, sink, gamma, tail_min, dtype_name(dtype),
                        dtype_name(out_dtype), int(layout));
   }
 };
@@ -73,9 +83,18 @@ void check_parity(const ParityCase& c, uint32_t seed) {
   p.sink = c.sink;
   p.gamma = c.gamma;
   p.tail_min = c.tail_min;
+  p.pattern = c.pattern;
+  p.block_q = c.block_q;
+  p.block_k = c.block_k;
+  p.topk = c.topk;
+  p.delta_variant = c.variant;
+  if (c.pattern == KeyPattern::block_topk && c.mode != AttentionMode::dense)
+    ASSERT_EQ(select_key_blocks(q.view, k.view, p, /*fp64=*/false, 2), select_key_blocks(q.view, k.view, p, true, 1));
+  AnchorGap expected_gap, gap;
 
   Tensor expected({c.batch, c.n_q, c.h_q, c.d}, DType::f32), expected_lse({c.batch, c.h_q, c.n_q, 1}, DType::f32);
   p.backend = Backend::reference;
+  p.anchor_gap = &expected_gap;
   delta_attention_lse(q.view, k.view, v.view, expected, expected_lse, p);
 
   Laid out = make_laid({c.batch, c.n_q, c.h_q, c.d}, c.out_dtype, c.layout);
@@ -84,7 +103,14 @@ void check_parity(const ParityCase& c, uint32_t seed) {
   test::poison(lse);
   p.backend = Backend::cpu;
   p.num_threads = 2;
+  p.anchor_gap = &gap;
   delta_attention_lse(q.view, k.view, v.view, out.view, lse, p);
+  EXPECT_EQ(gap.anchors, expected_gap.anchors);
+  ASSERT_EQ(gap.mean.size(), expected_gap.mean.size());
+  for (size_t i = 0; i < gap.mean.size(); ++i) {
+    EXPECT_NEAR(gap.mean[i], expected_gap.mean[i], 1e-4) << "head " << i;
+    EXPECT_NEAR(gap.max[i], expected_gap.max[i], 1e-4) << "head " << i;
+  }
 
   const double tolerance = c.out_dtype == DType::f32 ? 1e-5 : 1e-2;
   EXPECT_LE(test::relative_l2(out.view, expected), tolerance);  // NaN (an unwritten element) fails too
@@ -122,6 +148,21 @@ TEST(CpuParity, NamedCorners) {
   add([](ParityCase& c) { c.dtype = DType::bf16; c.out_dtype = DType::bf16; });
   add([](ParityCase& c) { c.dtype = DType::f16; c.out_dtype = DType::f16; c.layout = Layout::heads_major; });
   add([](ParityCase& c) { c.dtype = DType::f16; c.layout = Layout::strided_dim; });
+  // block top-k: query blocks cutting gamma blocks and the reverse, key blocks unlike the CPU's 96-key tiles,
+  // GQA, continued prefill, reduced dtypes
+  auto topk = [](ParityCase& c) { c.pattern = KeyPattern::block_topk; c.block_q = 32; c.block_k = 16; c.topk = 3; c.window = 20; };
+  for (AttentionMode mode : {AttentionMode::sparse, AttentionMode::recompute, AttentionMode::delta})
+    add([&](ParityCase& c) { topk(c); c.mode = mode; });
+  add([&](ParityCase& c) { topk(c); c.block_q = 24; c.gamma = 16; });
+  add([&](ParityCase& c) { topk(c); c.block_q = 8; c.gamma = 32; c.block_k = 40; });
+  add([&](ParityCase& c) { topk(c); c.block_q = 64; c.gamma = 64; c.n_q = c.n_kv = 330; c.h_q = 8; c.h_kv = 2; });
+  add([&](ParityCase& c) { topk(c); c.n_q = 150; c.n_kv = 333; c.sink = 0; });
+  add([&](ParityCase& c) { topk(c); c.topk = 0; c.sink = 40; c.window = 1; });
+  add([&](ParityCase& c) { topk(c); c.dtype = DType::bf16; c.out_dtype = DType::bf16; c.layout = Layout::heads_major; });
+  // the interpolate variant on both patterns
+  add([](ParityCase& c) { c.variant = DeltaVariant::interpolate; });
+  add([](ParityCase& c) { c.variant = DeltaVariant::interpolate; c.gamma = 64; c.n_q = c.n_kv = 330; });
+  add([&](ParityCase& c) { topk(c); c.variant = DeltaVariant::interpolate; c.dtype = DType::f16; c.out_dtype = DType::f16; });
   uint32_t seed = 1;
   for (const ParityCase& c : cases) check_parity(c, seed++);
 }
@@ -153,6 +194,11 @@ TEST(CpuParity, RandomisedSweep) {
     c.dtype = pick(DType::f32, DType::f32, DType::bf16, DType::f16);
     c.out_dtype = pick(DType::f32, DType::f32, c.dtype);
     c.layout = pick(Layout::contiguous, Layout::contiguous, Layout::heads_major, Layout::strided_dim);
+    c.pattern = pick(KeyPattern::window_sink, KeyPattern::block_topk);
+    c.block_q = pick(int64_t(1), int64_t(16), int64_t(64));
+    c.block_k = pick(int64_t(1), int64_t(16), int64_t(64));
+    c.topk = pick(int64_t(0), int64_t(2), int64_t(1000));
+    c.variant = pick(DeltaVariant::repeat, DeltaVariant::interpolate);
     check_parity(c, 1000 + uint32_t(i));
   }
 }
@@ -177,6 +223,13 @@ TEST(CpuParitySlow, LongSequences) {
   c.n_kv = 1900;  // continued prefill with a long cache
   c.dtype = DType::bf16;
   check_parity(c, 78);
+  c.pattern = KeyPattern::block_topk;  // many key blocks to choose from
+  c.window = 64;
+  c.topk = 4;
+  for (DeltaVariant variant : {DeltaVariant::repeat, DeltaVariant::interpolate}) {
+    c.variant = variant;
+    check_parity(c, 79);
+  }
 }
 #endif
 

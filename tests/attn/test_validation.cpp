@@ -55,6 +55,31 @@ TEST(Validation, RejectsBadParameters) {
   p = {};
   p.backend = Backend::cuda;
   expect_error(call_with(p), "cuda");
+  p = {};
+  p.pattern = KeyPattern(7);
+  expect_error(call_with(p), "unknown key pattern value 7");
+  p = {};
+  p.delta_variant = DeltaVariant(5);
+  expect_error(call_with(p), "unknown delta variant value 5");
+  p = {};
+  p.pattern = KeyPattern::block_topk;
+  p.block_q = 0;
+  expect_error(call_with(p), "block_q must be >= 1, got 0");
+  p.block_q = 64;
+  p.block_k = -2;
+  expect_error(call_with(p), "block_k must be >= 1, got -2");
+  p.block_k = 64;
+  p.topk = -1;
+  expect_error(call_with(p), "topk must be >= 0, got -1");
+}
+
+TEST(Validation, NamesUnknownPatternCorrectionAndVariant) {
+  expect_error([] { parse_pattern("hip"); }, "unknown key pattern 'hip'");
+  expect_error([] { parse_correction("sparse"); }, "unknown correction 'sparse' (expected none, recompute or delta)");
+  expect_error([] { parse_delta_variant("spline"); }, "unknown delta variant 'spline'");
+  EXPECT_EQ(parse_correction("none"), AttentionMode::sparse);
+  EXPECT_EQ(parse_pattern(pattern_name(KeyPattern::block_topk)), KeyPattern::block_topk);
+  EXPECT_EQ(parse_delta_variant(delta_variant_name(DeltaVariant::interpolate)), DeltaVariant::interpolate);
 }
 
 TEST(Validation, RejectsBadShapes) {

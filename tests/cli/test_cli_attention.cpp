@@ -82,6 +82,38 @@ TEST_F(CliAttention, WritesTheOperatorsOutputAndLse) {
   EXPECT_LT(test::relative_l2(got_lse, expected_lse), 1e-5);
 }
 
+// The pattern, correction and variant flags reach the operator (--correction replaces --mode).
+TEST_F(CliAttention, PatternCorrectionAndVariantFlagsReachTheOperator) {
+  auto r = run_dattn("attention" + inputs() + " --out " + (dir_ / "o.npy").string() +
+                         " --mode dense --correction delta --pattern block_topk --block-q 32 --block-k 16 --topk 2"
+                         " --delta-variant interpolate --window 16 --sink 4 --gamma 16",
+                     dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  npy::Array out = npy::load(dir_ / "o.npy");
+  Tensor expected({2, 300, 4, 32}, DType::f32);
+  AttentionParams p;
+  p.pattern = KeyPattern::block_topk;
+  p.block_q = 32;
+  p.block_k = 16;
+  p.topk = 2;
+  p.delta_variant = DeltaVariant::interpolate;
+  p.window = 16;
+  p.sink = 4;
+  p.gamma = 16;
+  p.backend = Backend::reference;
+  delta_attention(q_, k_, v_, expected, p);
+  TensorView got = expected.view();
+  got.data = out.bytes.data();
+  EXPECT_LT(test::relative_l2(got, expected), 1e-5);  // fp32 CPU kernel vs the fp64 reference, as above
+
+  r = run_dattn("attention" + inputs() + " --out " + (dir_ / "o2.npy").string() + " --pattern hip", dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("unknown key pattern 'hip'"), std::string::npos) << r.output;
+  r = run_dattn("attention" + inputs() + " --out " + (dir_ / "o2.npy").string() + " --correction sparse", dir_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("unknown correction 'sparse'"), std::string::npos) << r.output;
+}
+
 TEST_F(CliAttention, BadInputsFailCleanlyWithoutOutput) {
   fs::path out = dir_ / "o.npy";
   {
@@ -116,10 +148,11 @@ TEST_F(CliAttention, BadInputsFailCleanlyWithoutOutput) {
 TEST_F(CliAttention, BenchPrintsATableAndWritesALatencyPlot) {
   fs::path svg = dir_ / "latency.svg";
   auto r = run_dattn("bench attention --lengths 256,512 --repeats 1 --heads 2 --kv-heads 1 --head-dim 32 --window 64 "
-                     "--sink 16 --gamma 16 --svg " + svg.string(),
+                     "--sink 16 --gamma 16 --anchor-gap --svg " + svg.string(),
                      dir_);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* row : {"256 dense", "512 sparse", "512 delta"}) EXPECT_NE(r.output.find(row), std::string::npos) << r.output;
+  for (const char* row : {"256 dense", "512 sparse", "512 delta", "512 delta+gap"})
+    EXPECT_NE(r.output.find(row), std::string::npos) << r.output;
   std::ifstream in(svg);
   std::stringstream text;
   text << in.rdbuf();

@@ -148,5 +148,58 @@ TEST(ModelModeErrors, OverrideOfAMissingLayerIsRejected) {
   EXPECT_THROW(Session(model, o), Error);
 }
 
+// The block top-k pattern and the interpolate variant go through the runtime like any mode (chunked too).
+TEST_F(ModelModes, BlockTopkAndInterpolateMatchTheReferenceBackend) {
+  for (int64_t chunk : {int64_t(4096), int64_t(40)}) {
+    AttentionPlan ours = plan(AttentionMode::delta, 8, 4, 4), reference = plan(AttentionMode::delta, 8, 4, 4, Backend::reference);
+    for (AttentionPlan* p : {&ours, &reference}) {
+      p->params.pattern = KeyPattern::block_topk;
+      p->params.block_q = p->params.block_k = 8;
+      p->params.topk = 2;
+      p->params.delta_variant = DeltaVariant::interpolate;
+    }
+    EXPECT_LE(relative_l2(run(model, ids, ours, chunk), run(model, ids, reference, chunk)), 1e-5) << chunk;
+  }
+}
+
+// The session reports each delta layer's anchor gap, and the adaptive policy turns a layer whose gap on the
+// first chunk exceeds the threshold dense for the rest of the prompt: the same as prefilling the first chunk in
+// delta and the rest in dense by hand.
+TEST_F(ModelModes, AnchorGapIsReportedAndDrivesTheAdaptivePolicy) {
+  const int64_t chunk = 40, layers = model->config().num_layers;
+  SessionOptions o;
+  o.context = int64_t(ids.size()) + 4;
+  o.chunk_size = chunk;
+  o.attention = plan(AttentionMode::delta, 8, 4, 4);
+  o.attention.report_anchor_gap = true;
+  o.attention.dense_first_layers = 1;
+  Session reporting(model, o);
+  reporting.prefill(ids);
+  const auto gaps = reporting.anchor_gaps();
+  ASSERT_EQ(int64_t(gaps.size()), layers);
+  EXPECT_EQ(gaps[0].samples, 0) << "a dense layer has no anchors";
+  for (int64_t layer = 1; layer < layers; ++layer) {
+    EXPECT_GT(gaps[size_t(layer)].samples, 0);
+    EXPECT_GT(gaps[size_t(layer)].mean, 0.0);
+    EXPECT_GE(gaps[size_t(layer)].max_head_mean, gaps[size_t(layer)].mean * 0.999);
+    EXPECT_FALSE(gaps[size_t(layer)].went_dense);
+  }
+
+  o.attention.report_anchor_gap = false;
+  o.attention.adaptive_gap_threshold = 1e-9;  // every delta layer exceeds it
+  Session adaptive(model, o);
+  const auto adaptive_logits = adaptive.prefill(ids, {.all_logits = true});
+  for (int64_t layer = 1; layer < layers; ++layer) EXPECT_TRUE(adaptive.anchor_gaps()[size_t(layer)].went_dense);
+
+  o.attention.adaptive_gap_threshold = 0;
+  Session by_hand(model, o);
+  auto expected = by_hand.prefill(std::span(ids).first(size_t(chunk)), {.all_logits = true});
+  by_hand.set_attention(plan(AttentionMode::dense, 1, 0, 1));
+  const auto rest = by_hand.prefill(std::span(ids).subspan(size_t(chunk)), {.all_logits = true});
+  expected.insert(expected.end(), rest.begin(), rest.end());
+  EXPECT_EQ(adaptive_logits, expected);  // the same computations in the same order
+  EXPECT_GT(relative_l2(adaptive_logits, run(model, ids, o.attention, chunk)), 1e-6) << "the policy changed something";
+}
+
 }  // namespace
 }  // namespace dattn::model

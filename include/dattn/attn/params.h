@@ -3,29 +3,57 @@
 #pragma once
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "dattn/core/tensor.h"
 
 namespace dattn {
 
+// `dense`, or the correction applied on top of the key pattern: sparse = no correction (spec "Modes").
 enum class AttentionMode : uint8_t { dense, sparse, recompute, delta };
 enum class Backend : uint8_t { automatic, reference, cpu, cuda };
+// Which keys a sparse row sees (spec "The pieces"): sliding window + sink, or block top-k (which also keeps
+// the sink, window and diagonal blocks, plus the topk best-scoring other key blocks of its query block).
+enum class KeyPattern : uint8_t { window_sink, block_topk };
+// How delta spreads the anchors' corrections over the other rows: repeat Δ of the block's anchor (the
+// paper), or interpolate linearly between the block's anchor and the next one (the last block repeats).
+enum class DeltaVariant : uint8_t { repeat, interpolate };
 
 std::string_view mode_name(AttentionMode m);
 AttentionMode parse_mode(std::string_view name);
 std::string_view backend_name(Backend b);
 Backend parse_backend(std::string_view name);
+std::string_view pattern_name(KeyPattern p);
+KeyPattern parse_pattern(std::string_view name);
+std::string_view delta_variant_name(DeltaVariant v);
+DeltaVariant parse_delta_variant(std::string_view name);
+// "none" | "recompute" | "delta" -> sparse | recompute | delta; the name of a mode as a correction.
+AttentionMode parse_correction(std::string_view name);
+std::string_view correction_name(AttentionMode m);
+
+// Relative size of the delta correction at the anchors, per (batch, query head): for each anchor a,
+// ||dense(a) - sparse(a)|| / ||dense(a)|| (0 where dense(a) is zero), then its mean and max over the anchors.
+struct AnchorGap {
+  int64_t anchors = 0;            // anchors per head (0: the call had none, mean and max are 0)
+  std::vector<float> mean, max;   // index batch * h_q + head
+};
 
 struct AttentionParams {
   AttentionMode mode = AttentionMode::delta;
+  KeyPattern pattern = KeyPattern::window_sink;
   int64_t window = 2048;   // keys j with p - j < window
   int64_t sink = 1024;     // keys j < sink
+  int64_t block_q = 64;    // block_topk: query rows per query block (by row index in the chunk)
+  int64_t block_k = 64;    // block_topk: keys per key block (by absolute key index)
+  int64_t topk = 8;        // block_topk: best-scoring key blocks kept beyond sink, window and diagonal
   int64_t gamma = 64;      // anchor stride
+  DeltaVariant delta_variant = DeltaVariant::repeat;
   int64_t tail_min = -1;   // < 0: max(128, gamma)
   double scale = 0.0;      // 0: 1/sqrt(head_dim)
   Backend backend = Backend::automatic;
   int num_threads = 0;     // CPU backends: 0 = default_num_threads()
   void* stream = nullptr;  // CUDA backend: a cudaStream_t, nullptr = default stream
+  AnchorGap* anchor_gap = nullptr;  // delta mode: filled with the anchor gap when not null
 };
 
 // Everything a kernel needs to know about the shapes, derived once from q and k.

@@ -34,6 +34,7 @@ SessionFactory cpu_sessions(std::shared_ptr<const model::Model> model);
 struct ModelEvalOptions {
   AttentionParams attention;   // window, sink, gamma (the mode is set per run)
   int64_t chunk_size = 0;      // prefill rows per forward pass; 0: model::kDefaultPrefillChunk
+  double adaptive_gap_threshold = 0;  // RULER, delta runs: AttentionPlan::adaptive_gap_threshold ("delta+adaptive")
   int num_threads = 0;
   ProgressCallback on_progress;
 };
@@ -86,6 +87,7 @@ struct LayerFidelity {
   AttentionMode mode = AttentionMode::dense;
   double attention_cosine = 0, attention_relative_error = 0;  // attention outputs (before o_proj)
   double hidden_cosine = 0, hidden_relative_error = 0;        // residual stream after the layer
+  model::LayerAnchorGap anchor_gap;                           // delta: the anchor gap over the prompt's chunks
 };
 
 // The paper's premise, measured: Δ_i = dense_i - sparse_i (attention output per row and head) changes

@@ -19,6 +19,9 @@ struct SequenceRows {
   int64_t logits_from = 0;  // logits of rows [logits_from, rows) of this sequence; logits_from == rows: none
   const AttentionPlan* attention = nullptr;  // prefill attention (unused for decode)
   std::span<const int32_t> block_table;      // the KV cache blocks that hold this sequence, in order
+  // Per layer, this sequence's anchor gaps (the plan's report_anchor_gap / adaptive policy); a layer marked
+  // went_dense prefills densely. nullptr: not measured (a backend that cannot measure ignores it).
+  std::vector<LayerAnchorGap>* anchor_gaps = nullptr;
 };
 
 struct ForwardBatch {
@@ -45,8 +48,8 @@ class ForwardBackend {
 void forward_layer(ForwardBackend& backend, const ForwardBatch& batch, int64_t layer);
 void run_forward(ForwardBackend& backend, const ForwardBatch& batch, int64_t num_layers, float* logits);
 
-// The attention parameters of a sequence's rows in a layer: the plan's, dense for a decode step, the
-// model's softmax scale unless the plan sets one.
+// The attention parameters of a sequence's rows in a layer: the plan's, dense for a decode step or a layer
+// the adaptive policy switched to dense, the model's softmax scale unless the plan sets one.
 AttentionParams layer_attention(const SequenceRows& sequence, int64_t layer, double model_scale);
 
 }  // namespace dattn::model

@@ -20,6 +20,12 @@ struct AttentionPlan {
   int64_t dense_first_layers = 0;                       // layers [0, N) use dense whatever params.mode
   std::map<int64_t, AttentionParams> layer_overrides;   // layer index -> its own params (wins over both)
 
+  // The anchor gap (attn/params.h) of delta layers: reported per layer when asked, and the adaptive policy:
+  // when adaptive_gap_threshold > 0, a delta layer whose mean anchor gap over the first chunk of a prompt
+  // exceeds it prefills the rest of that prompt densely.
+  bool report_anchor_gap = false;
+  double adaptive_gap_threshold = 0;
+
   AttentionParams for_layer(int64_t layer) const;
   // Adds overrides from text like "0-3:dense,10:sparse": the listed layers take that mode with the
   // plan's window, sink and gamma. Throws dattn::Error naming the bad item.
@@ -34,6 +40,15 @@ struct AttentionPlan {
 inline constexpr int64_t kDefaultPrefillChunk = 16384;
 // `chunk` when positive, else kDefaultPrefillChunk.
 inline int64_t prefill_chunk_or_default(int64_t chunk) { return chunk > 0 ? chunk : kDefaultPrefillChunk; }
+
+// One layer's anchor gap over the chunks of the last prefill: mean over every (head, anchor), and the largest
+// per-head mean of any chunk.
+struct LayerAnchorGap {
+  int64_t samples = 0;      // (head, anchor) pairs
+  double mean = 0, max_head_mean = 0;
+  bool went_dense = false;  // the adaptive policy switched the layer to dense after the first chunk
+  void add(const AnchorGap& gap);
+};
 
 struct SessionOptions {
   int64_t context = 4096;     // tokens the KV cache holds (prompt + generated)
@@ -64,6 +79,9 @@ class InferenceSession {
   virtual void reset() = 0;
   // Highest device memory in use seen by the session, 0 for a CPU session.
   virtual uint64_t peak_device_bytes() const { return 0; }
+  // Per layer, the anchor gap of the last prefill (AttentionPlan::report_anchor_gap or the adaptive policy);
+  // empty when the session does not measure it.
+  virtual std::vector<LayerAnchorGap> anchor_gaps() const { return {}; }
 };
 
 class PagedKvCache;
@@ -89,6 +107,7 @@ class Session : public InferenceSession {
   void reset() override { position_ = 0; }
   const Model& model() const { return *model_; }
   uint64_t kv_cache_bytes() const override;
+  std::vector<LayerAnchorGap> anchor_gaps() const override { return gaps_; }
 
  private:
   std::shared_ptr<const Model> model_;
@@ -97,6 +116,7 @@ class Session : public InferenceSession {
   // one block of `context` tokens per layer; left uninitialised so untouched context costs no memory
   std::unique_ptr<PagedKvCache> cache_;
   std::unique_ptr<CpuForward> forward_;
+  std::vector<LayerAnchorGap> gaps_;  // of the current / last prefill
 
   // Runs the layers over ids at positions [position_, position_ + n); writes the final-norm hidden states of
   // rows [first_logit_row, n) and their logits into `logits`.

@@ -1,5 +1,6 @@
 // dattn::cpu::attention: plans the tiles, runs each phase with parallel_for, and applies each tile's
-// epilogue (plain write, recompute's anchor skip, delta's anchor buffer and correction).
+// epilogue (plain write, recompute's anchor skip, delta's anchor buffer, correction and anchor gap).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -34,12 +35,22 @@ struct Outputs {
   TensorView out, lse;
   RowPlan rows;
   AnchorBuffer* anchors;
+  float* gaps;  // delta with an anchor gap requested: per (batch, head, anchor) ||delta|| / ||dense||, else null
 };
+
+float norm(const float* x, int64_t d) {
+  double sum = 0;
+  for (int64_t c = 0; c < d; ++c) sum += double(x[c]) * double(x[c]);
+  return float(std::sqrt(sum));
+}
+
+void* row_address(const TensorView& out, int64_t batch, int64_t row, int64_t head) {
+  return static_cast<char*>(out.data) + out.offset(batch, row, head, 0) * int64_t(dtype_size(out.dtype));
+}
 
 void write_row(const Outputs& o, int64_t batch, int64_t row, int64_t head, const float* values, float lse) {
   const TensorView& out = o.out;
-  void* dst = static_cast<char*>(out.data) + out.offset(batch, row, head, 0) * int64_t(dtype_size(out.dtype));
-  store_row(values, out.shape[3], dst, out.dtype, out.stride[3]);
+  store_row(values, out.shape[3], row_address(out, batch, row, head), out.dtype, out.stride[3]);
   if (o.lse.data) static_cast<float*>(o.lse.data)[o.lse.offset(batch, head, row, 0)] = lse;
 }
 
@@ -49,13 +60,18 @@ void finish_tile(const Outputs& o, const WorkItem& item, const TileWorkspace& ws
   const int64_t group = s.group(), d = s.head_dim;
   const RowPlan& plan = o.rows;
 
-  if (item.epilogue == Epilogue::delta_corrected) {
+  if (item.epilogue == Epilogue::delta_corrected || item.epilogue == Epilogue::delta_sparse) {
     // anchors of this tile first: their buffer entry becomes delta = dense - sparse
     for (int64_t r = 0; r < t.row_count; ++r) {
       if (!plan.is_anchor(t.row(r))) continue;
       for (int64_t g = 0; g < group; ++g) {
-        float* delta = o.anchors->at(t.batch, t.kv_head * group + g, t.row(r) / plan.gamma);
+        const int64_t head = t.kv_head * group + g, anchor = t.row(r) / plan.gamma;
+        float* delta = o.anchors->at(t.batch, head, anchor);
+        const float dense_norm = o.gaps ? norm(delta, d) : 0.0f;
         for (int64_t c = 0; c < d; ++c) delta[c] -= ws.output(c, r * group + g);
+        if (o.gaps)
+          o.gaps[(t.batch * s.h_q + head) * plan.num_anchors() + anchor] =
+              dense_norm > 0 ? norm(delta, d) / dense_norm : 0.0f;
       }
     }
   }
@@ -80,6 +96,44 @@ void finish_tile(const Outputs& o, const WorkItem& item, const TileWorkspace& ws
   }
 }
 
+// Interpolate variant, after every tile: row i of block j gets (1 - t) delta_j + t delta_{j+1}, t = (i - a_j) / gamma
+// (the last block repeats delta_j). Anchors have t = 0, so they become sparse + delta = dense.
+void add_interpolated_deltas(const Outputs& o, const AttentionShape& s, int threads) {
+  const RowPlan& plan = o.rows;
+  const int64_t anchors = plan.num_anchors(), d = s.head_dim;
+  const TensorView& out = o.out;
+  parallel_for(s.batch * s.h_q * anchors, threads, [&](int64_t i, int) {
+    const int64_t b = i / (s.h_q * anchors), head = i / anchors % s.h_q, j = i % anchors;
+    const float* delta = o.anchors->at(b, head, j);
+    const float* next = j + 1 < anchors ? o.anchors->at(b, head, j + 1) : delta;
+    std::vector<float> row(static_cast<size_t>(d));
+    const int64_t end = std::min(plan.sparse_rows, (j + 1) * plan.gamma);
+    for (int64_t r = j * plan.gamma; r < end; ++r) {
+      const float t = float(r - j * plan.gamma) / float(plan.gamma);
+      void* address = row_address(out, b, r, head);
+      load_row(address, out.dtype, out.stride[3], d, row.data());
+      for (int64_t c = 0; c < d; ++c) row[size_t(c)] += (1.0f - t) * delta[c] + t * next[c];
+      store_row(row.data(), d, address, out.dtype, out.stride[3]);
+    }
+  });
+}
+
+// Mean and max of the per-anchor gaps of every (batch, head).
+void reduce_gaps(const std::vector<float>& gaps, const AttentionShape& s, int64_t anchors, AnchorGap& result) {
+  result = {anchors, std::vector<float>(size_t(s.batch * s.h_q)), std::vector<float>(size_t(s.batch * s.h_q))};
+  if (anchors == 0) return;
+  for (int64_t bh = 0; bh < s.batch * s.h_q; ++bh) {
+    double sum = 0;
+    float high = 0;
+    for (int64_t j = 0; j < anchors; ++j) {
+      sum += gaps[size_t(bh * anchors + j)];
+      high = std::max(high, gaps[size_t(bh * anchors + j)]);
+    }
+    result.mean[size_t(bh)] = float(sum / double(anchors));
+    result.max[size_t(bh)] = high;
+  }
+}
+
 }  // namespace
 
 void attention(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
@@ -96,12 +150,16 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   DATTN_CHECK(problem.shape.n_kv < std::numeric_limits<int32_t>::max(),
               "cpu backend: n_kv {} exceeds the int32 key positions of its masks", problem.shape.n_kv);
 
+  const int threads = params.num_threads > 0 ? params.num_threads : default_num_threads();
+  const KeyPatternPlan pattern(q, k, params, /*fp64=*/false, threads);
+  problem.pattern = &pattern;
+
   const RowPlan rows = make_row_plan(problem.shape.n_q, params);
   const bool delta = params.mode == AttentionMode::delta;
   AnchorBuffer anchors(problem.shape, delta ? rows.num_anchors() : 0);
-  const Outputs outputs{out, lse, rows, &anchors};
+  std::vector<float> gaps(delta && params.anchor_gap ? size_t(problem.shape.batch * problem.shape.h_q * rows.num_anchors()) : 0);
+  const Outputs outputs{out, lse, rows, &anchors, gaps.empty() ? nullptr : gaps.data()};
 
-  const int threads = params.num_threads > 0 ? params.num_threads : default_num_threads();
   std::vector<TileWorkspace> workspaces(static_cast<size_t>(threads));
   std::vector<std::vector<float>> row_values(size_t(threads), std::vector<float>(size_t(problem.shape.head_dim)));
   for (const std::vector<WorkItem>& phase : plan_work(problem, params)) {
@@ -111,6 +169,8 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
       finish_tile(outputs, item, workspaces[size_t(thread)], problem.shape, row_values[size_t(thread)]);
     });
   }
+  if (delta && params.delta_variant == DeltaVariant::interpolate) add_interpolated_deltas(outputs, problem.shape, threads);
+  if (delta && params.anchor_gap) reduce_gaps(gaps, problem.shape, rows.num_anchors(), *params.anchor_gap);
 }
 
 }  // namespace dattn::cpu

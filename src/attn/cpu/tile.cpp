@@ -18,47 +18,6 @@ namespace {
 // scores, softmax and accumulate passes.
 constexpr int64_t kKeyBlock = 96;
 
-// Allowed keys of one query row: j < sink_end, or window_begin <= j < end. A dense row has
-// sink_end = window_begin = end = p + 1 (every key j <= p through the first range only).
-struct RowKeys {
-  int64_t sink_end, window_begin, end;
-  bool has_window() const { return window_begin < end; }
-  bool sees_any(int64_t j0, int64_t j1) const { return j0 < sink_end || (has_window() && j0 < end && j1 > window_begin); }
-  bool sees_all(int64_t j0, int64_t j1) const { return j1 <= sink_end || (j0 >= window_begin && j1 <= end); }
-};
-
-RowKeys row_keys(const AttentionProblem& problem, int64_t row, bool dense) {
-  const int64_t pos = problem.shape.position(row);
-  if (dense) return {pos + 1, pos + 1, pos + 1};
-  const SparseKeys keys = sparse_keys(pos, problem.window, problem.sink);
-  return {keys.sink_end, keys.window_begin, pos + 1};
-}
-
-struct KeyRange {
-  int64_t begin, end;
-};
-
-// The union of the rows' allowed keys as at most two disjoint ranges (sink part, window part).
-// Query positions grow with the row index, so both parts grow monotonically.
-int tile_key_ranges(const std::vector<RowKeys>& rows, KeyRange ranges[2]) {
-  int64_t sink_end = 0, window_begin = std::numeric_limits<int64_t>::max(), window_end = 0;
-  for (const RowKeys& r : rows) {
-    sink_end = std::max(sink_end, r.sink_end);
-    if (r.has_window()) {
-      window_begin = std::min(window_begin, r.window_begin);
-      window_end = std::max(window_end, r.end);
-    }
-  }
-  if (window_end == 0 || window_begin <= sink_end) {
-    ranges[0] = {0, std::max(sink_end, window_end)};
-    return 1;
-  }
-  int count = 0;
-  if (sink_end > 0) ranges[count++] = {0, sink_end};
-  ranges[count++] = {window_begin, window_end};
-  return count;
-}
-
 const void* element(const TensorView& t, int64_t i0, int64_t i1, int64_t i2) {
   return static_cast<const char*>(t.data) + t.offset(i0, i1, i2, 0) * int64_t(dtype_size(t.dtype));
 }
@@ -101,8 +60,9 @@ void compute_tile(const AttentionProblem& problem, const QueryTile& tile, TileWo
   const int64_t ld = round_up(real_columns, kPanelCols);
   ws.reserve(ld, d, kKeyBlock);
 
-  std::vector<RowKeys> rows(size_t(tile.row_count));
-  for (int64_t r = 0; r < tile.row_count; ++r) rows[size_t(r)] = row_keys(problem, tile.row(r), tile.dense);
+  std::vector<RowKeys>& rows = ws.rows_;
+  rows.resize(size_t(tile.row_count));
+  for (int64_t r = 0; r < tile.row_count; ++r) rows[size_t(r)] = problem.pattern->row_keys(tile.row(r), tile.dense);
 
   // Q^T, pre-scaled; padding columns are zero queries that allow every key (never written out).
   float* query_t = ws.query_t_.get();
@@ -139,11 +99,11 @@ void compute_tile(const AttentionProblem& problem, const QueryTile& tile, TileWo
   const TensorView& kt = problem.k;
   const TensorView& vt = problem.v;
 
-  KeyRange ranges[2];
-  const int range_count = tile_key_ranges(rows, ranges);
-  for (int ri = 0; ri < range_count; ++ri) {
-    for (int64_t j0 = ranges[ri].begin; j0 < ranges[ri].end; j0 += kKeyBlock) {
-      const int64_t j1 = std::min(j0 + kKeyBlock, ranges[ri].end), nb = j1 - j0;
+  std::vector<KeyRange>& ranges = ws.ranges_;
+  problem.pattern->tile_ranges(tile.batch, tile.kv_head, tile.first_row, rows, tile.dense, ranges);
+  for (const KeyRange& range : ranges) {
+    for (int64_t j0 = range.begin; j0 < range.end; j0 += kKeyBlock) {
+      const int64_t j1 = std::min(j0 + kKeyBlock, range.end), nb = j1 - j0;
 
       // Columns whose rows see a key here, widened to whole 16-column panels; mask only if some row
       // in those panels sees part of the block (causal diagonal, window start, sink end).

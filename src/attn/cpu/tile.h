@@ -3,8 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
-#include "dattn/attn/params.h"
+#include "dattn/attn/key_pattern.h"
 
 namespace dattn::cpu {
 
@@ -13,6 +14,7 @@ struct AttentionProblem {
   TensorView q, k, v;
   AttentionShape shape;
   int64_t window = 0, sink = 0;
+  const KeyPatternPlan* pattern = nullptr;  // which keys sparse rows see
   float score_scale = 0;  // scale * log2(e): scores live in the base-2 domain, so softmax uses exp2
 };
 
@@ -21,7 +23,7 @@ struct AttentionProblem {
 struct QueryTile {
   int64_t batch = 0, kv_head = 0;
   int64_t first_row = 0, row_count = 0, row_step = 1;
-  bool dense = true;  // dense (keys 0..p) or sparse (sink + window) rows
+  bool dense = true;  // dense (keys 0..p) or sparse rows (the key pattern; rows of one pattern segment)
   int64_t row(int64_t r) const { return first_row + r * row_step; }
 };
 
@@ -51,6 +53,8 @@ class TileWorkspace {
   Buffer row_max_, row_sum_, alpha_, shift_, block_sum_, lse_;  // per column softmax state
   Buffer row_buffer_;    // one head_dim row for dtype conversion
   std::unique_ptr<int32_t[]> sink_end_, window_begin_, key_end_;  // per column allowed keys
+  std::vector<RowKeys> rows_;      // per tile row bounds
+  std::vector<KeyRange> ranges_;   // key ranges the tile visits
 };
 
 // Runs the tile: packs Q^T, then for each block of allowed keys packs K and V, computes scores,

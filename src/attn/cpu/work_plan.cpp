@@ -62,22 +62,43 @@ std::vector<std::vector<WorkItem>> plan_work(const AttentionProblem& problem, co
   auto add_rows = [&](int phase, int64_t first, int64_t count, bool dense, Epilogue epilogue) {
     split(first, count, shape, [&](int64_t f, int64_t n) { add(phase, f, n, 1, dense, epilogue); });
   };
+  // Sparse rows [first, end) cut at the pattern's segment ends (and at gamma blocks when asked); each piece
+  // is split into tiles, handed to emit(first, count).
+  auto for_sparse_tiles = [&](int64_t first, int64_t end, bool cut_at_gamma, auto emit) {
+    for (int64_t begin = first; begin < end;) {
+      int64_t piece_end = std::min(end, problem.pattern->segment_end(begin));
+      if (cut_at_gamma) piece_end = std::min(piece_end, (begin / gamma + 1) * gamma);
+      split(begin, piece_end - begin, shape, emit);
+      begin = piece_end;
+    }
+  };
+  auto add_sparse_rows = [&](int phase, int64_t first, int64_t end, Epilogue epilogue) {
+    for_sparse_tiles(first, end, false, [&](int64_t f, int64_t n) { add(phase, f, n, 1, false, epilogue); });
+  };
+  const bool window_sink = params.pattern == KeyPattern::window_sink;
   auto add_anchors = [&](int phase, Epilogue epilogue) {
     split(0, anchors, shape, [&](int64_t f, int64_t n) { add(phase, f * gamma, n, gamma, true, epilogue); });
   };
 
   switch (params.mode) {
     case AttentionMode::dense: add_rows(0, 0, s.n_q, true, Epilogue::write); break;
-    case AttentionMode::sparse: add_rows(0, 0, s.n_q, false, Epilogue::write); break;
+    case AttentionMode::sparse: add_sparse_rows(0, 0, s.n_q, Epilogue::write); break;
     case AttentionMode::recompute:
       add_anchors(0, Epilogue::write);
       add_rows(0, rows.sparse_rows, rows.tail, true, Epilogue::write);
-      add_rows(0, 0, rows.sparse_rows, false, Epilogue::write_non_anchors);
+      add_sparse_rows(0, 0, rows.sparse_rows, Epilogue::write_non_anchors);
       break;
     case AttentionMode::delta:
       add_anchors(0, Epilogue::anchor_dense);
       add_rows(0, rows.sparse_rows, rows.tail, true, Epilogue::write);
-      if (gamma <= shape.max_rows) {
+      if (params.delta_variant == DeltaVariant::interpolate) {
+        add_sparse_rows(1, 0, rows.sparse_rows, Epilogue::delta_sparse);
+      } else if (!window_sink) {
+        // pieces of one gamma block and one query block; the piece holding the anchor goes first
+        for_sparse_tiles(0, rows.sparse_rows, true, [&](int64_t f, int64_t n) {
+          add(f % gamma == 0 ? 1 : 2, f, n, 1, false, Epilogue::delta_corrected);
+        });
+      } else if (gamma <= shape.max_rows) {
         // whole blocks per tile: every tile holds the anchors of its rows
         const int64_t blocks = shape.max_rows / gamma;
         for (int64_t first = 0; first < rows.sparse_rows; first += blocks * gamma)
