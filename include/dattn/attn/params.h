@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "dattn/core/tensor.h"
+#include "dattn/core/threads.h"
 
 namespace dattn {
 
@@ -38,6 +39,11 @@ struct AnchorGap {
   std::vector<float> mean, max;   // index batch * h_q + head
 };
 
+// Allowed ranges (validate_attention_params checks them; every backend relies on it):
+//   window [1, INT64_MAX], sink [0, INT64_MAX], gamma [1, INT64_MAX], tail_min -1 or [0, INT64_MAX]
+//   (values past the chunk saturate: window >= n_kv is dense, a tail >= n_q makes every row dense),
+//   scale 0 or a finite positive number at most kMaxAttentionScale (its fp32 exp2-domain form stays finite),
+//   num_threads [0, kMaxThreads].
 struct AttentionParams {
   AttentionMode mode = AttentionMode::delta;
   KeyPattern pattern = KeyPattern::window_sink;
@@ -54,7 +60,16 @@ struct AttentionParams {
   int num_threads = 0;     // CPU backends: 0 = default_num_threads()
   void* stream = nullptr;  // CUDA backend: a cudaStream_t, nullptr = default stream
   AnchorGap* anchor_gap = nullptr;  // delta mode: filled with the anchor gap when not null
+  // NaN or Inf in q, k or v is refused with an error (one extra read of the inputs). A caller that has
+  // already checked every row it passes (the CPU model runtime checks each new row once) may skip it.
+  bool skip_finite_check = false;
 };
+
+// Kernels multiply the scale by log2(e) in fp32; 1e30 leaves that and any plausible score finite.
+inline constexpr double kMaxAttentionScale = 1e30;
+
+// Throws dattn::Error naming the field, its value and the allowed range.
+void validate_attention_params(const AttentionParams& p);
 
 // Everything a kernel needs to know about the shapes, derived once from q and k.
 struct AttentionShape {
@@ -81,15 +96,20 @@ inline int64_t effective_tail_min(const AttentionParams& p) {
   return p.tail_min >= 0 ? p.tail_min : (p.gamma > 128 ? p.gamma : 128);
 }
 
+// Saturating: tail = n_q mod gamma + tail_min is compared with n_q without forming the sum, so tail_min
+// or gamma near INT64_MAX makes every row dense instead of wrapping around.
 inline RowPlan make_row_plan(int64_t n_q, const AttentionParams& p) {
   RowPlan plan;
   plan.gamma = p.gamma;
-  int64_t tail = n_q % p.gamma + effective_tail_min(p);
-  if (tail >= n_q) tail = n_q;
-  plan.tail = tail;
-  plan.sparse_rows = n_q - tail;
+  const int64_t remainder = n_q % p.gamma;
+  const int64_t tail_min = effective_tail_min(p);
+  plan.tail = tail_min >= n_q - remainder ? n_q : remainder + tail_min;
+  plan.sparse_rows = n_q - plan.tail;
   return plan;
 }
+
+// a + b for non-negative a, b, saturating at INT64_MAX (window + sink with values up to INT64_MAX).
+inline int64_t saturating_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
 
 // Keys visible to a sparse row at absolute position pos: [0, sink_end) and [window_begin, pos].
 // The two ranges never overlap (window_begin >= sink_end), so each key counts once.
