@@ -13,9 +13,11 @@ cp "$build/src/cli/dattn" "$stage/$build/src/cli/"
 for bin in src/model/cuda/dattn_model_cuda_bench bench/cuda/cuda_attention_bench; do
   if [ -x "$build/$bin" ]; then mkdir -p "$stage/$build/$(dirname $bin)" && cp "$build/$bin" "$stage/$build/$bin"; fi
 done
-for dir in tests/cuda tests/model_cuda; do
+# every test binary of the `cuda`-labelled directories; of tests/server only its cuda test
+for entry in "tests/cuda test_*" "tests/model_cuda test_*" "tests/server test_server_engine_cuda*"; do
+  read -r dir pattern <<<"$entry"
   mkdir -p "$stage/$build/$dir"
-  cp "$build/$dir"/test_* "$build/$dir"/CTestTestfile.cmake "$stage/$build/$dir/" 2>/dev/null || true
+  cp "$build/$dir"/$pattern "$build/$dir"/CTestTestfile.cmake "$stage/$build/$dir/" 2>/dev/null || true
 done
 strip --strip-unneeded "$stage/$build/src/cli/dattn" "$stage/$build"/src/model/cuda/dattn_model_cuda_bench "$stage/$build"/bench/cuda/cuda_attention_bench "$stage/$build"/tests/*/test_*[!e] 2>/dev/null || true
 for lib in libfmt.so.9 libpcre2-8.so.0 libicuuc.so.72 libicudata.so.72 libgfortran.so.5 libquadmath.so.0; do

@@ -13,7 +13,7 @@ src_dir=$(sed -n 's/^# Source directory: \(.*\)\/tests\/cuda$/\1/p' "$build/test
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 dattn=$build/src/cli/dattn
 
-for dir in tests/cuda tests/model_cuda; do
+for dir in tests/cuda tests/model_cuda tests/server; do
   (cd "$build/$dir" && ctest -L cuda --output-on-failure --timeout 240 2>&1) > "$out/ctest_$(basename $dir).log"
   grep -E "tests passed|tests failed|\(Failed\)|Skipped" "$out/ctest_$(basename $dir).log" | head -12
 done

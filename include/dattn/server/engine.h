@@ -22,7 +22,7 @@ struct EngineOptions {
   double kv_memory_gib = 1.0;          // size of the paged KV pool
   int64_t kv_block_tokens = 16;        // tokens per KV block
   int64_t max_context = 0;             // 0: the model's max_position_embeddings
-  int64_t prefill_chunk = 2048;        // rows per prefill step (chunked prefill, continued with Δ)
+  int64_t prefill_chunk = model::kDefaultPrefillChunk;  // rows per prefill step (chunked prefill, continued with Δ)
   int64_t max_queue = 64;              // waiting requests beyond the running ones; more -> QueueFull
   model::AttentionPlan attention;      // server default; a request may override mode/window/sink/gamma
   int num_threads = 0;
