@@ -109,6 +109,8 @@ void write_ruler_json(const std::filesystem::path& path, const RulerRunInfo& inf
                        {"prefill_ms", r.prefill_ms},
                        {"decode_ms", r.decode_ms},
                        {"generated_tokens", r.generated_tokens}});
+  for (size_t i = 0; i < records.size(); ++i)
+    if (records[i].adaptive_dense_layers >= 0) samples[i]["adaptive_dense_layers"] = records[i].adaptive_dense_layers;
   doc["samples"] = samples;
   // invalid UTF-8 in a prediction is replaced rather than thrown on
   write_text_file(path, doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
