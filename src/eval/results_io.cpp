@@ -12,10 +12,12 @@ namespace dattn::eval {
 
 namespace {
 nlohmann::json record_json(const RulerRecord& r) {
-  return {{"task", r.task},     {"length", r.length},           {"mode", r.mode},
+  nlohmann::json j = {{"task", r.task},     {"length", r.length},           {"mode", r.mode},
           {"sample", r.sample}, {"prompt_tokens", r.prompt_tokens}, {"prediction", r.prediction},
           {"references", r.references}, {"score", r.score},      {"prefill_ms", r.prefill_ms},
           {"decode_ms", r.decode_ms},   {"generated_tokens", r.generated_tokens}};
+  if (r.adaptive_dense_layers >= 0) j["adaptive_dense_layers"] = r.adaptive_dense_layers;
+  return j;
 }
 
 template <typename T>
@@ -81,6 +83,7 @@ RulerRecord parse_ruler_record_line(const std::string& line) {
     r.mode = j.at("mode").get<std::string>();
     r.sample = j.at("sample").get<int64_t>();
     r.prompt_tokens = j.at("prompt_tokens").get<int64_t>();
+    r.adaptive_dense_layers = j.value("adaptive_dense_layers", int64_t(-1));
     r.prediction = j.at("prediction").get<std::string>();
     r.references = j.at("references").get<std::vector<std::string>>();
     r.score = j.at("score").get<double>();

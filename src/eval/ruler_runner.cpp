@@ -89,6 +89,10 @@ std::vector<RulerRecord> run_ruler(const SessionFactory& sessions, const model::
           r.prefill_ms = result.stats.prefill_ms;
           r.decode_ms = result.stats.decode_ms;
           r.generated_tokens = result.stats.generated_tokens;
+          if (adaptive) {
+            r.adaptive_dense_layers = 0;
+            for (const model::LayerAnchorGap& gap : session->anchor_gaps()) r.adaptive_dense_layers += gap.went_dense;
+          }
           if (run.on_record) run.on_record(r);
           records.push_back(std::move(r));
           progress.done += double(length);

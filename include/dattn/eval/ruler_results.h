@@ -19,6 +19,7 @@ struct RulerRecord {
   double score = 0;  // string_match_all, 0..1
   double prefill_ms = 0, decode_ms = 0;
   int64_t generated_tokens = 0;
+  int64_t adaptive_dense_layers = -1;  // delta+adaptive: layers the policy made dense (-1: policy off)
 };
 
 // Mean score of a (task, length, mode) cell in percent, as RULER reports it (rounded to 2 decimals when
