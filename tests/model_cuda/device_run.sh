@@ -12,7 +12,8 @@ mkdir -p "$OUT"
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
 
-TARGETS="test_model_cuda_logits test_model_cuda_generation test_model_cuda_decode_attention dattn_model_cuda_bench dattn"
+TARGETS="test_model_cuda_logits test_model_cuda_generation test_model_cuda_decode_attention test_model_cuda_paged_decode
+  test_server_engine_cuda dattn_model_cuda_bench dattn_engine_bench dattn"
 if ! "$BUILD/tests/model_cuda/test_model_cuda_decode_attention" --gtest_list_tests > /dev/null 2>&1; then
   echo "carried binaries do not run here: rebuilding"
   cmake -S . -B "$BUILD" -G Ninja -DDATTN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a > "$OUT/cmake.log" 2>&1 &&
@@ -20,6 +21,7 @@ if ! "$BUILD/tests/model_cuda/test_model_cuda_decode_attention" --gtest_list_tes
 fi
 
 ctest --test-dir "$BUILD/tests/model_cuda" -L cuda --output-on-failure --timeout 120 > "$OUT/ctest.log" 2>&1
+ctest --test-dir "$BUILD/tests/server" -L cuda --output-on-failure --timeout 300 >> "$OUT/ctest.log" 2>&1
 tail -25 "$OUT/ctest.log"
 
 M=tests/fixtures/models/qwen2_bias_tied

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "dattn/core/error.h"
+#include "dattn/model/cuda_session.h"
 #include "dattn/model/generate.h"
 #include "dattn/server/engine.h"
 #include "model_fixtures.h"
@@ -170,6 +171,19 @@ TEST(Engine, BadRequestsAreErrorsNamingTheValue) {
   negative.prompt = {1, 2, 3};
   negative.max_new_tokens = -1;
   EXPECT_NE(submit_error(negative).find("max_new_tokens must be >= 0, got -1"), std::string::npos);
+  EngineOptions tpu = small_options();
+  tpu.device = "tpu";
+  try {
+    Engine::create(model, tpu);
+    ADD_FAILURE() << "device tpu accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'tpu'"), std::string::npos) << e.what();
+  }
+  if (!model::cuda_session_available()) {
+    EngineOptions gpu = small_options();
+    gpu.device = "cuda";
+    EXPECT_THROW(Engine::create(model, gpu), Error);  // without a GPU (or CUDA in the build): a clear error
+  }
   EXPECT_THROW(Engine::create(model, [] {
                  EngineOptions o = small_options();
                  o.kv_memory_gib = 1e-6;
