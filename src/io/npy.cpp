@@ -14,6 +14,7 @@
 
 #include "dattn/core/checked.h"
 #include "dattn/core/error.h"
+#include "dattn/core/excerpt.h"
 
 namespace dattn::npy {
 namespace {

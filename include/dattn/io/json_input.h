@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dattn/core/excerpt.h"
+
 namespace dattn {
 
 struct JsonLimits {
