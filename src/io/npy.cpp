@@ -14,7 +14,6 @@
 
 #include "dattn/core/checked.h"
 #include "dattn/core/error.h"
-#include "dattn/core/excerpt.h"
 
 namespace dattn::npy {
 namespace {

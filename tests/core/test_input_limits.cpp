@@ -15,7 +15,6 @@
 
 #include "dattn/core/checked.h"
 #include "dattn/core/error.h"
-#include "dattn/core/excerpt.h"
 #include "dattn/core/text_file.h"
 
 namespace dattn {

@@ -9,8 +9,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dattn/core/excerpt.h"
-
 namespace dattn {
 
 struct JsonLimits {
