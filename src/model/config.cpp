@@ -47,6 +47,9 @@ bool present(const json& j, const char* key) { return j.contains(key) && !j.at(k
 
 int64_t int_field(const json& j, const char* key, std::string_view where) {
   const json& v = j.at(key);
+  // above INT64_MAX, get<int64_t>() would wrap to a negative value and the message would show that
+  DATTN_CHECK(!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(INT64_MAX), "{}field '{}' is {} (must be at most {})",
+              where, key, v.get<uint64_t>(), INT64_MAX);
   if (v.is_number_integer()) return v.get<int64_t>();
   // transformers writes some integers as floats (e.g. 8192.0); accept them when integral
   if (v.is_number_float()) {

@@ -8,6 +8,7 @@
 
 #include <functional>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
@@ -30,18 +31,24 @@ void load_tokenizer(const fs::path& dir) { Tokenizer::load(dir); }
 void load_model(const fs::path& dir) { model::Model::load(dir); }
 
 TEST(HostileJson, DeepNestingInEveryModelFileIsRefusedShortly) {
+  // the deep value sits where a loader quotes a wrong value in its message (a recursive dump of 100k
+  // levels overflowed the stack) or walks into it
   const struct {
     const char* file;
+    const char* field;
     std::function<void(const fs::path&)> load;
   } cases[] = {
-      {"config.json", load_config},          {"generation_config.json", load_config},
-      {"tokenizer.json", load_tokenizer},    {"tokenizer_config.json", load_tokenizer},
-      {"generation_config.json", load_tokenizer}, {"model.safetensors.index.json", load_model},
+      {"config.json", "architectures", load_config},
+      {"generation_config.json", "eos_token_id", load_config},
+      {"tokenizer.json", "model", load_tokenizer},
+      {"tokenizer_config.json", "bos_token", load_tokenizer},
+      {"generation_config.json", "eos_token_id", load_tokenizer},
+      {"model.safetensors.index.json", "weight_map", load_model},
   };
   for (const auto& c : cases) {
     TempDir dir;
     const fs::path model = copy_fixture(kTokenizerModel, dir.path);
-    write_text(model / c.file, deeply_nested_json(100000));
+    write_text(model / c.file, fmt::format("{{\"{}\": {}}}", c.field, deeply_nested_json(100000)));
     const std::string message = error_of([&] { c.load(model); });
     expect_short_error(message, "more than 64 levels deep");
     EXPECT_NE(message.find(c.file), std::string::npos) << message;
@@ -93,6 +100,7 @@ TEST(HostileSizes, EverySizeFieldIsBounded) {
       {"num_attention_heads", 1 << 20, "num_attention_heads is 1048576 (must be in [1, 4096])"},
       {"num_key_value_heads", 8, "num_key_value_heads is 8 (must be in [1, 4])"},
       {"max_position_embeddings", int64_t{1} << 40, "max_position_embeddings is"},
+      {"num_hidden_layers", UINT64_MAX, "num_hidden_layers' is 18446744073709551615 (must be at most"},
   };
   for (const auto& c : cases) {
     json config = fixture_config();

@@ -1,13 +1,16 @@
 // config.json parsing: both rope styles, defaults, and a clear error naming the field for everything else.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
 #include "dattn/model/config.h"
 #include "dattn/model/session.h"
+#include "json_mutation.h"
 #include "model_fixtures.h"
 
 namespace dattn::model {
@@ -257,6 +260,44 @@ TEST(ModelConfig, MissingDirectoryOrConfig) {
     EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("vocab_size"), std::string::npos);
   }
+}
+
+// Randomised corruption of every fixture's config.json and generation_config.json (fixed seed, bounded
+// time): parsing may only give a config within its bounds or throw dattn::Error.
+TEST(ModelConfig, RandomCorruptionFailsCleanly) {
+  std::mt19937 rng(20261203);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  int attempts = 0, parsed = 0;
+  for (const std::string& name : test::fixture_names()) {
+    const std::string config = test::read_text(test::models_dir() / name / "config.json");
+    const std::string generation = test::read_text(test::models_dir() / name / "generation_config.json");
+    const json config_document = json::parse(config), generation_document = json::parse(generation);
+    for (int i = 0; i < 300 && std::chrono::steady_clock::now() < deadline; ++i, ++attempts) {
+      std::string config_text = config, generation_text = generation;
+      json mutated = i % 4 < 2 ? config_document : generation_document;
+      if (i % 4 == 0) config_text = test::mutate_bytes(config, rng);
+      if (i % 4 == 2) generation_text = test::mutate_bytes(generation, rng);
+      test::mutate_structure(mutated, rng);
+      if (i % 4 == 1) config_text = mutated.dump();
+      if (i % 4 == 3) generation_text = mutated.dump();
+      try {
+        ModelConfig c = parse_model_config(config_text);
+        parse_generation_config(generation_text, c);
+        EXPECT_NO_THROW(check_model_config(c)) << config_text.substr(0, 2000);
+        EXPECT_EQ(rope_inverse_frequencies(c.rope, c.head_dim).size(), size_t(c.head_dim / 2));
+        ++parsed;
+      } catch (const Error& e) {
+        EXPECT_LT(std::string(e.what()).size(), 1000u) << std::string(e.what()).substr(0, 1000);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "not a dattn::Error: " << e.what();
+      }
+    }
+  }
+  // both outcomes, or the mutations are too weak (or too strong) to mean much
+  EXPECT_GT(attempts, 300);
+  EXPECT_GT(parsed, 20);
+  EXPECT_LT(parsed, attempts - 100);
+  std::printf("config fuzz: %d corrupted config files, %d still parsed\n", attempts, parsed);
 }
 
 }  // namespace

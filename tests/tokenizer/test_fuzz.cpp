@@ -8,64 +8,17 @@
 #include "dattn/core/error.h"
 #include "dattn/model/tokenizer.h"
 #include "fixture_paths.h"
+#include "json_mutation.h"
 
 namespace dattn {
 namespace {
 
 using nlohmann::json;
+using test::mutate_bytes;
+using test::mutate_structure;
 
 constexpr auto kTimeBudget = std::chrono::seconds(6);
 constexpr int kMutationsPerFixture = 400;
-
-std::string mutate_bytes(std::string text, std::mt19937& rng) {
-  const int edits = 1 + static_cast<int>(rng() % 8);
-  for (int e = 0; e < edits && !text.empty(); ++e) {
-    const size_t pos = rng() % text.size();
-    switch (rng() % 5) {
-      case 0: text[pos] = static_cast<char>(rng()); break;
-      case 1: text[pos] = "{}[]\":,0-9e\\ "[rng() % 13]; break;
-      case 2: text.erase(pos, 1 + rng() % 16); break;
-      case 3: text.insert(pos, text.substr(rng() % text.size(), 1 + rng() % 32)); break;
-      default: text.resize(pos); break;
-    }
-  }
-  return text;
-}
-
-json random_value(std::mt19937& rng) {
-  switch (rng() % 10) {
-    case 0: return nullptr;
-    case 1: return -1;
-    case 2: return int64_t{1} << 40;
-    case 3: return 1e300;
-    case 4: return "Ġ";
-    case 5: return json::array();
-    case 6: return json::object();
-    case 7: return true;
-    case 8: return json::array({"a", "b"});
-    default: return json{{"type", "Sequence"}};
-  }
-}
-
-// Replaces or deletes one randomly chosen node of the document.
-void mutate_structure(json& node, std::mt19937& rng, int depth = 0) {
-  if ((node.is_object() || node.is_array()) && !node.empty() && (depth < 2 || rng() % 3 != 0)) {
-    const size_t index = rng() % node.size();
-    if (node.is_object()) {
-      auto it = node.begin();
-      std::advance(it, index);
-      if (rng() % 8 == 0) {
-        node.erase(it.key());
-      } else {
-        mutate_structure(it.value(), rng, depth + 1);
-      }
-    } else {
-      mutate_structure(node[index], rng, depth + 1);
-    }
-    return;
-  }
-  node = random_value(rng);
-}
 
 void exercise(const std::string& tokenizer_json, const std::string& config, const std::vector<std::string>& texts,
               int& loaded) {
@@ -103,6 +56,10 @@ TEST(TokenizerFuzz, CorruptedFilesFailCleanly) {
     for (int i = 0; i < kMutationsPerFixture && std::chrono::steady_clock::now() < deadline; ++i, ++attempts) {
       if (i % 2 == 0) {
         exercise(mutate_bytes(tokenizer_json, rng), config, texts, loaded);
+      } else if (i % 8 == 7 && !config.empty()) {  // the tokenizer_config.json structure
+        json mutated = json::parse(config);
+        mutate_structure(mutated, rng);
+        exercise(tokenizer_json, mutated.dump(), texts, loaded);
       } else {
         json mutated = document;
         mutate_structure(mutated, rng);

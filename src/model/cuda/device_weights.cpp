@@ -125,6 +125,9 @@ class Uploader {
 }  // namespace
 
 DeviceWeights upload_weights(const ModelConfig& c, const Checkpoint& ckpt) {
+  // sizes bounded and the checkpoint's layers matching the config before any buffer is sized from them
+  check_model_config(c);
+  ckpt.check_layer_count(c.num_layers);
   DeviceWeights w;
   Uploader up(ckpt, w);
   const int64_t hidden = c.hidden_size, d = c.head_dim, dp = padded_head_dim(c.head_dim);
