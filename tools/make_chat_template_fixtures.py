@@ -148,6 +148,9 @@ FEATURES = [
     ("{{ 'ab' * 3 }} {{ [1] + [2] }} {{ 'a' ~ 1 ~ none ~ true }} {{ true + 1 }} {{ 7.5 // 2 }} {{ 2 * 1.5 }}", {}),
     ("{{ 1 == 1.0 }} {{ 'a' < 'b' }} {{ [1, 2] == [1, 2] }} {{ {'a': 1} == {'a': 1} }} {{ 1 != 2 }} {{ 3 >= 3 }}", {}),
     ("{{ 'a' in 'cat' }} {{ 'k' in {'k': 1} }} {{ 2 not in [1] }} {{ 1 in [1.0] }} {{ 'z' in x }}", {"x": ["a"]}),
+    ("{{ 1 < 2 < 3 }} {{ 3 > 2 > 1 }} {{ 1 < 3 > 2 }} {{ 'a' in 'ab' in 'abc' }} {{ 1 == 1 != 2 }}", {}),
+    ("{% for k, v in d|dictsort %}{{ k }}{{ v }}{% endfor %} {{ d|dictsort(by='value', reverse=true) }}", {"d": {"b": 1, "A": 2}}),
+    ("{{ '0x1A'|int }} {{ 'inf'|int }} {{ '1e3'|int }} {{ ' 7 '|int }} {{ '-2.5'|float }}", {}),
     ("{{ not false }} {{ true and 'x' }} {{ '' or 'y' }} {{ 0 or none }} {{ not x is defined }}", {}),
     ("{{ 'a' if false }}|{{ 'a' if true else 'b' }}|{{ 1 if 0 else 2 if 0 else 3 }}", {}),
     # attribute, subscript, slices

@@ -27,6 +27,7 @@ struct Expr {
     test,       // args[0] is name(args[1..]); negated when is_not
     unary,      // name ("not", "-", "+") args[0]
     binary,     // args[0] name args[1]: + - * / // % ** ~ and or in "not in" == != < <= > >=
+    chain,      // args[0] ops[0] args[1] ops[1] args[2] ...: a < b < c is a < b and b < c
     conditional // args[1] if args[0] else args[2] (args[2] may be null)
   };
   Kind kind;
@@ -35,6 +36,7 @@ struct Expr {
   Value value;
   std::vector<ExprPtr> args;
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
+  std::vector<std::string> ops;
   bool is_tuple = false;
   bool is_not = false;
   int depth = 1;  // of the tree below, bounded so that evaluating it cannot exhaust the stack

@@ -245,6 +245,8 @@ Value f_int(Interpreter& interp, const Value& v, CallArgs& args) {
     errno = 0;
     const long long parsed = std::strtoll(s.c_str(), &end, 10);
     if (!s.empty() && end == s.c_str() + s.size() && errno == 0) return Value::integer(parsed);
+    // Python's float() of a decimal text ("3.7"); strtod would also take hex, inf and nan.
+    if (s.find_first_not_of("0123456789.eE+-") != std::string::npos) return def;
     const double d = std::strtod(s.c_str(), &end);
     if (!s.empty() && end == s.c_str() + s.size() && std::isfinite(d) && std::fabs(d) < 9.2e18) return Value::integer(static_cast<int64_t>(d));
   }
@@ -339,6 +341,27 @@ Value f_sort(Interpreter& interp, const Value& v, CallArgs& args) {
   return Value::list(std::move(out));
 }
 
+Value f_dictsort(Interpreter& interp, const Value& v, CallArgs& args) {
+  args.accept(interp, {"case_sensitive", "by", "reverse"});
+  if (!v.is_dict()) interp.error(args.pos, fmt::format("dictsort: expected a dict, got {}", type_name(v)));
+  const bool case_sensitive = flag(args, 0, "case_sensitive"), reverse = flag(args, 2, "reverse");
+  const Value* by = arg(args, 1, "by");
+  const size_t part = by && by->is_string() && by->as_string() == "value" ? 1 : 0;
+  std::vector<std::pair<Value, Value>> keyed;
+  for (const auto& [key, value] : v.as_dict().items) {
+    Value sort_key = part == 0 ? Value::string(key) : value;
+    if (sort_key.is_string() && !case_sensitive) sort_key = Value::string(py_lower(sort_key.as_string()));
+    keyed.emplace_back(std::move(sort_key), Value::list({Value::string(key), value}, true));
+  }
+  interp.charge(keyed.size() * 24, args.pos);
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+    return reverse ? less_than(interp, b.first, a.first, true, args.pos) : less_than(interp, a.first, b.first, true, args.pos);
+  });
+  ValueList out;
+  for (auto& entry : keyed) out.push_back(std::move(entry.second));
+  return Value::list(std::move(out));
+}
+
 Value f_unique(Interpreter& interp, const Value& v, CallArgs& args) {
   args.accept(interp, {});
   ValueList out;
@@ -412,6 +435,7 @@ struct NamedFilter {
 
 constexpr NamedFilter kFilters[] = {
     {"abs", f_abs},         {"capitalize", f_capitalize}, {"count", f_length},   {"d", f_default},
+    {"dictsort", f_dictsort},
     {"default", f_default}, {"first", f_first},           {"float", f_float},    {"indent", f_indent},
     {"int", f_int},         {"items", f_items},           {"join", f_join},      {"last", f_last},
     {"length", f_length},   {"list", f_list},             {"lower", f_lower},    {"map", f_map},

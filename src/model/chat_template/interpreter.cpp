@@ -308,6 +308,17 @@ Value Interpreter::eval(const Expr& expr) {
       error(expr.pos, fmt::format("bad operand type for unary {}: '{}'", expr.name, type_name(operand)));
     }
     case Expr::Kind::binary: return eval_binary(expr);
+    case Expr::Kind::chain: {
+      Value left = eval(*expr.args[0]);
+      Value result;
+      for (size_t i = 0; i < expr.ops.size(); ++i) {
+        Value right = eval(*expr.args[i + 1]);
+        result = apply_binary(expr.ops[i], left, right, expr.pos);
+        if (!truthy(result)) return result;
+        left = std::move(right);
+      }
+      return result;
+    }
     case Expr::Kind::conditional:
       if (truthy(eval(*expr.args[0]))) return eval(*expr.args[1]);
       return expr.args[2] ? eval(*expr.args[2]) : Value::undefined("the inline if has no else");
@@ -338,8 +349,10 @@ Value Interpreter::eval_binary(const Expr& expr) {
     Value left = eval(*expr.args[0]);
     return truthy(left) ? left : eval(*expr.args[1]);
   }
-  const Value a = eval(*expr.args[0]);
-  const Value b = eval(*expr.args[1]);
+  return apply_binary(op, eval(*expr.args[0]), eval(*expr.args[1]), pos);
+}
+
+Value Interpreter::apply_binary(const std::string& op, const Value& a, const Value& b, SourcePos pos) {
   if (op == "==" || op == "!=") {
     uint64_t work = 0;
     const bool same = equals(a, b, &work);

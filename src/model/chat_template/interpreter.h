@@ -56,6 +56,8 @@ class Interpreter {
   Value make_macro(const Stmt& stmt);
   Value eval(const Expr& expr);
   Value eval_binary(const Expr& expr);
+  // Every binary operator but the short-circuiting and/or.
+  Value apply_binary(const std::string& op, const Value& a, const Value& b, SourcePos pos);
   CallArgs eval_args(const Expr& expr, size_t first_arg, std::string callee);
 
   Value lookup(const std::string& name) const;

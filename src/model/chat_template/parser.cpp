@@ -335,26 +335,36 @@ class Parser {
   }
 
   ExprPtr parse_compare() {
-    ExprPtr left = parse_math1();
+    const SourcePos pos = current().pos;
+    ExprPtr first = parse_math1();
+    ExprPtr chain = node(Expr::Kind::chain, pos);
+    chain->args.push_back(std::move(first));
     while (true) {
-      const SourcePos pos = current().pos;
+      std::string op;
       if (current().type == TokenType::op &&
           (current().text == "==" || current().text == "!=" || current().text == "<" || current().text == "<=" ||
            current().text == ">" || current().text == ">=")) {
-        std::string op = current().text;
+        op = current().text;
         advance();
-        left = binary(op, pos, std::move(left), parse_math1());
       } else if (at_name("in")) {
+        op = "in";
         advance();
-        left = binary("in", pos, std::move(left), parse_math1());
       } else if (at_name("not") && peek().type == TokenType::name && peek().text == "in") {
+        op = "not in";
         advance();
         advance();
-        left = binary("not in", pos, std::move(left), parse_math1());
       } else {
-        return left;
+        break;
       }
+      chain->ops.push_back(std::move(op));
+      chain->args.push_back(parse_math1());
     }
+    if (chain->ops.empty()) return std::move(chain->args[0]);
+    if (chain->ops.size() == 1) {
+      chain->kind = Expr::Kind::binary;
+      chain->name = chain->ops[0];
+    }
+    return finish(std::move(chain));
   }
 
   ExprPtr parse_math1() {
