@@ -195,7 +195,8 @@ uint64_t HttpServer::Impl::submit(const CompletionRequest& request, std::vector<
     throw ApiError(429, fmt::format("the server is at capacity, try again later ({})", e.what()), "", "queue_full",
                    "rate_limit_error");
   } catch (const Error& e) {
-    throw ApiError(400, e.what(), request.endpoint == Endpoint::chat ? "messages" : "prompt", "invalid_value");
+    // The prompt was checked already: what the engine still refuses is the attention override.
+    throw ApiError(400, e.what(), request.attention ? "attention" : "", "invalid_value");
   }
   in_flight.insert(id);
   return id;
