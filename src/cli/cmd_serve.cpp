@@ -108,8 +108,9 @@ void run_serve(ServeFlags f) {
     if (signal != 0) fmt::print(stderr, "dattn serve: {}, finishing in-flight requests\n", strsignal(signal));
     http.shutdown();
   });
-  fmt::print(stderr, "dattn serve: model '{}' ({}), {} on {}, listening on http://{}:{}\n", limits.model_id,
-             dir.string(), f.prefill.attention, f.prefill.device, options.host, port);
+  fmt::print(stderr, "dattn serve: model '{}' ({}), {}, {} prefill on {}, listening on http://{}:{}\n",
+             limits.model_id, dir.string(), http.chat_format(), f.prefill.attention, f.prefill.device, options.host,
+             port);
   std::fflush(stderr);
   http.serve();
   // serve() also ends without a signal when the listening socket fails: wake the waiter either way.

@@ -60,6 +60,7 @@ struct HttpServer::Impl {
   const Tokenizer& tokenizer;
   std::vector<int32_t> stop_ids;
   ServerOptions options;
+  ChatPrompt chat_prompt;
   httplib::Server http;
   Metrics metrics;
   const int64_t started_at = int64_t(std::time(nullptr));
@@ -70,7 +71,7 @@ struct HttpServer::Impl {
   bool draining = false, stopped = false;
 
   Impl(Engine& e, const Tokenizer& t, std::vector<int32_t> ids, ServerOptions o)
-      : engine(e), tokenizer(t), stop_ids(std::move(ids)), options(std::move(o)) {}
+      : engine(e), tokenizer(t), stop_ids(std::move(ids)), options(std::move(o)), chat_prompt(t) {}
 
   void setup();
   void completion(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
@@ -163,7 +164,7 @@ std::vector<int32_t> HttpServer::Impl::prompt_ids(const CompletionRequest& reque
   std::vector<int32_t> ids;
   try {
     if (request.endpoint == Endpoint::chat) {
-      ids = encode_chat_prompt(tokenizer, request.messages);
+      ids = chat_prompt.encode(request.messages);
     } else if (request.prompt_ids) {
       ids = *request.prompt_ids;
     } else {
@@ -194,7 +195,8 @@ uint64_t HttpServer::Impl::submit(const CompletionRequest& request, std::vector<
     throw ApiError(429, fmt::format("the server is at capacity, try again later ({})", e.what()), "", "queue_full",
                    "rate_limit_error");
   } catch (const Error& e) {
-    throw ApiError(400, e.what(), request.endpoint == Endpoint::chat ? "messages" : "prompt", "invalid_value");
+    // The prompt was checked already: what the engine still refuses is the attention override.
+    throw ApiError(400, e.what(), request.attention ? "attention" : "", "invalid_value");
   }
   in_flight.insert(id);
   return id;
@@ -295,6 +297,8 @@ int HttpServer::bind() {
 }
 
 void HttpServer::serve() { impl_->http.listen_after_bind(); }
+
+std::string HttpServer::chat_format() const { return impl_->chat_prompt.describe(); }
 
 void HttpServer::shutdown() {
   Impl& s = *impl_;

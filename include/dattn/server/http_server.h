@@ -26,7 +26,8 @@ struct ServerOptions {
 
 class HttpServer {
  public:
-  // stop_ids: the token ids that end a generation (end of turn, eos).
+  // stop_ids: the token ids that end a generation (end of turn, eos). Throws dattn::Error when the
+  // model's chat template cannot be parsed.
   HttpServer(Engine& engine, const Tokenizer& tokenizer, std::vector<int32_t> stop_ids, ServerOptions options);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
@@ -36,6 +37,8 @@ class HttpServer {
   int bind();
   // Answers requests until shutdown() is done.
   void serve();
+  // How chat messages become a prompt (the model's template, a built-in layout or plain lines).
+  std::string chat_format() const;
   // Thread-safe and idempotent: new completion requests get 503, in-flight ones may finish within the
   // grace period and are cancelled after it, then serve() returns.
   void shutdown();
