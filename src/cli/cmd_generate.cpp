@@ -177,7 +177,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", f->top_p, "nucleus sampling mass, 1 = all (default: generation_config.json)")
       ->check(positive_number(1.0));
   cmd->add_flag("--greedy", f->greedy, "argmax decoding whatever generation_config.json says");
-  cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str()->check(uint64_value());
   add_threads_flag(*cmd, f->threads);
   cmd->callback([f, prompt, prompt_file] {
     DATTN_CHECK(prompt->count() + prompt_file->count() == 1, "give the prompt with --prompt or --prompt-file");
