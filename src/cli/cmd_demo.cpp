@@ -17,6 +17,7 @@
 
 #include "attention_flags.h"
 #include "commands.h"
+#include "flag_values.h"
 #include "model_dir_option.h"
 #include "dattn/core/error.h"
 #include "dattn/eval/ruler_tasks.h"
@@ -139,8 +140,8 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--length", f->length, "prompt length in tokens (answer included)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(256), int64_t(1) << 22));
-  cmd->add_option("--samples", f->samples, "prompts")->capture_default_str();
-  cmd->add_option("--seed", f->seed, "seed of the prompts")->capture_default_str();
+  cmd->add_option("--samples", f->samples, "prompts")->capture_default_str()->check(int_range(1, 1000000));
+  cmd->add_option("--seed", f->seed, "seed of the prompts")->capture_default_str()->check(uint64_value());
   cmd->add_option("--attention", f->attention, "modes, comma-separated: dense,sparse,recompute,delta")
       ->capture_default_str();
   add_sparsity_flags(*cmd, f->sparsity);

@@ -119,7 +119,7 @@ void add_demo_operator_command(CLI::App& app) {
   cmd->add_option("--head-dim", o->head_dim, "head dimension")->capture_default_str()->check(CLI::Range(8, 512));
   add_sparsity_flags(*cmd, o->sparsity);
   add_threads_flag(*cmd, o->threads);
-  cmd->add_option("--seed", o->seed, "input seed")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "input seed")->capture_default_str()->check(uint64_value());
   cmd->callback([o] { run_demo(*o); });
 }
 

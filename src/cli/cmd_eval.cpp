@@ -375,7 +375,7 @@ void add_eval_command(CLI::App& app) {
   ruler->add_option("--samples", rf->samples, "samples per task and length")
       ->capture_default_str()
       ->check(int_range(1, 1000000));
-  ruler->add_option("--seed", rf->seed, "seed of the task generators")->capture_default_str();
+  ruler->add_option("--seed", rf->seed, "seed of the task generators")->capture_default_str()->check(uint64_value());
   ruler->add_option("--max-new-tokens", rf->max_new_tokens, "tokens to generate (0 = RULER's per task)")
       ->capture_default_str()
       ->check(int_range(0, int64_t(1) << 20));
@@ -402,7 +402,7 @@ void add_eval_command(CLI::App& app) {
   fid->add_option("--length", ff->length, "target length of the generated prompt")
       ->capture_default_str()
       ->check(int_range(1, int64_t(1) << 31));
-  fid->add_option("--seed", ff->seed, "seed of the generated prompt")->capture_default_str();
+  fid->add_option("--seed", ff->seed, "seed of the generated prompt")->capture_default_str()->check(uint64_value());
   fid->callback([ff] { run_fidelity_command(*ff); });
 }
 

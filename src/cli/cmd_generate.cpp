@@ -197,7 +197,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", f->top_p, "nucleus sampling mass, 1 = all (default: generation_config.json)")
       ->check(positive_number(1.0));
   cmd->add_flag("--greedy", f->greedy, "argmax decoding whatever generation_config.json says");
-  cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str()->check(uint64_value());
   add_threads_flag(*cmd, f->threads);
   cmd->add_flag("--verbose", f->verbose, "after the prefill, print each delta layer's anchor gap (cpu)");
   cmd->callback([f, prompt, prompt_file] {

@@ -46,6 +46,17 @@ CLI::Validator int_range(int64_t min, int64_t max) {
       fmt::format("INT in [{} .. {}]", min, max));
 }
 
+CLI::Validator uint64_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (!text.empty() && ec == std::errc() && end == text.data() + text.size()) return {};
+        return fmt::format("'{:.40}' is not an integer in the allowed range 0 .. 18446744073709551615", text);
+      },
+      "UINT64");
+}
+
 CLI::Validator positive_number(double max) {
   return CLI::Validator(
       [max](std::string& text) -> std::string {

@@ -17,6 +17,9 @@ std::vector<int64_t> parse_int_list(std::string_view flag, std::string_view text
 // range, and CLI11 prefixes the flag.
 CLI::Validator int_range(int64_t min, int64_t max);
 
+// A CLI11 check for an unsigned 64-bit integer (a seed): "-1" or "2^64" is refused, not wrapped or clamped.
+CLI::Validator uint64_value();
+
 // A CLI11 check for a positive finite number (floating point) at most max.
 CLI::Validator positive_number(double max);
 

@@ -1,5 +1,6 @@
 #include "dattn/core/finite.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -40,16 +41,20 @@ std::optional<std::array<int64_t, 4>> find_non_finite(const TensorView& t, int n
   const size_t element = dtype_size(t.dtype);
   // the smallest flat (i0, i1) row holding a bad value, so the first one is reported whatever the threads do
   std::atomic<int64_t> first_row{rows};
-  parallel_for(rows, num_threads, [&](int64_t r, int) {
-    if (r > first_row.load(std::memory_order_relaxed)) return;
-    const int64_t i0 = r / t.shape[1], i1 = r % t.shape[1];
-    for (int64_t i2 = 0; i2 < t.shape[2]; ++i2) {
-      const char* row = static_cast<const char*>(t.data) + t.offset(i0, i1, i2, 0) * int64_t(element);
-      if (first_bad(t, row) >= 0) {
-        int64_t seen = first_row.load();
-        while (r < seen && !first_row.compare_exchange_weak(seen, r)) {
+  constexpr int64_t kRowsPerItem = 256;  // enough work per item that the scheduling cost vanishes
+  parallel_for((rows + kRowsPerItem - 1) / kRowsPerItem, num_threads, [&](int64_t item, int) {
+    const int64_t end = std::min(rows, (item + 1) * kRowsPerItem);
+    for (int64_t r = item * kRowsPerItem; r < end; ++r) {
+      if (r > first_row.load(std::memory_order_relaxed)) return;
+      const int64_t i0 = r / t.shape[1], i1 = r % t.shape[1];
+      for (int64_t i2 = 0; i2 < t.shape[2]; ++i2) {
+        const char* row = static_cast<const char*>(t.data) + t.offset(i0, i1, i2, 0) * int64_t(element);
+        if (first_bad(t, row) >= 0) {
+          int64_t seen = first_row.load();
+          while (r < seen && !first_row.compare_exchange_weak(seen, r)) {
+          }
+          return;
         }
-        return;
       }
     }
   });

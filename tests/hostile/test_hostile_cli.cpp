@@ -217,6 +217,8 @@ TEST(HostileCli, GenerateInputsAndLimits) {
                  "--ctx: '-1' is not an integer in the allowed range 0 .. 2147483648", "--ctx -1");
   expect_refusal(dattn("generate --model " + fixture() + " --prompt hi --max-new-tokens -1", dir.path),
                  "--max-new-tokens: '-1' is not an integer in the allowed range 0 .. 1073741824", "--max-new-tokens -1");
+  expect_refusal(dattn(base + "--prompt hi --seed -1", dir.path),
+                 "--seed: '-1' is not an integer in the allowed range 0 .. 18446744073709551615", "--seed -1");
   const Result greedy = dattn(base + "--prompt 'Hello world' --greedy", dir.path);
   ASSERT_EQ(greedy.code, 0) << greedy.err;
   // stdin as the prompt file; a subnormal temperature decodes greedily instead of sampling the unlikely
