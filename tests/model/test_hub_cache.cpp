@@ -118,7 +118,7 @@ TEST_F(HubCache, MissingRepoOrSnapshotIsAClearError) {
 
 TEST_F(HubCache, NeitherDirectoryNorRepoIdIsRejected) {
   for (std::string spec : {"no-such-dir", "a/b/c", "../x", "org/", "/abs/path", "org/na me"})
-    EXPECT_NE(error_of(spec).find("is not a directory (nor a Hugging Face repo id of the form org/name)"),
+    EXPECT_NE(error_of(spec).find("is not a directory or a file (nor a Hugging Face repo id of the form org/name)"),
               std::string::npos)
         << spec << ": " << error_of(spec);
 }
