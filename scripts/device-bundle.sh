@@ -20,7 +20,7 @@ for entry in "tests/cuda test_*" "tests/model_cuda test_*" "tests/server test_se
   cp "$build/$dir"/$pattern "$build/$dir"/CTestTestfile.cmake "$stage/$build/$dir/" 2>/dev/null || true
 done
 strip --strip-unneeded "$stage/$build/src/cli/dattn" "$stage/$build"/src/model/cuda/dattn_model_cuda_bench "$stage/$build"/bench/cuda/cuda_attention_bench "$stage/$build"/tests/*/test_*[!e] 2>/dev/null || true
-for lib in libfmt.so.9 libpcre2-8.so.0 libicuuc.so.72 libicudata.so.72 libgfortran.so.5 libquadmath.so.0; do
+for lib in libfmt.so.9 libcpp-httplib.so.0.11 libpcre2-8.so.0 libicuuc.so.72 libicudata.so.72 libgfortran.so.5 libquadmath.so.0; do
   cp -L "/lib/x86_64-linux-gnu/$lib" "$stage/lib/"
 done
 cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$stage/lib/"
