@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   app.add_option("--gamma", gamma);
   app.add_option("--budget-ms", budget_ms);
   app.add_option("--max-reps", max_reps);
+  bool skip_finite_check = false;  // time the kernels alone, without the operator's NaN/Inf check of the inputs
+  app.add_flag("--skip-finite-check", skip_finite_check);
   CLI11_PARSE(app, argc, argv);
 
   using namespace dattn;
@@ -79,6 +81,7 @@ int main(int argc, char** argv) {
       p.sink = sink;
       p.gamma = gamma;
       p.backend = Backend::cuda;
+      p.skip_finite_check = skip_finite_check;
       auto call = [&] { delta_attention(q, k, v, out, p); };
       if (!warmed_up) {  // module load and the first launch stay out of the numbers
         call();
@@ -97,8 +100,8 @@ int main(int argc, char** argv) {
       const double pairs = mode_pairs(shape, p) * double(heads);
       const double tflops = 4.0 * double(head_dim) * pairs / (double(median) * 1e-3) / 1e12;
       fmt::print("{{\"impl\": \"dattn\", \"mode\": \"{}\", \"n\": {}, \"ms\": {:.4f}, \"reps\": {}, \"pairs\": {:.6e}, "
-                 "\"tflops\": {:.2f}, \"device\": \"{}\"}}\n",
-                 mode_text, n, median, times.size(), pairs, tflops, prop.name);
+                 "\"tflops\": {:.2f}, \"finite_check\": {}, \"device\": \"{}\"}}\n",
+                 mode_text, n, median, times.size(), pairs, tflops, !skip_finite_check, prop.name);
       std::fflush(stdout);
     }
     warmed_up = true;
