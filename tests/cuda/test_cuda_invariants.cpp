@@ -205,22 +205,5 @@ TEST(CudaErrors, NonContiguousHeadDimIsRejected) {
   EXPECT_THAT(error_of(q, k, v, out.view), ::testing::HasSubstr("stride[3] == 1"));
 }
 
-// The kernels implement window + sink with the repeat variant; anything else is refused by name.
-TEST(CudaErrors, OtherPatternsVariantsAndTheAnchorGapAreRejectedByName) {
-  DATTN_SKIP_WITHOUT_GPU();
-  Inputs in = make_inputs(1, 64, 64, 2, 1, 64, 16);
-  DeviceTensor out = poisoned_device(in.q.view.shape, DType::f32, false);
-  AttentionParams p;
-  p.pattern = KeyPattern::block_topk;
-  EXPECT_THAT(error_of(in.q.view, in.k.view, in.v.view, out.view, p), ::testing::HasSubstr("key pattern 'block_topk'"));
-  p = {};
-  p.delta_variant = DeltaVariant::interpolate;
-  EXPECT_THAT(error_of(in.q.view, in.k.view, in.v.view, out.view, p), ::testing::HasSubstr("delta variant 'interpolate'"));
-  p = {};
-  AnchorGap gap;
-  p.anchor_gap = &gap;
-  EXPECT_THAT(error_of(in.q.view, in.k.view, in.v.view, out.view, p), ::testing::HasSubstr("anchor gap"));
-}
-
 }  // namespace
 }  // namespace dattn
