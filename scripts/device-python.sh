@@ -6,7 +6,8 @@
 #
 #   scripts/device-python.sh stage BUILD_DIR DEST    build machine (scripts/device-bundle.sh calls it):
 #       DEST/lib/libdattn.so.X.Y (stripped) and libfmt, DEST/include/fmt (the public headers need it),
-#       DEST/nanobind (its CMake package and sources, from the build's or the test venv's nanobind)
+#       DEST/nanobind (its CMake package and sources) and DEST/pytest (pytest, pure Python, for a target
+#       machine without it), both from the test venv (scripts/python-env.sh)
 #   scripts/device-python.sh build DEST [PYTHON]     target machine, repository root (PYTHON: python3):
 #       builds DEST/build/python/dattn (the package, importable) and prints the two variables to export
 #       (PYTHONPATH, and LD_LIBRARY_PATH for libdattn, fmt and the CUDA runtime) as its last lines.
@@ -15,8 +16,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 case "${1:-}" in
 stage)
   build=${2:?build dir}; dest=${3:?destination dir}
-  nanobind=$(sed -n 's/^NB_DIR:INTERNAL=//p' "$build/CMakeCache.txt")  # the build's, when it has DATTN_PYTHON
-  [ -n "$nanobind" ] || nanobind=$(dirname "$("$("$root/scripts/python-env.sh")" -m nanobind --cmake_dir)")
+  venv_python=$("$root/scripts/python-env.sh")
+  nanobind=$(dirname "$("$venv_python" -m nanobind --cmake_dir)")
   library=$(readlink -f "$build/src/package/libdattn.so")
   soname=$(objdump -p "$library" | awk '$1 == "SONAME" {print $2}')
   mkdir -p "$dest/lib" "$dest/include" "$dest/nanobind"
@@ -26,6 +27,17 @@ stage)
   cp -r "$nanobind"/cmake "$nanobind"/include "$nanobind"/src "$nanobind"/ext "$dest/nanobind/"
   rm -rf "$dest/nanobind/cmake/__pycache__"
   cp -r "$(dirname "$(echo '#include <fmt/format.h>' | c++ -xc++ -E -M - | grep -o '[^ ]*/fmt/format.h')")" "$dest/include/"
+  "$venv_python" - "$dest/pytest" <<'PY'
+import importlib.metadata, pathlib, shutil, sys
+for name in ("pytest", "pluggy", "iniconfig", "pygments"):  # pytest and what it needs beyond torch's needs
+    dist = importlib.metadata.distribution(name)
+    for file in dist.files:
+        if ".." in file.parts or "__pycache__" in file.parts or file.parts[0].endswith(".dist-info"):
+            continue
+        target = pathlib.Path(sys.argv[1], file)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(dist.locate_file(file), target)
+PY
   ;;
 build)
   dest=$(cd "${2:?staged dir}" && pwd); python=$(command -v "${3:-python3}")
@@ -45,7 +57,12 @@ build)
   cmake --build "$dest/build" -j "$(nproc)" > "$dest/build.log" || { cat "$dest/build.log" >&2; exit 1; }
   cuda_lib=""
   for dir in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [ -d "$dir" ] && cuda_lib="$cuda_lib:$dir"; done
-  echo "export PYTHONPATH=$dest/build/python\${PYTHONPATH:+:\$PYTHONPATH}"
+  pythonpath=$dest/build/python
+  if ! "$python" -c "import pytest" 2> /dev/null; then
+    echo "device-python: $python has no pytest; the staged one is on PYTHONPATH" >&2
+    pythonpath=$pythonpath:$dest/pytest
+  fi
+  echo "export PYTHONPATH=$pythonpath\${PYTHONPATH:+:\$PYTHONPATH}"
   echo "export LD_LIBRARY_PATH=$dest/lib$cuda_lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
   ;;
 *)
