@@ -29,7 +29,7 @@ step() {
   local result="ok"
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && result="TIMED OUT after $limit s"
   [ $rc -ne 0 ] && [ "$result" = ok ] && result="FAILED (exit $rc)"
-  echo "$name: $result, $(( $(date +%s) - started )) s; $(grep -v '^\s*$' "$out/$name.log" | tail -n 1 | cut -c1-200)" \
+  echo "$name: $result, $(( $(date +%s) - started )) s; $(grep -v -e '^\s*$' -e '^export ' "$out/$name.log" | tail -n 1 | cut -c1-200)" \
     | tee -a "$out/summary.txt"
 }
 

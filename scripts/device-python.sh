@@ -62,6 +62,7 @@ build)
     echo "device-python: $python has no pytest; the staged one is on PYTHONPATH" >&2
     pythonpath=$pythonpath:$dest/pytest
   fi
+  echo "device-python: built $(ls "$dest"/build/python/dattn/_dattn*) for $python" >&2
   echo "export PYTHONPATH=$pythonpath\${PYTHONPATH:+:\$PYTHONPATH}"
   echo "export LD_LIBRARY_PATH=$dest/lib$cuda_lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
   ;;
