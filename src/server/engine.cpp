@@ -63,6 +63,7 @@ struct Sequence {
   uint64_t settings = 0;
   int64_t reuse_unit = 0;     // prefix reuse and publication go in multiples of this many tokens
   model::Sampler sampler;
+  std::vector<model::LayerAnchorGap> gaps;  // per layer, over this prompt's chunks (delta layers)
   std::vector<int32_t> blocks;  // block table for every token the sequence may hold
   std::vector<int32_t> tokens;  // prompt, then generated tokens
   int64_t prompt_tokens = 0;
@@ -219,6 +220,7 @@ class BatchEngine final : public Engine {
 
   model::AttentionPlan plan_for(const Request& r) const {
     model::AttentionPlan plan = options_.attention;
+    plan.report_anchor_gap = true;  // delta layers measure it in their epilogues: the /metrics gauges
     if (r.attention) {
       const AttentionParams& o = *r.attention;
       plan.params.mode = o.mode;
@@ -295,6 +297,7 @@ class BatchEngine final : public Engine {
     const int64_t bt = options_.kv_block_tokens, n = int64_t(r.prompt.size());
     auto s = std::make_unique<Sequence>(Pending{}, r.sampling);
     s->plan = plan_for(r);
+    s->gaps.assign(size_t(model_->config().num_layers), model::LayerAnchorGap{});
     s->settings = settings_hash(s->plan, options_.prefill_chunk);
     // sparse and Δ prefill make a block's K/V depend on the chunking around it: only whole chunks (from
     // position 0, as a fresh prefill cuts them) are reused, so the rest is chunked as it would be alone
@@ -359,7 +362,8 @@ class BatchEngine final : public Engine {
                                  .decode = decode,
                                  .logits_from = wants_logits ? rows - 1 : rows,
                                  .attention = &s.plan,
-                                 .block_table = s.blocks});
+                                 .block_table = s.blocks,
+                                 .anchor_gaps = decode ? nullptr : &s.gaps});
       members.push_back(&s);
     };
     for (auto& s : running_)
@@ -394,6 +398,7 @@ class BatchEngine final : public Engine {
       const model::SequenceRows& rows = batch.sequences[i];
       s.cached += rows.rows;
       if (!rows.decode) publish_prompt_blocks(s, rows.rows);
+      if (!rows.decode && !s.prefilling()) record_anchor_gaps(s);
       if (rows.logits_from == rows.rows) continue;
       const std::span<const float> row(logits.data() + logit_row++ * vocab, size_t(vocab));
       if (const auto [reason, sent] = take_token(s, row); reason != FinishReason::none)
@@ -494,6 +499,24 @@ class BatchEngine final : public Engine {
     stats_.running = int64_t(running_.size());
     stats_.kv_blocks_total = block_manager_->total();
     stats_.kv_blocks_used = block_manager_->used();
+  }
+
+  // A finished prefill's per-layer anchor gaps into the engine's running means (the /metrics gauges).
+  void record_anchor_gaps(const Sequence& s) {
+    std::lock_guard lock(mutex_);
+    for (size_t l = 0; l < s.gaps.size(); ++l) {
+      const model::LayerAnchorGap& g = s.gaps[l];
+      if (g.samples == 0) continue;
+      if (stats_.anchor_gap_mean.size() < s.gaps.size()) {
+        stats_.anchor_gap_mean.resize(s.gaps.size());
+        stats_.anchor_gap_max.resize(s.gaps.size());
+        stats_.anchor_gap_samples.resize(s.gaps.size());
+      }
+      int64_t& n = stats_.anchor_gap_samples[l];
+      stats_.anchor_gap_mean[l] = (stats_.anchor_gap_mean[l] * double(n) + g.mean * double(g.samples)) / double(n + g.samples);
+      stats_.anchor_gap_max[l] = std::max(stats_.anchor_gap_max[l], g.max_head_mean);
+      n += g.samples;
+    }
   }
 
   void record_step(double seconds, int64_t prefill_tokens, int64_t decode_tokens) {

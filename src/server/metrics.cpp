@@ -99,6 +99,18 @@ std::string Metrics::format(const EngineStats& engine) const {
   single(out, "dattn_kv_cache_blocks_used", "gauge", "KV cache blocks in use.", engine.kv_blocks_used);
   single(out, "dattn_kv_cache_usage_ratio", "gauge", "Fraction of the KV cache pool in use.",
          engine.kv_blocks_total > 0 ? double(engine.kv_blocks_used) / double(engine.kv_blocks_total) : 0.0);
+  // Per layer, only once a delta prefill finished: how large the correction was at the anchors
+  if (!engine.anchor_gap_mean.empty()) {
+    header(out, "dattn_anchor_gap_mean", "gauge",
+           "Mean over delta prefills of ||dense - sparse|| / ||dense|| at the anchor rows, by layer.");
+    for (size_t l = 0; l < engine.anchor_gap_mean.size(); ++l)
+      if (engine.anchor_gap_samples[l] > 0)
+        out += fmt::format("dattn_anchor_gap_mean{{layer=\"{}\"}} {}\n", l, engine.anchor_gap_mean[l]);
+    header(out, "dattn_anchor_gap_max_head", "gauge", "Largest per-head mean anchor gap of any delta prefill, by layer.");
+    for (size_t l = 0; l < engine.anchor_gap_max.size(); ++l)
+      if (engine.anchor_gap_samples[l] > 0)
+        out += fmt::format("dattn_anchor_gap_max_head{{layer=\"{}\"}} {}\n", l, engine.anchor_gap_max[l]);
+  }
   return out;
 }
 

@@ -112,6 +112,39 @@ TEST(Engine, ConcurrentGreedyRequestsEqualGenerateOneAtATime) {
   EXPECT_GE(s.peak_running, 2) << "the requests should have been decoded together";
 }
 
+// The engine's per-layer anchor gap (the /metrics gauges) is what a Session measures on the same prompt
+// with the same chunks: the same forward pass and operator calls, so equal up to the order of the
+// running mean's fp64 additions (1e-9 relative).
+TEST(Engine, AnchorGapOfADeltaPrefillReachesTheStats) {
+  auto model = test::load_fixture_model(kModel);
+  const EngineOptions options = small_options();
+  auto engine = Engine::create(model, options);
+  EXPECT_TRUE(engine->stats().anchor_gap_mean.empty()) << "no delta prefill yet";
+  Request r;
+  r.prompt = prompt_ids(90, model->config().vocab_size, 7);  // 3 chunks of 32 rows, each with anchors
+  r.max_new_tokens = 1;
+  Collector c;
+  engine->submit(r, c.callback());
+  c.wait();
+  model::SessionOptions so;
+  so.context = 256;
+  so.chunk_size = options.prefill_chunk;
+  so.attention = options.attention;
+  so.attention.report_anchor_gap = true;
+  model::Session session(model, so);
+  session.prefill(r.prompt);
+  const std::vector<model::LayerAnchorGap> expected = session.anchor_gaps();
+  const EngineStats s = engine->stats();
+  ASSERT_EQ(s.anchor_gap_mean.size(), expected.size());
+  for (size_t l = 0; l < expected.size(); ++l) {
+    ASSERT_GT(expected[l].samples, 0) << "layer " << l;
+    EXPECT_EQ(s.anchor_gap_samples[l], expected[l].samples) << "layer " << l;
+    EXPECT_NEAR(s.anchor_gap_mean[l], expected[l].mean, 1e-9 * expected[l].mean) << "layer " << l;
+    EXPECT_DOUBLE_EQ(s.anchor_gap_max[l], expected[l].max_head_mean) << "layer " << l;
+    EXPECT_GT(s.anchor_gap_mean[l], 0.0) << "a window of 8 keys misses most of a 90-token prompt";
+  }
+}
+
 TEST(Engine, StopTokenEndsTheSequenceWithoutEmittingIt) {
   auto model = test::load_fixture_model(kModel);
   auto engine = Engine::create(model, small_options());

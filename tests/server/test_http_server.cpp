@@ -18,6 +18,7 @@
 
 #include "dattn/core/error.h"
 #include "dattn/server/http_server.h"
+#include "dattn/server/metrics.h"
 
 namespace dattn::server {
 namespace {
@@ -295,6 +296,20 @@ TEST(HttpServer, AuthAndErrorBodies) {
   EXPECT_NE(metrics.find("dattn_http_requests_total{endpoint=\"/v1/completions\",status=\"413\"} 1"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("dattn_kv_cache_blocks_used 0"), std::string::npos);
+}
+
+// The per-layer anchor gap gauges: only layers that saw a delta prefill, none before the first one.
+TEST(Metrics, AnchorGapGaugesPerLayer) {
+  Metrics metrics;
+  EngineStats stats;
+  EXPECT_EQ(metrics.format(stats).find("dattn_anchor_gap"), std::string::npos);
+  stats.anchor_gap_mean = {0.25, 0.0};
+  stats.anchor_gap_max = {0.5, 0.0};
+  stats.anchor_gap_samples = {12, 0};
+  const std::string text = metrics.format(stats);
+  EXPECT_NE(text.find("dattn_anchor_gap_mean{layer=\"0\"} 0.25"), std::string::npos) << text;
+  EXPECT_NE(text.find("dattn_anchor_gap_max_head{layer=\"0\"} 0.5"), std::string::npos) << text;
+  EXPECT_EQ(text.find("layer=\"1\""), std::string::npos) << "layer 1 had no delta prefill";
 }
 
 TEST(HttpServer, ShutdownCancelsAfterTheGracePeriodAndEndsTheStream) {

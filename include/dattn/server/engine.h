@@ -61,6 +61,10 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0, generated_tokens_total = 0, prefix_reused_tokens_total = 0;
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0;  // recent averages
   int64_t peak_running = 0;  // the most sequences one forward step has served
+  // Per layer, over every finished delta prefill: the anchor gap ||dense(a) - sparse(a)|| / ||dense(a)||,
+  // mean over (head, anchor) pairs and the largest head mean seen (empty until a delta prefill finished).
+  std::vector<double> anchor_gap_mean, anchor_gap_max;
+  std::vector<int64_t> anchor_gap_samples;
 };
 
 class Engine {
