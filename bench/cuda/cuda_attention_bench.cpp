@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "dattn/attn/backends.h"
+#include "dattn/attn/params.h"
 #include "dattn/delta/delta_attention.h"
 #include "fill_random.h"
 

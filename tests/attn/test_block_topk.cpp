@@ -5,7 +5,6 @@
 
 #include <set>
 
-#include "dattn/attn/backends.h"
 #include "dattn/attn/key_pattern.h"
 #include "dattn/delta/delta_attention.h"
 #include "test_support.h"

@@ -19,7 +19,6 @@
 #include <random>
 #include <string>
 
-#include "dattn/attn/backends.h"
 #include "dattn/attn/key_pattern.h"
 #include "dattn/delta/delta_attention.h"
 #include "test_support.h"

@@ -4,7 +4,6 @@
 // sums (online softmax, blocked dot products): identities hold to ~1e-6, so 1e-5 for it.
 #include <gtest/gtest.h>
 
-#include "dattn/attn/backends.h"
 #include "dattn/delta/delta_attention.h"
 #include "test_support.h"
 

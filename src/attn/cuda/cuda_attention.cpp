@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "cuda_check.h"
-#include "dattn/attn/backends.h"
+#include "unchecked_backends.h"
 #include "dattn/core/error.h"
 #include "launch.h"
 #include "non_finite.h"
