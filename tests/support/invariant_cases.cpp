@@ -95,7 +95,7 @@ void delta_rows_are_sparse_plus_the_anchor_delta(const CaseRunner& r) {
 
 void grouped_query_attention_equals_expanded_heads(const CaseRunner& r) {
   for (int64_t group : {2, 4, 8}) {
-    const Inputs in = r.inputs({.batch = 2, .n_q = 150, .n_kv = 150, .h_q = 2 * group, .h_kv = 2}, 5 + uint32_t(group));
+    const Inputs in = r.inputs({.n_q = 150, .n_kv = 150, .h_q = 2 * group, .h_kv = 2}, 5 + uint32_t(group));
     const Placed k = r.place(expand_heads(in.k, group), in.dtype), v = r.place(expand_heads(in.v, group), in.dtype);
     for (AttentionMode mode : {AttentionMode::dense, AttentionMode::sparse, AttentionMode::delta}) {
       const AttentionParams p = with(mode, 40, 3, 8);
