@@ -46,20 +46,7 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-// The choices of a randomised sweep, all drawn from one seeded engine.
-class RandomPick {
- public:
-  explicit RandomPick(uint32_t seed) : engine_(seed) {}
-  template <typename T, typename... Rest>
-  T one_of(T first, Rest... rest) {
-    const std::array<T, 1 + sizeof...(rest)> values{first, T(rest)...};
-    return values[std::uniform_int_distribution<size_t>(0, values.size() - 1)(engine_)];
-  }
-  int64_t between(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(engine_); }
-
- private:
-  std::mt19937 engine_;
-};
+using test::RandomPick;
 
 // A (b, s, h, d) logical view on the device; heads_major stores it as (b, h, s, d) memory.
 using DeviceTensor = test::Placed;

@@ -135,8 +135,9 @@ void strided_heads_major_views_give_the_same_result(const CaseRunner& r) {
 
 void short_chunks_are_all_dense(const CaseRunner& r) {
   const Inputs in = r.inputs({.n_q = 100, .n_kv = 100}, 12);  // n < tail_min: every row is dense
-  EXPECT_LT(relative_l2(r.run(in, with(AttentionMode::delta, 8, 2, 64)).out, r.run(in, with(AttentionMode::dense, 8, 2, 64)).out),
-            r.identity());
+  const Result delta = r.run(in, with(AttentionMode::delta, 8, 2, 64));
+  const Result dense = r.run(in, with(AttentionMode::dense, 8, 2, 64));
+  EXPECT_LT(relative_l2(delta.out, dense.out), r.identity());
 }
 
 void without_lse_the_output_is_the_same(const CaseRunner& r) {
@@ -172,7 +173,8 @@ void topk_grouped_query_attention_equals_expanded_heads(const CaseRunner& r) {
   Tensor q(in.q.view().shape, DType::f32);
   for (int64_t row = 0; row < n; ++row)
     for (int64_t h = 0; h < 2 * group; ++h)
-      for (int64_t c = 0; c < in.q.view().shape[3]; ++c) q.view().set(0, row, h, c, in.q.view().get(0, row, h / group * group, c));
+      for (int64_t c = 0; c < in.q.view().shape[3]; ++c)
+        q.view().set(0, row, h, c, in.q.view().get(0, row, h / group * group, c));
   const Placed dq = r.place(q, in.dtype);
   const Placed k = r.place(expand_heads(in.k, group), in.dtype), v = r.place(expand_heads(in.v, group), in.dtype);
   for (AttentionMode mode : {AttentionMode::sparse, AttentionMode::delta}) {
@@ -287,28 +289,26 @@ void anchor_gap_measures_the_correction(const CaseRunner& r) {
 }  // namespace
 
 const std::vector<BackendCase>& invariant_cases() {
-  auto invariant = [](const char* name, void (*run)(const CaseRunner&)) {
-    return BackendCase{name, CaseKind::invariant, CaseSpeed::fast, run};
-  };
+#define DATTN_INVARIANT(run) BackendCase{#run, CaseKind::invariant, CaseSpeed::fast, run}
   static const std::vector<BackendCase> cases = {
-      invariant("sparse_window_covering_everything_is_dense", sparse_window_covering_everything_is_dense),
-      invariant("delta_with_gamma_one_is_dense", delta_with_gamma_one_is_dense),
-      invariant("delta_recompute_and_dense_agree_on_anchors_and_tail", delta_recompute_and_dense_agree_on_anchors_and_tail),
-      invariant("delta_rows_are_sparse_plus_the_anchor_delta", delta_rows_are_sparse_plus_the_anchor_delta),
-      invariant("grouped_query_attention_equals_expanded_heads", grouped_query_attention_equals_expanded_heads),
-      invariant("continued_prefill_gives_the_same_dense_rows", continued_prefill_gives_the_same_dense_rows),
-      invariant("strided_heads_major_views_give_the_same_result", strided_heads_major_views_give_the_same_result),
-      invariant("short_chunks_are_all_dense", short_chunks_are_all_dense),
-      invariant("without_lse_the_output_is_the_same", without_lse_the_output_is_the_same),
-      invariant("topk_covering_every_block_is_dense", topk_covering_every_block_is_dense),
-      invariant("topk_zero_with_unit_blocks_is_window_sink", topk_zero_with_unit_blocks_is_window_sink),
-      invariant("topk_grouped_query_attention_equals_expanded_heads", topk_grouped_query_attention_equals_expanded_heads),
-      invariant("topk_corrections_match_dense_at_anchors_and_tail", topk_corrections_match_dense_at_anchors_and_tail),
-      invariant("delta_with_gamma_one_is_dense_in_both_variants_and_patterns",
-                delta_with_gamma_one_is_dense_in_both_variants_and_patterns),
-      invariant("interpolate_blends_consecutive_anchor_deltas", interpolate_blends_consecutive_anchor_deltas),
-      invariant("anchor_gap_measures_the_correction", anchor_gap_measures_the_correction),
+      DATTN_INVARIANT(sparse_window_covering_everything_is_dense),
+      DATTN_INVARIANT(delta_with_gamma_one_is_dense),
+      DATTN_INVARIANT(delta_recompute_and_dense_agree_on_anchors_and_tail),
+      DATTN_INVARIANT(delta_rows_are_sparse_plus_the_anchor_delta),
+      DATTN_INVARIANT(grouped_query_attention_equals_expanded_heads),
+      DATTN_INVARIANT(continued_prefill_gives_the_same_dense_rows),
+      DATTN_INVARIANT(strided_heads_major_views_give_the_same_result),
+      DATTN_INVARIANT(short_chunks_are_all_dense),
+      DATTN_INVARIANT(without_lse_the_output_is_the_same),
+      DATTN_INVARIANT(topk_covering_every_block_is_dense),
+      DATTN_INVARIANT(topk_zero_with_unit_blocks_is_window_sink),
+      DATTN_INVARIANT(topk_grouped_query_attention_equals_expanded_heads),
+      DATTN_INVARIANT(topk_corrections_match_dense_at_anchors_and_tail),
+      DATTN_INVARIANT(delta_with_gamma_one_is_dense_in_both_variants_and_patterns),
+      DATTN_INVARIANT(interpolate_blends_consecutive_anchor_deltas),
+      DATTN_INVARIANT(anchor_gap_measures_the_correction),
   };
+#undef DATTN_INVARIANT
   return cases;
 }
 

@@ -1,7 +1,6 @@
 // Parity cases: each backend against the fp64 reference (check_parity), one corner per case, then a
 // randomised sweep over everything the backend computes.
 #include <algorithm>
-#include <array>
 
 #include "backend_cases.h"
 
@@ -124,46 +123,41 @@ std::vector<std::pair<std::string, ParityCall>> named_calls() {
 }
 
 // Draws one call from everything any backend computes; sizes shrink so the reference takes well under a second.
-ParityCall random_call(std::mt19937& rng) {
-  auto pick = [&](auto... options) {
-    const std::array values{options...};
-    return values[std::uniform_int_distribution<size_t>(0, values.size() - 1)(rng)];
-  };
-  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+ParityCall random_call(RandomPick& pick) {
   ParityCall c;
   Shape& s = c.shape;
   AttentionParams& p = c.params;
-  s.batch = uniform(1, 3);
-  s.h_kv = uniform(1, 2);
-  s.h_q = s.h_kv * pick(int64_t(1), int64_t(2), int64_t(4), int64_t(8));
-  s.d = pick(int64_t(32), int64_t(64), int64_t(80), int64_t(128), int64_t(256), int64_t(24));
-  s.n_q = uniform(1, 320);
-  s.n_kv = s.n_q + (uniform(0, 2) == 0 ? uniform(1, 200) : 0);
+  s.batch = pick.between(1, 3);
+  s.h_kv = pick.between(1, 2);
+  s.h_q = s.h_kv * pick.one_of(int64_t(1), 2, 4, 8);
+  s.d = pick.one_of(int64_t(32), 64, 80, 128, 256, 24);
+  s.n_q = pick.between(1, 320);
+  s.n_kv = s.n_q + (pick.between(0, 2) == 0 ? pick.between(1, 200) : 0);
   while (s.n_q > 8 && double(s.batch * s.h_q * s.d) * double(s.n_kv) * double(s.n_q) > 6e7) s.n_q = s.n_q * 3 / 4;
   s.n_kv = std::max(s.n_kv, s.n_q);
-  p.mode = pick(AttentionMode::dense, AttentionMode::sparse, AttentionMode::recompute, AttentionMode::delta,
-                AttentionMode::delta);
-  p.window = pick(int64_t(1), int64_t(16), int64_t(70), int64_t(100000), uniform(1, 200));
-  p.sink = pick(int64_t(0), int64_t(3), int64_t(40), uniform(1, 100), int64_t(1024));
-  p.gamma = pick(int64_t(1), int64_t(3), int64_t(5), int64_t(16), int64_t(32), int64_t(64), int64_t(100));
-  p.tail_min = pick(int64_t(-1), int64_t(0), int64_t(10));
-  c.dtype = pick(DType::f32, DType::f32, DType::bf16, DType::f16);
-  c.out_dtype = pick(DType::f32, DType::f32, *c.dtype);
-  c.layout = pick(Layout::contiguous, Layout::contiguous, Layout::heads_major, Layout::strided_dim);
-  p.pattern = pick(KeyPattern::window_sink, KeyPattern::block_topk);
-  p.block_q = pick(int64_t(1), int64_t(16), int64_t(64));
-  p.block_k = pick(int64_t(1), int64_t(16), int64_t(64));
-  p.topk = pick(int64_t(0), int64_t(2), int64_t(1000));
-  p.delta_variant = pick(DeltaVariant::repeat, DeltaVariant::interpolate);
+  p.mode = pick.one_of(AttentionMode::dense, AttentionMode::sparse, AttentionMode::recompute, AttentionMode::delta,
+                       AttentionMode::delta);
+  p.window = pick.one_of(int64_t(1), 16, 70, 100000, pick.between(1, 200));
+  p.sink = pick.one_of(int64_t(0), 3, 40, pick.between(1, 100), 1024);
+  p.gamma = pick.one_of(int64_t(1), 3, 5, 16, 32, 64, 100);
+  p.tail_min = pick.one_of(int64_t(-1), 0, 10);
+  c.dtype = pick.one_of(DType::f32, DType::f32, DType::bf16, DType::f16);
+  c.out_dtype = pick.one_of(DType::f32, DType::f32, *c.dtype);
+  c.layout = pick.one_of(Layout::contiguous, Layout::contiguous, Layout::heads_major, Layout::strided_dim);
+  p.pattern = pick.one_of(KeyPattern::window_sink, KeyPattern::block_topk);
+  p.block_q = pick.one_of(int64_t(1), 16, 64);
+  p.block_k = pick.one_of(int64_t(1), 16, 64);
+  p.topk = pick.one_of(int64_t(0), 2, 1000);
+  p.delta_variant = pick.one_of(DeltaVariant::repeat, DeltaVariant::interpolate);
   return c;
 }
 
 // 40 calls the backend computes (refusal() filters the draws, so a feature enabled there joins the sweep).
 void randomised_sweep(const CaseRunner& runner) {
-  std::mt19937 rng(20250);
+  RandomPick pick(20250);
   for (uint32_t i = 0; i < 40; ++i) {
-    ParityCall c = random_call(rng);
-    while (refusal(runner.backend().backend, facts_of(runner, c))) c = random_call(rng);
+    ParityCall c = random_call(pick);
+    while (refusal(runner.backend().backend, facts_of(runner, c))) c = random_call(pick);
     check_parity(runner, c, 1000 + i);
   }
 }
@@ -173,7 +167,8 @@ void long_sequences(const CaseRunner& runner) {
   ParityCall c;
   c.shape = {1, 1500, 1500, 4, 1, 128};
   c.params = with(AttentionMode::dense, 256, 64, 64);
-  for (AttentionMode mode : {AttentionMode::dense, AttentionMode::sparse, AttentionMode::recompute, AttentionMode::delta}) {
+  using M = AttentionMode;
+  for (AttentionMode mode : {M::dense, M::sparse, M::recompute, M::delta}) {
     c.params.mode = mode;
     check_parity(runner, c, 77);
   }

@@ -20,6 +20,21 @@ inline AttentionParams with(AttentionMode mode, int64_t window, int64_t sink, in
   return p;
 }
 
+// The choices of a randomised sweep, all drawn from one seeded engine.
+class RandomPick {
+ public:
+  explicit RandomPick(uint32_t seed) : engine_(seed) {}
+  template <typename T, typename... Rest>
+  T one_of(T first, Rest... rest) {
+    const std::array<T, 1 + sizeof...(rest)> values{first, T(rest)...};
+    return values[std::uniform_int_distribution<size_t>(0, values.size() - 1)(engine_)];
+  }
+  int64_t between(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(engine_); }
+
+ private:
+  std::mt19937 engine_;
+};
+
 // Fills a host view with N(0, sigma) values rounded to the view's dtype.
 void fill_normal(const TensorView& t, std::mt19937& rng, float sigma = 1.0f);
 Tensor random_tensor(std::array<int64_t, 4> shape, DType dtype, std::mt19937& rng, float sigma = 1.0f);
