@@ -14,6 +14,7 @@ Usage: python3 bench/model_bench.py --binary build/src/model/cuda/dattn_model_cu
 """
 import argparse
 import gc
+import inspect
 import json
 import subprocess
 import sys
@@ -45,26 +46,25 @@ def llama31_8b_config():
     return config
 
 
-def make_model(config):
+def make_model(config, device="cuda"):
+    """Random bf16 weights made directly on the device (no file)."""
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = transformers.LlamaForCausalLM(config)
     torch.set_default_dtype(torch.float32)
     return model.to(torch.bfloat16).eval()
 
 
-def random_ids(n, vocab, seed):
+def random_ids(n, vocab, seed, device="cuda"):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, vocab, (1, n), generator=g).cuda()
+    return torch.randint(0, vocab, (1, n), generator=g).to(device)
 
 
-def forward(model, ids, cache=None):
-    kwargs = dict(use_cache=True, past_key_values=cache)
-    try:
-        return model(ids, logits_to_keep=1, **kwargs)
-    except TypeError:  # transformers < 4.50 names it num_logits_to_keep
-        return model(ids, num_logits_to_keep=1, **kwargs)
+def forward(model, ids, cache=None, use_cache=True):
+    """logits of the last position only (transformers < 4.50 names the argument num_logits_to_keep)."""
+    keep = "logits_to_keep" if "logits_to_keep" in inspect.signature(model.forward).parameters else "num_logits_to_keep"
+    return model(ids, use_cache=use_cache, past_key_values=cache, **{keep: 1})
 
 
 def timed(fn):

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""GPU benchmark of the Python package: (1) the overhead of dattn.attention on torch CUDA tensors over the
-C++ benchmark (`dattn bench attention --backend cuda`) at the same shapes, (2) transformers prefill of a
-Llama-3.1-8B-shaped model (random bf16 weights, bench/model_bench.py's config) with
-attn_implementation "dattn" (delta) vs "sdpa" vs "flex_attention": time and peak torch memory.
+"""The Python call's overhead: dattn.attention on torch CUDA tensors against the C++ benchmark
+bench/cuda/cuda_attention_bench, same shapes and settings, both timed the same way (CUDA events on the
+default stream around one call, a warm-up first, median of --repeats). The C++ benchmark runs before and
+after the Python timings; its reference time is the mean of its two medians. Llama-3.1-8B attention layer:
+bf16, batch 1, 32 query heads, 8 KV heads, head_dim 128, delta mode.
+(transformers prefill with the backend: bench/transformers_prefill_bench.py)
 
-Usage (GPU machine, torch + transformers; the dattn package importable, e.g. PYTHONPATH=<build>/python):
-    python3 bench/python_bench.py --cli build/src/cli/dattn --out DIR [--lengths 32768,131072]
-        [--prefill-tokens 131072] [--window 2048 --sink 1024 --gamma 64]
-Writes DIR/python_bench.json and prints a Markdown table.
+Usage (GPU machine, torch; the dattn package importable, e.g. PYTHONPATH=<build>/python):
+    python3 bench/python_bench.py --bench-binary build/bench/cuda/cuda_attention_bench [--json FILE]
+        [--lengths 32768,131072] [--repeats 20] [--window 2048 --sink 1024 --gamma 64]
+Prints a Markdown table; --json also writes the numbers.
 """
 import argparse
 import json
@@ -28,91 +30,83 @@ def log(*args):
     print(*args, flush=True)
 
 
-def cuda_ms(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
+def cpp_bench_ms(args):
+    """{n: median ms} of delta from cuda_attention_bench (one JSON object per line on stdout)."""
+    cmd = [args.bench_binary, "--lengths", ",".join(map(str, args.lengths)), "--modes", "delta", "--heads",
+           str(HEADS), "--kv-heads", str(KV_HEADS), "--head-dim", str(HEAD_DIM), "--window", str(args.window),
+           "--sink", str(args.sink), "--gamma", str(args.gamma), "--max-reps", str(args.repeats),
+           "--budget-ms", "1e9"]  # exactly --repeats runs, as the Python side
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({run.returncode}): {run.stderr.strip()[-2000:]}")
+    rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    return {row["n"]: row["ms"] for row in rows if row["mode"] == "delta"}
+
+
+def python_ms(n, args):
+    """(median event ms, median wall ms) of dattn.attention on torch bf16 CUDA tensors."""
+    g = torch.Generator(device="cuda").manual_seed(n)
+    q, k, v = (torch.randn(1, n, h, HEAD_DIM, device="cuda", dtype=torch.bfloat16, generator=g)
+               for h in (HEADS, KV_HEADS, KV_HEADS))
+    settings = dict(mode="delta", window=args.window, sink=args.sink, gamma=args.gamma)
+    for _ in range(2):  # warm-up: the op's first dispatch, the allocator's blocks
+        dattn.attention(q, k, v, **settings)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    event_ms, wall_ms = [], []
+    for _ in range(args.repeats):
         t = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t) * 1000.0)
-    return statistics.median(times)
-
-
-def operator_overhead(args):
-    rows = []
-    for n in args.lengths:
-        g = torch.Generator(device="cuda").manual_seed(n)
-        q, k, v = (torch.randn(1, n, h, HEAD_DIM, device="cuda", dtype=torch.bfloat16, generator=g)
-                   for h in (HEADS, KV_HEADS, KV_HEADS))
-        settings = dict(mode="delta", window=args.window, sink=args.sink, gamma=args.gamma)
-        dattn.attention(q, k, v, **settings)  # warm-up
-        python_ms = cuda_ms(lambda: dattn.attention(q, k, v, **settings), args.repeats)
-        cli = subprocess.run([args.cli, "bench", "attention", "--backend", "cuda", "--dtype", "bf16", "--lengths",
-                              str(n), "--heads", str(HEADS), "--kv-heads", str(KV_HEADS), "--head-dim",
-                              str(HEAD_DIM), "--window", str(args.window), "--sink", str(args.sink), "--gamma",
-                              str(args.gamma), "--repeats", str(args.repeats), "--json"],
-                             check=True, capture_output=True, text=True)
-        cli_ms = next(r["ms"] for r in json.loads(cli.stdout)["results"] if r["mode"] == "delta")
-        rows.append({"tokens": n, "python_ms": python_ms, "cli_ms": cli_ms,
-                     "overhead_percent": 100.0 * (python_ms / cli_ms - 1.0)})
-        log(rows[-1])
-        del q, k, v
-    return rows
-
-
-def prefill(args):
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from model_bench import forward, llama31_8b_config, make_model, random_ids, timed
-    import dattn.transformers
-    dattn.transformers.register(mode="delta", window=args.window, sink=args.sink, gamma=args.gamma)
-    config = llama31_8b_config()
-    model = make_model(config)
-    rows = []
-    with torch.inference_mode():
-        for impl in ("dattn", "sdpa", "flex_attention"):
-            model.set_attn_implementation(impl)
-            try:
-                forward(model, random_ids(2048, config.vocab_size, 1))  # warm-up
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-                out, ms = timed(lambda: forward(model, random_ids(args.prefill_tokens, config.vocab_size, 2)))
-                del out
-                rows.append({"impl": impl, "tokens": args.prefill_tokens, "ms": ms, "status": "ok",
-                             "peak_bytes": torch.cuda.max_memory_allocated()})
-            except Exception as e:  # an implementation that cannot run this length is reported, not fatal
-                rows.append({"impl": impl, "tokens": args.prefill_tokens, "status": "error",
-                             "reason": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
-            log(rows[-1])
-    return rows
+        start.record()
+        dattn.attention(q, k, v, **settings)
+        end.record()
+        end.synchronize()
+        wall_ms.append((time.perf_counter() - t) * 1000.0)
+        event_ms.append(start.elapsed_time(end))
+    return statistics.median(event_ms), statistics.median(wall_ms)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cli", required=True, help="the dattn binary (built with CUDA)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--bench-binary", required=True, help="bench/cuda/cuda_attention_bench of a CUDA build")
+    parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--lengths", default="32768,131072")
-    parser.add_argument("--prefill-tokens", type=int, default=131072)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--window", type=int, default=2048)
     parser.add_argument("--sink", type=int, default=1024)
     parser.add_argument("--gamma", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     args.lengths = [int(n) for n in args.lengths.split(",")]
-    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-               "operator": operator_overhead(args), "prefill": prefill(args)}
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "python_bench.json").write_text(json.dumps(results, indent=1))
-    log("\n| tokens | dattn.attention ms | dattn bench attention ms | overhead |\n|---|---|---|---|")
-    for row in results["operator"]:
-        log(f"| {row['tokens']} | {row['python_ms']:.2f} | {row['cli_ms']:.2f} | {row['overhead_percent']:+.1f}% |")
-    log("\n| implementation | prefill tokens | ms | peak GiB |\n|---|---|---|---|")
-    for row in results["prefill"]:
-        if row["status"] == "ok":
-            log(f"| {row['impl']} | {row['tokens']} | {row['ms']:.0f} | {row['peak_bytes'] / 2**30:.1f} |")
-        else:
-            log(f"| {row['impl']} | {row['tokens']} | {row['reason']} | |")
+    if torch.cuda.current_stream().cuda_stream != 0:
+        sys.exit("the current torch stream is not the default stream the C++ benchmark times on")
+
+    log(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; C++ benchmark, first pass")
+    cpp_before = cpp_bench_ms(args)
+    measured = {}
+    for n in args.lengths:
+        measured[n] = python_ms(n, args)
+        log(f"  dattn.attention n={n}: {measured[n][0]:.3f} ms (events), {measured[n][1]:.3f} ms (wall)")
+        torch.cuda.empty_cache()
+    log("C++ benchmark, second pass")
+    cpp_after = cpp_bench_ms(args)
+    rows = []
+    for n in args.lengths:
+        cpp = (cpp_before[n] + cpp_after[n]) / 2.0
+        rows.append({"tokens": n, "python_ms": measured[n][0], "python_wall_ms": measured[n][1],
+                     "cpp_ms": cpp, "cpp_ms_passes": [cpp_before[n], cpp_after[n]],
+                     "overhead_percent": 100.0 * (measured[n][0] / cpp - 1.0)})
+    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "settings": vars(args),
+              "results": rows}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    log(f"\ndelta, bf16, {HEADS}/{KV_HEADS} heads, d {HEAD_DIM}, window {args.window}, sink {args.sink}, "
+        f"gamma {args.gamma}, median of {args.repeats} (CUDA events)\n")
+    log("| tokens | dattn.attention ms | cuda_attention_bench ms (two passes) | overhead | Python wall ms |")
+    log("|---|---|---|---|---|")
+    for r in rows:
+        log(f"| {r['tokens']} | {r['python_ms']:.3f} | {r['cpp_ms']:.3f} ({r['cpp_ms_passes'][0]:.3f}, "
+            f"{r['cpp_ms_passes'][1]:.3f}) | {r['overhead_percent']:+.1f}% | {r['python_wall_ms']:.3f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs a CUDA build for a GPU machine that lacks this machine's libraries: the dattn binary, the
-# `cuda`-labelled test binaries with their ctest files, and the shared libraries they need that a bare
-# CUDA image may not have, into one compressed tarball (the device tool carries at most 64 MiB).
+# `cuda`-labelled test binaries with their ctest files, the shared libraries they need that a bare
+# CUDA image may not have, and what building the Python module there needs (python-module/), into one
+# compressed tarball (the device tool carries at most 64 MiB).
 # Usage: scripts/device-bundle.sh BUILD_DIR OUT_DIR   (then scripts/device-check.sh on the GPU machine)
 set -euo pipefail
 build=${1:?build dir}; out=${2:?output dir}
@@ -24,6 +25,8 @@ for lib in libfmt.so.9 libcpp-httplib.so.0.11 libpcre2-8.so.0 libicuuc.so.72 lib
   cp -L "/lib/x86_64-linux-gnu/$lib" "$stage/lib/"
 done
 cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$stage/lib/"
+# libdattn, fmt's headers and nanobind's sources: scripts/device-python.sh compiles the Python module there
+"$(dirname "$0")/device-python.sh" stage "$build" "$stage/python-module"
 # xz -9 (64 MiB window, one thread) finds the kernels repeated in every binary: about half the size of -6
 tar -C "$stage" -cf - . | xz -9 -T1 > "$out/bundle.tar.xz"
 rm -rf "$stage"

@@ -1,18 +1,26 @@
-// Times the cuda backend's dense, sparse and delta modes on bf16 inputs with CUDA events (warm-up
-// first, median of the repeats) and prints one JSON object per (length, mode) line for bench/gpu_bench.py.
+// Times the cuda backend's dense, sparse, recompute and delta modes (key pattern window + sink or block
+// top-k) on bf16 inputs with CUDA events (warm-up first, median of the repeats) and prints one JSON object
+// per (length, mode) line for bench/gpu_bench.py and bench/flex_block_topk.py. With block top-k it also
+// times the selection alone (block means, scores, top-k, unit lists) and can write the selection to .npy
+// files, so that another implementation can run the very same blocks.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <functional>
 #include <cstdio>
+#include <cstring>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "block_select.h"
+#include "dattn/attn/key_pattern.h"
 #include "dattn/attn/params.h"
 #include "dattn/delta/delta_attention.h"
+#include "dattn/io/npy.h"
 #include "fill_random.h"
 
 namespace {
@@ -37,6 +45,58 @@ float time_once(const std::function<void()>& call) {
   return ms;
 }
 
+// Median milliseconds of `call`: repeats until budget_ms is spent, at most max_reps times.
+std::pair<float, int> median_ms(const std::function<void()>& call, double budget_ms, int max_reps) {
+  std::vector<float> times;
+  float spent = 0;
+  do {
+    times.push_back(time_once(call));
+    spent += times.back();
+  } while (spent < budget_ms && int(times.size()) < max_reps);
+  check(cudaGetLastError(), "kernels");
+  std::sort(times.begin(), times.end());
+  return {times[times.size() / 2], int(times.size())};
+}
+
+// Query-key pairs the sparse rows of a block top-k selection attend to (rows < `rows`), over every kv head
+// of batch 0: each listed block's keys up to the row's position.
+double selected_pairs(const dattn::BlockSelection& sel, int64_t n, int64_t rows) {
+  double pairs = 0;
+  for (int64_t kv = 0; kv < sel.h_kv; ++kv)
+    for (int64_t qb = 0; qb < sel.q_blocks; ++qb) {
+      const int64_t r0 = qb * sel.block_q, r1 = std::min(rows, r0 + sel.block_q);
+      for (int32_t kb : sel.blocks(0, kv, qb)) {
+        const int64_t j0 = int64_t(kb) * sel.block_k, j1 = std::min(n, j0 + sel.block_k);
+        for (int64_t r = r0; r < r1; ++r) pairs += double(std::max<int64_t>(0, std::min(j1, r + 1) - j0));
+      }
+    }
+  return pairs;
+}
+
+// The selection as two int32 arrays: counts (h_kv, q_blocks) and blocks (h_kv, q_blocks, longest list),
+// padded with -1.
+void save_selection(const std::string& prefix, const dattn::BlockSelection& sel) {
+  using dattn::npy::Array;
+  int64_t longest = 0;
+  const int64_t lists = sel.h_kv * sel.q_blocks;
+  for (int64_t i = 0; i < lists; ++i) longest = std::max(longest, sel.offsets[size_t(i + 1)] - sel.offsets[size_t(i)]);
+  std::vector<int32_t> counts(static_cast<size_t>(lists));
+  std::vector<int32_t> blocks(static_cast<size_t>(lists * longest), -1);
+  for (int64_t i = 0; i < lists; ++i) {
+    counts[size_t(i)] = int32_t(sel.offsets[size_t(i + 1)] - sel.offsets[size_t(i)]);
+    std::copy(sel.key_blocks.begin() + sel.offsets[size_t(i)], sel.key_blocks.begin() + sel.offsets[size_t(i + 1)],
+              blocks.begin() + i * longest);
+  }
+  auto as_array = [](const std::vector<int32_t>& values, std::vector<int64_t> shape) {
+    Array a{dattn::npy::ElementType::i32, std::move(shape), {}};
+    a.bytes.resize(values.size() * sizeof(int32_t));
+    std::memcpy(a.bytes.data(), values.data(), a.bytes.size());
+    return a;
+  };
+  dattn::npy::save(prefix + "_counts.npy", as_array(counts, {sel.h_kv, sel.q_blocks}));
+  dattn::npy::save(prefix + "_blocks.npy", as_array(blocks, {sel.h_kv, sel.q_blocks, longest}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,9 +116,24 @@ int main(int argc, char** argv) {
   app.add_option("--gamma", gamma);
   app.add_option("--budget-ms", budget_ms);
   app.add_option("--max-reps", max_reps);
-  bool skip_finite_check = false;  // time the kernels alone, without the operator's NaN/Inf check of the inputs
+  bool skip_finite_check = false;  // time the kernels alone, without the operator's NaN/Inf check
   app.add_flag("--skip-finite-check", skip_finite_check);
+  std::string pattern = "window_sink", selection_out;
+  int64_t block_q = 64, block_k = 64, topk = 8;
+  app.add_option("--pattern", pattern, "window_sink or block_topk");
+  app.add_option("--block-q", block_q);
+  app.add_option("--block-k", block_k);
+  app.add_option("--topk", topk);
+  app.add_option("--selection-out", selection_out,
+                 "block_topk: write PREFIX_n<N>_{counts,blocks}.npy with the selection of each length");
+  dattn::CudaKernelConfig config;
+  bool no_tma = false, no_ws = false;
+  app.add_flag("--no-tma", no_tma, "K/V by cp.async instead of TMA");
+  app.add_flag("--no-ws", no_ws, "one-warpgroup kernels instead of the warp-specialised ones");
+  app.add_option("--kv-splits", config.kv_splits, "dense rows' split-KV: 0 = planned, 1 = never, n = n chunks");
   CLI11_PARSE(app, argc, argv);
+  config.tma = !no_tma;
+  config.warp_specialized = !no_ws;
 
   using namespace dattn;
   cudaDeviceProp prop{};
@@ -77,31 +152,51 @@ int main(int argc, char** argv) {
     for (const std::string& mode_text : modes) {
       AttentionParams p;
       p.mode = parse_mode(mode_text);
+      p.pattern = parse_pattern(pattern);
       p.window = window;
       p.sink = sink;
       p.gamma = gamma;
+      p.block_q = block_q;
+      p.block_k = block_k;
+      p.topk = topk;
       p.backend = Backend::cuda;
       p.skip_finite_check = skip_finite_check;
+      p.cuda = config;
       auto call = [&] { delta_attention(q, k, v, out, p); };
       if (!warmed_up) {  // module load and the first launch stay out of the numbers
         call();
         check(cudaDeviceSynchronize(), "warm-up");
       }
-      std::vector<float> times;
-      float spent = 0;
-      do {
-        times.push_back(time_once(call));
-        spent += times.back();
-      } while (spent < budget_ms && int(times.size()) < max_reps);
-      check(cudaGetLastError(), "kernels");
-      std::sort(times.begin(), times.end());
-      const float median = times[times.size() / 2];
+      const auto [median, reps] = median_ms(call, budget_ms, max_reps);
       const AttentionShape shape{1, n, n, heads, kv_heads, head_dim};
-      const double pairs = mode_pairs(shape, p) * double(heads);
+      double pairs = mode_pairs(shape, p) * double(heads);
+      std::string extra;
+      if (p.pattern == KeyPattern::block_topk && p.mode != AttentionMode::dense) {
+        // exact pairs of the selected blocks (mode_pairs bounds them), and the selection's own time
+        const RowPlan plan = make_row_plan(n, p);
+        const int64_t rows = p.mode == AttentionMode::sparse ? n : plan.sparse_rows;
+        const BlockSelection sel = cuda::detail::device_block_selection(q, k, p);
+        const double sparse_pairs = selected_pairs(sel, n, rows) * double(heads / kv_heads);
+        double dense_rows_pairs = 0;  // the anchors' and the tail's dense rows
+        if (p.mode != AttentionMode::sparse) {
+          for (int64_t j = 0; j < plan.num_anchors(); ++j) dense_rows_pairs += double(j * plan.gamma + 1);
+          for (int64_t row = plan.sparse_rows; row < n; ++row) dense_rows_pairs += double(row + 1);
+        }
+        pairs = sparse_pairs + dense_rows_pairs * double(heads);
+        auto select = [&] {
+          const cuda::detail::DeviceBlockSelection s(q, k, p, rows, 128, nullptr);
+        };
+        const auto [select_ms, select_reps] = median_ms(select, budget_ms / 4, max_reps);
+        extra = fmt::format(", \"select_ms\": {:.4f}, \"block_q\": {}, \"block_k\": {}, \"topk\": {}", select_ms,
+                            block_q, block_k, topk);
+        if (!selection_out.empty() && mode_text == modes.front()) save_selection(fmt::format("{}_n{}", selection_out, n), sel);
+      }
       const double tflops = 4.0 * double(head_dim) * pairs / (double(median) * 1e-3) / 1e12;
-      fmt::print("{{\"impl\": \"dattn\", \"mode\": \"{}\", \"n\": {}, \"ms\": {:.4f}, \"reps\": {}, \"pairs\": {:.6e}, "
-                 "\"tflops\": {:.2f}, \"finite_check\": {}, \"device\": \"{}\"}}\n",
-                 mode_text, n, median, times.size(), pairs, tflops, !skip_finite_check, prop.name);
+      fmt::print("{{\"impl\": \"dattn\", \"mode\": \"{}\", \"pattern\": \"{}\", \"n\": {}, \"ms\": {:.4f}, "
+                 "\"reps\": {}, \"pairs\": {:.6e}, \"tflops\": {:.2f}, \"finite_check\": {}, \"tma\": {}, "
+                 "\"ws\": {}, \"kv_splits\": {}{}, \"device\": \"{}\"}}\n",
+                 mode_text, pattern, n, median, reps, pairs, tflops, !skip_finite_check, config.tma,
+                 config.warp_specialized, config.kv_splits, extra, prop.name);
       std::fflush(stdout);
     }
     warmed_up = true;

@@ -54,6 +54,8 @@ void validate_attention_params(const AttentionParams& p) {
               "scale must be finite and positive (0 = 1/sqrt(d)), at most {:g}, got {}", kMaxAttentionScale, p.scale);
   DATTN_CHECK(p.num_threads >= 0 && p.num_threads <= kMaxThreads,
               "num_threads must be in 0 .. {} (0 = default), got {}", kMaxThreads, p.num_threads);
+  DATTN_CHECK(p.cuda.kv_splits >= 0 && p.cuda.kv_splits <= kMaxCudaKvSplits,
+              "cuda kv_splits must be in 0 .. {} (0 = planned per call), got {}", kMaxCudaKvSplits, p.cuda.kv_splits);
   DATTN_CHECK(int(p.pattern) <= int(KeyPattern::block_topk), "unknown key pattern value {}", int(p.pattern));
   DATTN_CHECK(int(p.delta_variant) <= int(DeltaVariant::interpolate), "unknown delta variant value {}",
               int(p.delta_variant));

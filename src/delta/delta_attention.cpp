@@ -78,15 +78,6 @@ void dispatch(const TensorView& q, const TensorView& k, const TensorView& v, con
       return;
     case Backend::cuda:
       DATTN_CHECK(q.device == Device::cuda, "backend 'cuda' needs tensors on cuda, got {}", device_name(q.device));
-      // the CUDA kernels implement the window + sink pattern and the repeat variant only
-      DATTN_CHECK(params.mode == AttentionMode::dense || params.pattern == KeyPattern::window_sink,
-                  "backend 'cuda' does not implement the key pattern '{}' (only window_sink); use the cpu backend",
-                  pattern_name(params.pattern));
-      DATTN_CHECK(params.mode != AttentionMode::delta || params.delta_variant == DeltaVariant::repeat,
-                  "backend 'cuda' does not implement the delta variant '{}' (only repeat); use the cpu backend",
-                  delta_variant_name(params.delta_variant));
-      DATTN_CHECK(params.mode != AttentionMode::delta || params.anchor_gap == nullptr,
-                  "backend 'cuda' does not report the anchor gap; use the cpu backend");
       cuda::attention(q, k, v, out, lse, params);
       return;
     case Backend::automatic: break;

@@ -6,9 +6,7 @@
 
 #include <array>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
-#include <optional>
 #include <random>
 #include <string>
 
@@ -23,28 +21,6 @@ using test::with;
 
 #define DATTN_SKIP_WITHOUT_GPU() \
   if (!::dattn::cuda::available()) GTEST_SKIP() << "no CUDA device present: cuda backend tests skipped"
-
-// Sets an environment variable for a scope (the backend reads DATTN_CUDA_* switches per call) and puts the
-// old value, or its absence, back.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 using test::RandomPick;
 

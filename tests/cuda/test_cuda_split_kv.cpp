@@ -35,9 +35,6 @@ constexpr double kReferenceOut = 1e-2, kReferenceLse = 1e-3;
 constexpr double kSplitOutBf16 = 5e-3, kSplitOutF16 = 1.5e-3, kSplitLse = 1e-4;
 constexpr int kQueryTileRows = 128;  // TileShape::kBlockM with the default 2 m-tiles per warp
 
-// Read by the backend per call: 0 lets the planner choose, 1 never splits, n forces n chunks.
-constexpr const char* kKvSplitsEnv = "DATTN_CUDA_KV_SPLITS";
-
 // The dense-rows work of a call, as cuda_attention.cpp derives it (for the planner checks).
 AttentionKernelParams dense_rows_work(int64_t batch, int64_t n_q, int64_t n_kv, int64_t h_q, const AttentionParams& a) {
   AttentionKernelParams p{};
@@ -265,16 +262,13 @@ void check_split_case(const SplitCase& c, uint32_t seed) {
   DeviceTensor dq = to_device(q, c.dtype, c.heads_major), dk = to_device(k, c.dtype, c.heads_major),
                dv = to_device(v, c.dtype, c.heads_major);
 
-  GpuResult split, split_f32, unsplit_f32;
-  {
-    ScopedEnv force(kKvSplitsEnv, std::to_string(c.forced_splits));
-    split = run_gpu(dq.view, dk.view, dv.view, p, c.out_dtype, c.heads_major);
-    split_f32 = run_gpu(dq.view, dk.view, dv.view, p, DType::f32, c.heads_major);
-  }
-  {
-    ScopedEnv never(kKvSplitsEnv, "1");
-    unsplit_f32 = run_gpu(dq.view, dk.view, dv.view, p, DType::f32, c.heads_major);
-  }
+  // CudaKernelConfig::kv_splits: 0 lets the planner choose, 1 never splits, n forces n chunks
+  AttentionParams forced = p, never = p;
+  forced.cuda.kv_splits = int(c.forced_splits);
+  never.cuda.kv_splits = 1;
+  const GpuResult split = run_gpu(dq.view, dk.view, dv.view, forced, c.out_dtype, c.heads_major);
+  const GpuResult split_f32 = run_gpu(dq.view, dk.view, dv.view, forced, DType::f32, c.heads_major);
+  const GpuResult unsplit_f32 = run_gpu(dq.view, dk.view, dv.view, never, DType::f32, c.heads_major);
   EXPECT_TRUE(all_finite(split.out)) << "an output element was not written (NaN poison survived)";
   EXPECT_TRUE(all_finite(split.lse)) << "an LSE element was not written";
   EXPECT_LT(test::relative_l2(split_f32.out, unsplit_f32.out), c.dtype == DType::bf16 ? kSplitOutBf16 : kSplitOutF16);

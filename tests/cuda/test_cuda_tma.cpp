@@ -1,6 +1,6 @@
 // The sm_90a TMA path for K/V tiles (src/attn/cuda/tma_maps.*, tma_primitives.cuh) against the cp.async
-// path on the same inputs (DATTN_CUDA_TMA=0), the warp-specialised kernels (ws_kernels.cuh, the default
-// with TMA) against the one-warpgroup TMA kernels (DATTN_CUDA_WS=0), and the host's decisions.
+// path on the same inputs (CudaKernelConfig::tma = false), the warp-specialised kernels (ws_kernels.cuh, the
+// default with TMA) against the one-warpgroup TMA kernels (warp_specialized = false), and the host's decisions.
 //
 // Tolerances. TMA vs cp.async: none. Both put the same bytes in the same swizzled shared-memory layout (rows
 // past n_kv as zeros) and run the same instructions, so any difference is a wrong box, a wrong coordinate
@@ -26,10 +26,13 @@ namespace {
 
 using namespace cuda_test;
 
-// Read by the backend per call: "0" sends K/V through cp.async instead of TMA.
-constexpr const char* kTmaEnv = "DATTN_CUDA_TMA";
-// "0" keeps the one-warpgroup kernels on the TMA path.
-constexpr const char* kWsEnv = "DATTN_CUDA_WS";
+// The path each comparison turns off.
+struct PathSwitch {
+  const char* name;
+  bool CudaKernelConfig::*enabled;
+};
+constexpr PathSwitch kTma{"tma", &CudaKernelConfig::tma};
+constexpr PathSwitch kWarpSpecialized{"warp_specialized", &CudaKernelConfig::warp_specialized};
 
 bool device_is_hopper() {
   int device = 0, major = 0;
@@ -45,9 +48,10 @@ struct TmaCase {
   bool heads_major;
 };
 
-// Runs the case on the default path and with `env` set to "0"; both must agree bit for bit, or within
-// the bounds above when `rounding_differs`.
-void check_against_env_off(const TmaCase& c, uint32_t seed, const char* env, bool rounding_differs = false) {
+// Runs the case with `base` and with `off` turned off too; both must agree bit for bit, or within the
+// bounds above when `rounding_differs`.
+void check_against_path_off(const TmaCase& c, uint32_t seed, CudaKernelConfig base, PathSwitch off,
+                            bool rounding_differs = false) {
   SCOPED_TRACE(fmt::format("b{} nq{} nkv{} hq{} hkv{} d{} {} w{} s{} g{} {} {}", c.batch, c.n_q, c.n_kv, c.h_q,
                            c.h_kv, c.d, mode_name(c.mode), c.window, c.sink, c.gamma, dtype_name(c.dtype),
                            c.heads_major ? "heads-major" : "seq-major"));
@@ -59,32 +63,26 @@ void check_against_env_off(const TmaCase& c, uint32_t seed, const char* env, boo
                dv = to_device(v, c.dtype, c.heads_major);
   cuda::detail::TmaDescriptor map{};
   ASSERT_TRUE(cuda::detail::encode_kv_tma_map(dk.view, map)) << "TMA cannot describe this K: the case is vacuous";
-  const AttentionParams p = with(c.mode, c.window, c.sink, c.gamma);
+  AttentionParams p = with(c.mode, c.window, c.sink, c.gamma);
+  p.cuda = base;
   const GpuResult fast = run_gpu(dq.view, dk.view, dv.view, p);
-  GpuResult other;
-  {
-    ScopedEnv off(env, "0");
-    other = run_gpu(dq.view, dk.view, dv.view, p);
-  }
+  p.cuda.*off.enabled = false;
+  const GpuResult other = run_gpu(dq.view, dk.view, dv.view, p);
   EXPECT_TRUE(all_finite(fast.out)) << "an output element was not written (NaN poison survived)";
   EXPECT_TRUE(all_finite(fast.lse));
   if (rounding_differs) {
-    EXPECT_LT(test::relative_l2(fast.out, other.out), c.dtype == DType::bf16 ? 5e-3 : 1.5e-3) << env;
-    EXPECT_LT(test::relative_l2(fast.lse, other.lse), 1e-5) << env;
+    EXPECT_LT(test::relative_l2(fast.out, other.out), c.dtype == DType::bf16 ? 5e-3 : 1.5e-3) << off.name;
+    EXPECT_LT(test::relative_l2(fast.lse, other.lse), 1e-5) << off.name;
     return;
   }
-  EXPECT_EQ(test::max_abs_diff(fast.out, other.out), 0.0) << env << "=0 changed the output";
-  EXPECT_EQ(test::max_abs_diff(fast.lse, other.lse), 0.0) << env << "=0 changed the LSE";
+  EXPECT_EQ(test::max_abs_diff(fast.out, other.out), 0.0) << off.name << " = false changed the output";
+  EXPECT_EQ(test::max_abs_diff(fast.lse, other.lse), 0.0) << off.name << " = false changed the LSE";
 }
 
 TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
   DATTN_SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "TMA is used on compute capability 9.x only";
-  EXPECT_TRUE(cuda::detail::tma_enabled());
-  {
-    ScopedEnv off(kTmaEnv, "0");
-    EXPECT_FALSE(cuda::detail::tma_enabled());
-  }
+  EXPECT_TRUE(cuda::detail::tma_available());
   cuda::detail::TmaDescriptor map{};
   // (batch, rows, heads, d) token-major as the model's KV cache, and heads-major; batch 1 with any stride
   Tensor cache({1, 4096, 8, 128}, DType::bf16, Device::cuda);
@@ -103,29 +101,19 @@ TEST(CudaTmaMaps, DescribesTheKernelsLayouts) {
   EXPECT_FALSE(cuda::detail::encode_kv_tma_map(wrong_dtype, map));
 }
 
-// Checked before any device query, so these run without a GPU too.
-void expect_switch_rejects(const char* env, const char* value, bool (*read_switch)()) {
-  ScopedEnv bad(env, value);
-  try {
-    read_switch();
-    FAIL() << env << "=" << value << " was accepted";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr(fmt::format("{} must be 0", env)));
-    EXPECT_THAT(e.what(), ::testing::HasSubstr(fmt::format("'{}'", value)));
+// Checked before any device query, so this runs without a GPU too.
+TEST(CudaKernelConfig, RejectsAnOutOfRangeSplitCount) {
+  for (int splits : {-1, kMaxCudaKvSplits + 1}) {
+    AttentionParams p;
+    p.cuda.kv_splits = splits;
+    try {
+      validate_attention_params(p);
+      FAIL() << "kv_splits " << splits << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(fmt::format("kv_splits must be in 0 .. {}", kMaxCudaKvSplits)));
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(fmt::format("got {}", splits)));
+    }
   }
-}
-
-TEST(CudaTmaMaps, RejectsAnUnknownSwitchValue) {
-  expect_switch_rejects(kTmaEnv, "yes", cuda::detail::tma_enabled);
-}
-
-TEST(CudaWarpSpecialized, RejectsAnUnknownSwitchValue) {
-  EXPECT_TRUE(cuda::detail::warp_specialization_enabled());
-  {
-    ScopedEnv off(kWsEnv, "0");
-    EXPECT_FALSE(cuda::detail::warp_specialization_enabled());
-  }
-  expect_switch_rejects(kWsEnv, "2", cuda::detail::warp_specialization_enabled);
 }
 
 using M = AttentionMode;
@@ -144,10 +132,9 @@ TEST(CudaTma, SameBitsAsCpAsync) {
   DATTN_SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "TMA is used on compute capability 9.x only";
   uint32_t seed = 900;
-  for (const TmaCase& c : kLayoutCases) {
-    ScopedEnv one_warpgroup(kWsEnv, "0");  // the warp-specialised kernels are compared below
-    check_against_env_off(c, seed++, kTmaEnv);
-  }
+  CudaKernelConfig one_warpgroup;  // the warp-specialised kernels are compared below
+  one_warpgroup.warp_specialized = false;
+  for (const TmaCase& c : kLayoutCases) check_against_path_off(c, seed++, one_warpgroup, kTma);
 }
 
 TEST(CudaWarpSpecialized, AgreesWithOneWarpgroup) {
@@ -165,13 +152,14 @@ TEST(CudaWarpSpecialized, AgreesWithOneWarpgroup) {
   // The split-KV plan depends on the CTAs per SM, which differ between the two kernel families (and a
   // split rounds differently from no split): pin it, to none and to 3 chunks.
   uint32_t seed = 950;
-  for (const char* splits : {"1", "3"}) {
-    ScopedEnv pinned("DATTN_CUDA_KV_SPLITS", splits);
-    SCOPED_TRACE(fmt::format("DATTN_CUDA_KV_SPLITS={}", splits));
+  for (int splits : {1, 3}) {
+    CudaKernelConfig pinned;
+    pinned.kv_splits = splits;
+    SCOPED_TRACE(fmt::format("kv_splits = {}", splits));
     // exact only for 64-key tiles without split: after a split the one-warpgroup combine adds dense(anchor)
     // to -sparse(anchor) in one (possibly fused) step, the warp-specialised path subtracts in the sparse kernel
-    const bool rounding_differs = cuda::detail::kWsKeyTileKeys != 64 || std::string(splits) != "1";
-    for (const TmaCase& c : cases) check_against_env_off(c, seed++, kWsEnv, rounding_differs);
+    const bool rounding_differs = cuda::detail::kWsKeyTileKeys != 64 || splits != 1;
+    for (const TmaCase& c : cases) check_against_path_off(c, seed++, pinned, kWarpSpecialized, rounding_differs);
   }
 }
 

@@ -66,8 +66,34 @@ def test_compile_inductor_fullgraph(cuda_device):
         torch.testing.assert_close(torch.compile(block, fullgraph=True)(q, k, v), block(q, k, v), atol=1.6e-2, rtol=0)
 
 
-def test_generate_with_the_backend_on_cuda(cuda_device, tmp_path):
-    """A random Llama with head_dim 128 (the CUDA kernels' head sizes are 64 and 128), saved and loaded back."""
+def test_compile_inductor_fullgraph_calls_the_custom_op(cuda_device):
+    """torch.ops.dattn.attention itself in a compiled graph (LSE output used too), a (b, h, s, d) view as
+    input: the fake kernel's shapes must match the real ones for inductor's buffers."""
+    q, k, v = qkv(cuda_device)
+    q_view = q.transpose(1, 2).contiguous().transpose(1, 2)
+
+    def block(q, k, v):
+        out, lse = torch.ops.dattn.attention(q, k, v, "delta", 256, 64, 64, -1, 0.0)
+        return out.float().sum(dim=-1) * 2.0, lse.exp()
+
+    with torch.no_grad():
+        expected = block(q_view, k, v)
+        compiled = torch.compile(block, fullgraph=True)(q_view, k, v)
+    assert compiled[0].shape == (1, 4096, 8) and compiled[1].shape == (1, 8, 4096)
+    # the same kernels on the same inputs; only inductor's fused sum/exp may round differently
+    torch.testing.assert_close(compiled[0], expected[0], atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(compiled[1], expected[1], atol=0, rtol=1e-5)
+
+
+def load_kwargs():
+    """bf16 weights: transformers >= 4.56 calls the argument dtype, older ones torch_dtype."""
+    major, minor = (int(x) for x in pytest.importorskip("transformers").__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.bfloat16}
+
+
+def test_generate_with_the_backend_on_cuda(cuda_device, tmp_path, monkeypatch):
+    """A random Llama with head_dim 128 (the CUDA kernels' head sizes are 64 and 128), saved and loaded back:
+    dense mode equals sdpa, and generate prefills with dattn (one call per layer) and decodes with sdpa."""
     transformers = pytest.importorskip("transformers")
     import dattn.transformers
     dattn.transformers.register()
@@ -75,14 +101,23 @@ def test_generate_with_the_backend_on_cuda(cuda_device, tmp_path):
     config = transformers.LlamaConfig(vocab_size=512, hidden_size=512, intermediate_size=1024, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=2, head_dim=128)
     transformers.LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(tmp_path)
-    kwargs = dict(dtype=torch.bfloat16, device_map=str(cuda_device))
-    ours = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="dattn", **kwargs)
-    sdpa = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="sdpa", **kwargs)
+    ours = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="dattn",
+                                                             **load_kwargs()).to(cuda_device)
+    sdpa = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation="sdpa",
+                                                             **load_kwargs()).to(cuda_device)
     ids = torch.randint(3, 512, (1, 1000), generator=torch.Generator().manual_seed(1)).to(cuda_device)
     ours.config.dattn = {"mode": "dense"}
     with torch.no_grad():  # bf16 activations through two layers: compare logits at bf16 resolution
         torch.testing.assert_close(ours(ids).logits.float(), sdpa(ids).logits.float(), atol=5e-2, rtol=0)
     ours.config.dattn = {"mode": "delta", "window": 128, "sink": 64, "gamma": 64}
-    generate = dict(max_new_tokens=16, do_sample=False, pad_token_id=0)
-    out = ours.generate(ids, **generate)
+    calls = []
+    operator = dattn.transformers._operator
+
+    def recording(q, k, v, mode, *args):
+        calls.append((q.shape[1], q.device.type, mode))
+        return operator(q, k, v, mode, *args)
+
+    monkeypatch.setattr(dattn.transformers, "_operator", recording)
+    out = ours.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=0)
     assert out.shape == (1, 1016) and torch.equal(out[:, :1000], ids)
+    assert calls == [(1000, "cuda", "delta")] * 2, "the prefill (1000 rows, 2 layers) only; decode runs sdpa"

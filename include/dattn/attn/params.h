@@ -39,11 +39,20 @@ struct AnchorGap {
   std::vector<float> mean, max;   // index batch * h_q + head
 };
 
+// Explicit choices among the CUDA kernels' paths, so that benchmarks and tests can compare them; the
+// defaults take the fastest path the device and the tensors' layout allow. The CPU backends ignore it.
+struct CudaKernelConfig {
+  bool tma = true;               // sm_90a: K/V tiles by TMA where the layout allows (false: cp.async)
+  bool warp_specialized = true;  // sm_90a with TMA: producer + two consumer warpgroups (false: one warpgroup)
+  int kv_splits = 0;             // dense rows' split-KV: 0 = planned per call, 1 = never split, n = n chunks
+};
+inline constexpr int kMaxCudaKvSplits = 64;
+
 // Allowed ranges (validate_attention_params checks them; every backend relies on it):
 //   window [1, INT64_MAX], sink [0, INT64_MAX], gamma [1, INT64_MAX], tail_min -1 or [0, INT64_MAX]
 //   (values past the chunk saturate: window >= n_kv is dense, a tail >= n_q makes every row dense),
 //   scale 0 or a finite positive number at most kMaxAttentionScale (its fp32 exp2-domain form stays finite),
-//   num_threads [0, kMaxThreads].
+//   num_threads [0, kMaxThreads], cuda.kv_splits [0, kMaxCudaKvSplits].
 struct AttentionParams {
   AttentionMode mode = AttentionMode::delta;
   KeyPattern pattern = KeyPattern::window_sink;
@@ -60,6 +69,7 @@ struct AttentionParams {
   int num_threads = 0;     // CPU backends: 0 = default_num_threads()
   void* stream = nullptr;  // CUDA backend: a cudaStream_t, nullptr = default stream
   AnchorGap* anchor_gap = nullptr;  // delta mode: filled with the anchor gap when not null
+  CudaKernelConfig cuda{};          // CUDA backend: which kernel paths to take (defaults: the fastest)
   // NaN or Inf in q, k or v is refused with an error (one extra read of the inputs). A caller that has
   // already checked every row it passes (the CPU model runtime checks each new row once) may skip it.
   bool skip_finite_check = false;

@@ -47,30 +47,35 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
 
   SoftmaxAccumulator<kHeadDim> acc;
   float lse[kM][2];
-  if (delta_anchors && (!split || sparse_slice)) {
+  // With p.delta_in_sparse_epilogue the sparse kernel subtracts sparse(anchor) itself.
+  if (delta_anchors && !p.delta_in_sparse_epilogue && (!split || sparse_slice)) {
     acc.reset();
-    attend_key_tiles<Elem, kHeadDim, true, kDenseRowsPvWgmma>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base,
-                                                                pos, smem, acc);
+    attend_key_tiles<Elem, kHeadDim, KeyMode::window_sink, kDenseRowsPvWgmma>(
+        p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base, pos, smem, acc);
     acc.finish(p.scale_log2, lse);
     write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
     if (sparse_slice) return;
   }
 
   acc.reset();
-  attend_key_tiles<Elem, kHeadDim, false, kDenseRowsPvWgmma>(p, qt, dense_keys, k_base, v_base, pos, smem, acc);
+  attend_key_tiles<Elem, kHeadDim, KeyMode::dense, kDenseRowsPvWgmma>(p, qt, dense_keys, k_base, v_base, pos, smem, acc);
   acc.finish(p.scale_log2, lse);
   if (split) {
     store_split_partial(p, qt, blockIdx.x, blockIdx.y, z, acc, lse);
     return;
   }
   if (delta_anchors) {
-    write_anchor_delta<AnchorDeltaWrite::add_dense>(p, qt, b, h, acc);
+    if (p.delta_in_sparse_epilogue)
+      write_anchor_delta<AnchorDeltaWrite::dense>(p, qt, b, h, acc);
+    else
+      write_anchor_delta<AnchorDeltaWrite::add_dense>(p, qt, b, h, acc);
     return;
   }
   store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
 }
 
-template <typename Elem, int kHeadDim>
+// kMode: window_sink, or block_list (block top-k's listed key units; Δ formed in the epilogue).
+template <typename Elem, int kHeadDim, KeyMode kMode>
 __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHeadDim>::kMinBlocksPerSm)
     sparse_rows_kernel(const __grid_constant__ AttentionKernelParams p) {
   using S = TileShape<kHeadDim>;
@@ -80,17 +85,21 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   const int t = int(gridDim.y) - 1 - int(blockIdx.y);
   const int first = t * S::kBlockM;
   const QueryTile qt = make_query_tile(p, first, 1, min(S::kBlockM, p.sparse_row_end - first));
+  const KeyTileRanges keys = kMode == KeyMode::block_list ? listed_key_units(p, b, kv_head, t)
+                                                          : sparse_key_tiles<S::kBlockN>(p, qt);
 
   int pos[S::kMTiles][2];
   load_query_tile<Elem, kHeadDim>(p, qt, head_base<Elem>(p.q, b, h), smem, pos);
   SoftmaxAccumulator<kHeadDim> acc;
   acc.reset();
-  attend_key_tiles<Elem, kHeadDim, true, kSparseRowsPvWgmma>(p, qt, sparse_key_tiles<S::kBlockN>(p, qt),
-                                                             head_base<Elem>(p.k, b, kv_head),
-                                                             head_base<Elem>(p.v, b, kv_head), pos, smem, acc);
+  attend_key_tiles<Elem, kHeadDim, kMode, kSparseRowsPvWgmma>(p, qt, keys, head_base<Elem>(p.k, b, kv_head),
+                                                              head_base<Elem>(p.v, b, kv_head), pos, smem, acc);
   float lse[S::kMTiles][2];
   acc.finish(p.scale_log2, lse);
-  store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
+  if (p.add_delta && p.delta_in_sparse_epilogue)
+    store_rows_delta_staged<kHeadDim>(p, qt, b, h, acc, lse, reinterpret_cast<float*>(smem));
+  else
+    store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
 }
 
 }  // namespace dattn::cuda::detail

@@ -89,10 +89,26 @@ __device__ inline QueryTile make_query_tile(const AttentionKernelParams& p, int 
   return {row_begin, row_step, rows, offset + row_begin, offset + row_begin + (rows - 1) * row_step};
 }
 
-// Key tiles to visit: [begin0, end0) then [begin1, end1).
+// How a key pass decides which keys a row sees: every causal key (dense), window + sink, or the key units
+// that block top-k listed for the query tile (block_list; kernel_params.h).
+enum class KeyMode { dense, window_sink, block_list };
+
+// Key tiles to visit: [begin0, end0) then [begin1, end1). With KeyMode::block_list the tiles are positions
+// in the tile's list of key units, `units` (begin0 = 0, end0 = the list's length).
 struct KeyTileRanges {
   int begin0, end0, begin1, end1;
+  const int32_t* units = nullptr;
 };
+
+// Block top-k: the listed key units of sparse query tile `tile` (128 rows) of (b, kv_head).
+__device__ inline KeyTileRanges listed_key_units(const AttentionKernelParams& p, int b, int kv_head, int tile) {
+  const int64_t list = (int64_t(b) * p.h_kv + kv_head) * p.query_tiles + tile;
+  return {0, p.key_unit_counts[list], 0, 0, p.key_units + list * p.key_unit_capacity};
+}
+inline constexpr int kKeyUnit = 64;  // keys per listed unit: one TMA box, one 64-key tile
+__device__ __forceinline__ int unit_first_key(int32_t entry) { return (entry >> 2) * kKeyUnit; }
+// Does the 64-row group `group` of the query tile keep this listed unit?
+__device__ __forceinline__ bool unit_kept_by(int32_t entry, int group) { return (entry >> group) & 1; }
 
 template <int kBlockN>
 __device__ inline KeyTileRanges dense_key_tiles(const QueryTile& qt) {
@@ -241,19 +257,20 @@ __device__ __forceinline__ int local_row(int m, int r) {
   return (warp * kM + m) * 16 + lane / 4 + 8 * r;
 }
 
-// Is key `key` visible to the query at position `pos`? (sparse_keys() of attn/params.h, or causal)
-template <bool kSparse>
+// Is key `key` visible to the query at position `pos`? (sparse_keys() of attn/params.h, or causal; a
+// listed unit's keys are causal only, its ownership is checked by the caller)
+template <KeyMode kMode>
 __device__ __forceinline__ bool key_visible(const AttentionKernelParams& p, int key, int pos) {
   if (key > pos) return false;
-  if constexpr (kSparse) return key < p.sink || key > pos - p.window;
+  if constexpr (kMode == KeyMode::window_sink) return key < p.sink || key > pos - p.window;
   return true;
 }
 
 // Does any row of a strided query tile see a key of tile [kb, kb + kBlockN)? Gathered anchors are
 // gamma positions apart, so the window tiles between their windows can be skipped entirely.
-template <bool kSparse, int kBlockN>
+template <KeyMode kMode, int kBlockN>
 __device__ __forceinline__ bool key_tile_needed(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
-  if (!kSparse || qt.row_step == 1) return true;
+  if (kMode != KeyMode::window_sink || qt.row_step == 1) return true;
   const int kb = tile * kBlockN;
   if (kb < p.sink) return true;
   const int lo = kb, hi = kb + kBlockN - 1 + p.window - 1;  // rows whose window reaches the tile
@@ -261,11 +278,25 @@ __device__ __forceinline__ bool key_tile_needed(const AttentionKernelParams& p, 
   return r < qt.rows && qt.pos_first + r * qt.row_step <= hi;
 }
 
-template <bool kSparse, int kBlockN>
+template <KeyMode kMode, int kBlockN>
 __device__ __forceinline__ bool key_tile_unmasked(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
+  static_assert(kMode != KeyMode::block_list, "listed units: see block_list_tile_unmasked");
   const int kb = tile * kBlockN, ke = kb + kBlockN - 1;
   if (ke > qt.pos_first) return false;  // causal diagonal, or past the sequence end
-  if constexpr (kSparse) return ke < p.sink || kb > qt.pos_last - p.window;
+  if constexpr (kMode == KeyMode::window_sink) return ke < p.sink || kb > qt.pos_last - p.window;
+  return true;
+}
+
+// A key tile made of the listed units [first, first + kUnits): unmasked when every unit exists, both row
+// groups keep it, and all its keys precede the tile's first row.
+template <int kUnits>
+__device__ __forceinline__ bool block_list_tile_unmasked(const QueryTile& qt, const KeyTileRanges& list, int first) {
+  if (first + kUnits > list.end0) return false;
+#pragma unroll
+  for (int u = 0; u < kUnits; ++u) {
+    const int32_t entry = list.units[first + u];
+    if ((entry & 3) != 3 || unit_first_key(entry) + kKeyUnit - 1 > qt.pos_first) return false;
+  }
   return true;
 }
 
@@ -294,6 +325,8 @@ __device__ __forceinline__ const Elem* head_base(const OperandPtr& t, int b, int
 }
 
 __device__ __forceinline__ void store_pair(const AttentionKernelParams& p, int64_t index, float a, float b) {
+  // NaN or Inf reaching an output (a non-finite input the row sees, or scores past fp32): the host reports it
+  if (p.non_finite_output && !(isfinite(a) && isfinite(b))) *p.non_finite_output = 1;
   switch (p.out_type) {
     case OutType::f32: *reinterpret_cast<float2*>(static_cast<float*>(p.out) + index) = make_float2(a, b); break;
     case OutType::bf16:
@@ -305,7 +338,32 @@ __device__ __forceinline__ void store_pair(const AttentionKernelParams& p, int64
   }
 }
 
-// Writes the thread's rows of acc (plus Δ of their anchors when add_delta) and their LSE.
+__device__ __forceinline__ void store_row_lse(const AttentionKernelParams& p, int b, int h, int row, float lse) {
+  if (p.lse)
+    p.lse[int64_t(b) * p.lse_batch_stride + int64_t(h) * p.lse_head_stride + int64_t(row) * p.lse_row_stride] = lse;
+}
+
+__device__ __forceinline__ int64_t out_row_index(const AttentionKernelParams& p, int b, int h, int row) {
+  return int64_t(b) * p.out_batch_stride + int64_t(row) * p.out_row_stride + int64_t(h) * p.out_head_stride;
+}
+
+// The anchor gap ||Δ|| / ||dense(anchor)|| (0 where dense is zero) of anchor j from the thread's share of
+// the row's squared sums; the four lanes of a quad hold one row and take this branch together.
+__device__ __forceinline__ void write_anchor_gap(const AttentionKernelParams& p, int b, int h, int j, float delta_sq,
+                                                 float dense_sq) {
+  const unsigned quad = 0xfu << ((threadIdx.x % 32) & ~3u);
+  delta_sq += __shfl_xor_sync(quad, delta_sq, 1);
+  dense_sq += __shfl_xor_sync(quad, dense_sq, 1);
+  delta_sq += __shfl_xor_sync(quad, delta_sq, 2);
+  dense_sq += __shfl_xor_sync(quad, dense_sq, 2);
+  if (threadIdx.x % 4 == 0)
+    p.anchor_gap[(int64_t(b) * p.h_q + h) * p.num_anchors + j] = dense_sq > 0.f ? sqrtf(delta_sq / dense_sq) : 0.f;
+}
+
+// Writes the thread's rows of acc (plus the correction of their anchors when add_delta: Δ of the row's
+// anchor, or with p.interpolate (1 - t) Δ_j + t Δ_{j+1}, t = (row - a_j) / gamma, where a next anchor
+// exists) and their LSE. p.delta holds Δ = dense - sparse here; an anchor row's own sparse output is acc,
+// so its dense row is acc + Δ (the anchor gap, when requested).
 template <int kHeadDim, int kM>
 __device__ __forceinline__ void store_rows(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
                                            const SoftmaxAccumulator<kHeadDim, kM>& acc, const float (&lse)[kM][2],
@@ -321,24 +379,97 @@ __device__ __forceinline__ void store_rows(const AttentionKernelParams& p, const
       const bool sparse_block_row = row < p.sparse_rows;
       if (skip_anchor_rows && sparse_block_row && row % p.gamma == 0) continue;
       const float* delta = nullptr;
-      if (add_delta && sparse_block_row)
-        delta = p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim;
-      const int64_t out_row = int64_t(b) * p.out_batch_stride + int64_t(row) * p.out_row_stride +
-                              int64_t(h) * p.out_head_stride;
+      const float* next = nullptr;
+      float t = 0.f;
+      if (add_delta && sparse_block_row) {
+        const int j = row / p.gamma;
+        delta = p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + j) * kHeadDim;
+        if (p.interpolate && j + 1 < p.num_anchors) {
+          next = delta + kHeadDim;
+          t = float(row - j * p.gamma) / float(p.gamma);
+        }
+      }
+      const bool gap_row = p.anchor_gap && delta && row % p.gamma == 0;
+      float delta_sq = 0.f, dense_sq = 0.f;
+      const int64_t out_row = out_row_index(p, b, h, row);
 #pragma unroll
       for (int d = 0; d < kHeadDim / 8; ++d) {
         const int col = d * 8 + 2 * (lane % 4);
         float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
         if (delta) {
-          const float2 dv = *reinterpret_cast<const float2*>(delta + col);
+          float2 dv = *reinterpret_cast<const float2*>(delta + col);
+          if (gap_row) {
+            delta_sq += dv.x * dv.x + dv.y * dv.y;
+            dense_sq += (x0 + dv.x) * (x0 + dv.x) + (x1 + dv.y) * (x1 + dv.y);
+          }
+          if (next) {
+            const float2 nv = *reinterpret_cast<const float2*>(next + col);
+            dv = make_float2((1.f - t) * dv.x + t * nv.x, (1.f - t) * dv.y + t * nv.y);
+          }
           x0 += dv.x;
           x1 += dv.y;
         }
         store_pair(p, out_row + col, x0, x1);
       }
-      if (p.lse && lane % 4 == 0)
-        p.lse[int64_t(b) * p.lse_batch_stride + int64_t(h) * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
-            lse[m][r];
+      if (gap_row) write_anchor_gap(p, b, h, row / p.gamma, delta_sq, dense_sq);
+      if (lane % 4 == 0) store_row_lse(p, b, h, row, lse[m][r]);
+    }
+}
+
+// The sparse tile's epilogue when it forms Δ itself (p.delta_in_sparse_epilogue; block top-k on the
+// one-warpgroup kernels): p.delta holds dense(anchor), and every row's anchor lies in the same tile (tiles
+// start at multiples of 128 and gamma divides 64), so the anchors' sparse rows are staged in shared memory
+// (`staged`: (128 / gamma) x head_dim floats, free once the key loop's last barrier passed).
+template <int kHeadDim, int kM>
+__device__ __forceinline__ void store_rows_delta_staged(const AttentionKernelParams& p, const QueryTile& qt, int b,
+                                                        int h, const SoftmaxAccumulator<kHeadDim, kM>& acc,
+                                                        const float (&lse)[kM][2], float* staged) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int local = local_row<kHeadDim, kM>(m, r);
+      if (local >= qt.rows || local % p.gamma != 0) continue;
+#pragma unroll
+      for (int d = 0; d < kHeadDim / 8; ++d) {
+        const int col = d * 8 + 2 * (lane % 4);
+        *reinterpret_cast<float2*>(staged + (local / p.gamma) * kHeadDim + col) =
+            make_float2(acc.o[m][d][2 * r], acc.o[m][d][2 * r + 1]);
+      }
+    }
+  __syncthreads();
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int local = local_row<kHeadDim, kM>(m, r);
+      if (local >= qt.rows) continue;
+      const int row = qt.row(local);
+      const float* dense =
+          row < p.sparse_rows ? p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim : nullptr;
+      const float* sparse_anchor = staged + (local / p.gamma) * kHeadDim;
+      const bool gap_row = p.anchor_gap && dense && local % p.gamma == 0;
+      float delta_sq = 0.f, dense_sq = 0.f;
+      const int64_t out_row = out_row_index(p, b, h, row);
+#pragma unroll
+      for (int d = 0; d < kHeadDim / 8; ++d) {
+        const int col = d * 8 + 2 * (lane % 4);
+        float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
+        if (dense) {
+          const float2 dv = *reinterpret_cast<const float2*>(dense + col);
+          const float2 sv = *reinterpret_cast<const float2*>(sparse_anchor + col);
+          if (gap_row) {
+            delta_sq += (dv.x - sv.x) * (dv.x - sv.x) + (dv.y - sv.y) * (dv.y - sv.y);
+            dense_sq += dv.x * dv.x + dv.y * dv.y;
+          }
+          x0 += dv.x - sv.x;
+          x1 += dv.y - sv.y;
+        }
+        store_pair(p, out_row + col, x0, x1);
+      }
+      if (gap_row) write_anchor_gap(p, b, h, row / p.gamma, delta_sq, dense_sq);
+      if (lane % 4 == 0) store_row_lse(p, b, h, row, lse[m][r]);
     }
 }
 

@@ -4,8 +4,12 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <utility>
 
+#include <vector>
+
+#include "block_select.h"
 #include "cuda_check.h"
 #include "unchecked_backends.h"
 #include "dattn/core/error.h"
@@ -68,8 +72,8 @@ void check_output_layout(const TensorView& t) {
     DATTN_CHECK(t.stride[i] % 2 == 0, "cuda backend: out stride[{}] = {} must be even", i, t.stride[i]);
 }
 
-// The CPU backends' refusal of NaN / Inf inputs, on the device (dattn::check_finite).
-void check_finite_on_device(const TensorView& t, const char* name, cudaStream_t stream) {
+// Where q, k or v holds its first NaN / Inf, as the CPU backends' refusal words it (dattn::check_finite).
+void refuse_non_finite_input(const TensorView& t, const char* name, cudaStream_t stream) {
   const uint16_t mask = t.dtype == DType::bf16 ? 0x7f80 : 0x7c00;
   const int64_t bad = find_non_finite_16bit(t.data, t.shape.data(), t.stride.data(), mask, stream);
   if (bad < 0) return;
@@ -78,6 +82,41 @@ void check_finite_on_device(const TensorView& t, const char* name, cudaStream_t 
   fail("{} holds a non-finite value (NaN or Inf) at [{}, {}, {}, {}]: attention refuses NaN and Inf inputs", name, b,
        r, h, c);
 }
+
+// NaN / Inf refusal at no cost to the kernels: every output store flags a non-finite value (store_pair), the
+// flag is read back once after the kernels (the call's one wait), and only then are q, k and v searched, so
+// that the error names the bad input. A non-finite value no output row sees is not refused here.
+class NonFiniteCheck {
+ public:
+  NonFiniteCheck(bool enabled, cudaStream_t stream) : stream_(stream) {
+    if (!enabled) return;
+    check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&flag_), sizeof(int), stream), "allocating the NaN/Inf flag");
+    check_cuda(cudaMemsetAsync(flag_, 0, sizeof(int), stream), "clearing the NaN/Inf flag");
+  }
+  ~NonFiniteCheck() {
+    if (flag_) cudaFreeAsync(flag_, stream_);
+  }
+  NonFiniteCheck(const NonFiniteCheck&) = delete;
+  NonFiniteCheck& operator=(const NonFiniteCheck&) = delete;
+  int* flag() const { return flag_; }
+
+  void refuse_if_flagged(const TensorView& q, const TensorView& k, const TensorView& v, double scale) const {
+    if (!flag_) return;
+    int flagged = 0;
+    check_cuda(cudaMemcpyAsync(&flagged, flag_, sizeof(int), cudaMemcpyDeviceToHost, stream_), "reading the NaN/Inf flag");
+    check_cuda(cudaStreamSynchronize(stream_), "reading the NaN/Inf flag");
+    if (!flagged) return;
+    refuse_non_finite_input(q, "q", stream_);
+    refuse_non_finite_input(k, "k", stream_);
+    refuse_non_finite_input(v, "v", stream_);
+    fail("attention produced a non-finite output from finite q, k and v: the scores exceed the fp32 range "
+         "(scale {:g}); scale the inputs down", scale);
+  }
+
+ private:
+  cudaStream_t stream_;
+  int* flag_ = nullptr;
+};
 
 OutType out_type(DType t) {
   switch (t) {
@@ -107,10 +146,11 @@ void launch(DType dtype, int head_dim, RowsKernel kernel, const AttentionKernelP
     launch_for_head_dim<ElemType::f16>(head_dim, kernel, p, stream);
 }
 
-// Stream-ordered fp32 scratch (Δ, split-KV partials), freed after the kernels that use it (also on error).
+// Stream-ordered fp32 scratch (Δ, split-KV partials, anchor gaps), freed after the kernels that use it
+// (also on error).
 class ScratchBuffer {
  public:
-  ScratchBuffer(size_t floats, cudaStream_t stream, const char* what) : stream_(stream) {
+  ScratchBuffer(size_t floats, cudaStream_t stream, const char* what) : stream_(stream), floats_(floats) {
     if (floats) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), floats * sizeof(float), stream), what);
   }
   ~ScratchBuffer() {
@@ -119,15 +159,43 @@ class ScratchBuffer {
   ScratchBuffer(const ScratchBuffer&) = delete;
   ScratchBuffer& operator=(const ScratchBuffer&) = delete;
   float* data() const { return data_; }
+  std::vector<float> to_host() const {
+    std::vector<float> host(floats_);
+    if (floats_) {
+      check_cuda(cudaMemcpyAsync(host.data(), data_, floats_ * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+                 "copying results to the host");
+      check_cuda(cudaStreamSynchronize(stream_), "copying results to the host");
+    }
+    return host;
+  }
 
  private:
   float* data_ = nullptr;
   cudaStream_t stream_;
+  size_t floats_;
 };
 
-// Chooses split-KV for the dense-rows tiles in p (sets p.kv_splits, p.split_key_tiles).
-void plan_dense_rows_splits(AttentionKernelParams& p) {
-  const SplitPlan plan = plan_kv_splits(p, current_device_sm_count(), forced_kv_splits_from_env(),
+// Mean and max over the anchors of every (batch, head)'s per-anchor gaps (the CPU backend's reduce_gaps).
+AnchorGap reduce_anchor_gaps(const std::vector<float>& gaps, int64_t heads, int64_t anchors) {
+  AnchorGap result{anchors, std::vector<float>(size_t(heads)), std::vector<float>(size_t(heads))};
+  if (anchors == 0) return result;
+  for (int64_t bh = 0; bh < heads; ++bh) {
+    double sum = 0;
+    float high = 0;
+    for (int64_t j = 0; j < anchors; ++j) {
+      sum += gaps[size_t(bh * anchors + j)];
+      high = std::max(high, gaps[size_t(bh * anchors + j)]);
+    }
+    result.mean[size_t(bh)] = float(sum / double(anchors));
+    result.max[size_t(bh)] = high;
+  }
+  return result;
+}
+
+// Chooses split-KV for the dense-rows tiles in p (sets p.kv_splits, p.split_key_tiles); forced_splits > 0
+// fixes the chunk count (CudaKernelConfig::kv_splits).
+void plan_dense_rows_splits(AttentionKernelParams& p, int forced_splits) {
+  const SplitPlan plan = plan_kv_splits(p, current_device_sm_count(), forced_splits,
                                         p.warp_specialized ? kWsCtasPerSm : kCtasPerSm,
                                         p.warp_specialized ? kWsKeyTileKeys : kKeyTileKeys);
   p.kv_splits = plan.kv_splits;
@@ -167,17 +235,26 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   check_input_layout(k, "k");
   check_input_layout(v, "v");
   check_output_layout(out);
-  if (!params.skip_finite_check) {
-    const auto stream = static_cast<cudaStream_t>(params.stream);
-    check_finite_on_device(q, "q", stream);
-    check_finite_on_device(k, "k", stream);
-    check_finite_on_device(v, "v", stream);
-  }
   constexpr int64_t kMaxKeys = int64_t(1) << 30;  // positions + window stay inside int32 in the kernels
   DATTN_CHECK(s.n_kv < kMaxKeys, "cuda backend supports n_kv < 2^30, got {}", s.n_kv);
   DATTN_CHECK(s.n_q / kQueryTileRows < 65535, "cuda backend supports n_q < {}, got {}", 65535 * kQueryTileRows,
               s.n_q);
   DATTN_CHECK(s.batch * s.h_q < (int64_t(1) << 31), "cuda backend: batch * h_q = {} is too large", s.batch * s.h_q);
+
+  const AttentionMode mode = params.mode;
+  const bool delta = mode == AttentionMode::delta;
+  const bool block_topk = mode != AttentionMode::dense && params.pattern == KeyPattern::block_topk;
+  const bool interpolate = delta && params.delta_variant == DeltaVariant::interpolate;
+  const RowPlan plan = make_row_plan(s.n_q, params);
+  if (block_topk) {
+    check_block_topk_params(params);
+    // the sparse kernels form Δ in their epilogue from the anchor's own row of the same tile
+    DATTN_CHECK(!delta || 64 % plan.gamma == 0,
+                "cuda backend: block_topk with delta needs gamma dividing 64, got gamma = {} (use recompute, or the cpu "
+                "backend)", plan.gamma);
+    DATTN_CHECK(!interpolate, "cuda backend: block_topk supports the delta variant repeat only, got interpolate (use "
+                              "the cpu backend)");
+  }
 
   AttentionKernelParams p{};
   p.kv_splits = 1;
@@ -203,13 +280,16 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   p.n_kv = int(s.n_kv);
   const double scale = params.scale != 0.0 ? params.scale : 1.0 / std::sqrt(double(s.head_dim));
   p.scale_log2 = float(scale * 1.4426950408889634);
-  p.use_tma = tma_enabled() && encode_kv_tma_map(k, p.tma_k) && encode_kv_tma_map(v, p.tma_v);
-  p.warp_specialized = p.use_tma && warp_specialization_enabled() && hopper_kernels_loaded();
+  const CudaKernelConfig& config = params.cuda;
+  p.use_tma = config.tma && tma_available() && encode_kv_tma_map(k, p.tma_k) && encode_kv_tma_map(v, p.tma_v);
+  p.warp_specialized = p.use_tma && config.warp_specialized && hopper_kernels_loaded();
   p.window = int(std::min<int64_t>(params.window, s.n_kv + 1));
   p.sink = int(std::min<int64_t>(params.sink, s.n_kv + 1));
 
-  const AttentionMode mode = params.mode;
-  const RowPlan plan = make_row_plan(s.n_q, params);
+  cudaStream_t stream = static_cast<cudaStream_t>(params.stream);
+  const NonFiniteCheck non_finite(!params.skip_finite_check, stream);
+  p.non_finite_output = non_finite.flag();
+
   p.gamma = int(std::min<int64_t>(plan.gamma, s.n_q + 1));
   p.sparse_rows = mode == AttentionMode::dense || mode == AttentionMode::sparse ? 0 : int(plan.sparse_rows);
   // Every row of [0, sparse_rows) belongs to the block of its anchor (row / gamma) * gamma; when tail_min
@@ -217,38 +297,65 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
   p.num_anchors = (p.sparse_rows + p.gamma - 1) / p.gamma;
   const auto tiles_of = [](int64_t rows) { return int((rows + kQueryTileRows - 1) / kQueryTileRows); };
 
-  cudaStream_t stream = static_cast<cudaStream_t>(params.stream);
   const int head_dim = int(s.head_dim);
   if (mode == AttentionMode::dense) {
     p.contiguous_row_begin = 0;
     p.contiguous_tiles = tiles_of(s.n_q);
-    plan_dense_rows_splits(p);
+    plan_dense_rows_splits(p, config.kv_splits);
     launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
+    non_finite.refuse_if_flagged(q, k, v, scale);
     return;
   }
+  p.sparse_row_end = mode == AttentionMode::sparse ? int(s.n_q) : p.sparse_rows;
+  std::optional<DeviceBlockSelection> selection;
+  if (block_topk && p.sparse_row_end > 0) {
+    selection.emplace(q, k, params, p.sparse_row_end, kQueryTileRows, stream);
+    p.block_list = true;
+    p.key_units = selection->units();
+    p.key_unit_counts = selection->unit_counts();
+    p.key_unit_capacity = selection->unit_capacity();
+    p.query_tiles = selection->query_tiles();
+  }
   if (mode == AttentionMode::sparse) {
-    p.sparse_row_end = int(s.n_q);
     launch(q.dtype, head_dim, RowsKernel::sparse, p, stream);
+    non_finite.refuse_if_flagged(q, k, v, scale);
     return;
   }
   // recompute and delta: anchors and the dense tail first, then the sparse rows.
-  const bool delta = mode == AttentionMode::delta;
   ScratchBuffer delta_buffer(delta ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) * size_t(s.head_dim) : 0,
                              stream, "allocating the delta buffer");
+  const bool want_gap = delta && params.anchor_gap != nullptr;
+  ScratchBuffer gap_buffer(want_gap ? size_t(s.batch) * size_t(s.h_q) * size_t(p.num_anchors) : 0, stream,
+                           "allocating the anchor gaps");
   p.delta = delta_buffer.data();
+  p.anchor_gap = gap_buffer.data();
+  p.interpolate = interpolate;
   p.contiguous_row_begin = p.sparse_rows;
   p.contiguous_tiles = tiles_of(s.n_q - p.sparse_rows);
   p.anchor_tiles = tiles_of(p.num_anchors);
   p.anchors_to_delta = delta;
-  // every block of gamma rows inside one warpgroup's 64 rows: the sparse kernel does the anchors' sparse part
+  // The sparse kernel forms Δ from the anchor's own sparse row when every block of gamma rows lies in one
+  // 64-row group of its tile: always for block top-k (checked above), for window + sink on the
+  // warp-specialised kernels (gamma >= 2; not with interpolation, which needs the next block's Δ too).
   p.delta_in_sparse_epilogue =
-      kDeltaInSparseEpilogue && delta && p.warp_specialized && p.gamma >= 2 && 64 % p.gamma == 0;
-  p.sparse_row_end = p.sparse_rows;
+      delta && (block_topk || (kDeltaInSparseEpilogue && !interpolate && p.warp_specialized && p.gamma >= 2 &&
+                               64 % p.gamma == 0));
   p.add_delta = delta;
   p.skip_anchor_rows = !delta;
-  plan_dense_rows_splits(p);
+  plan_dense_rows_splits(p, config.kv_splits);
   launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
   launch(q.dtype, head_dim, RowsKernel::sparse, p, stream);
+  non_finite.refuse_if_flagged(q, k, v, scale);
+  if (want_gap) *params.anchor_gap = reduce_anchor_gaps(gap_buffer.to_host(), s.batch * s.h_q, p.num_anchors);
 }
 
+namespace detail {
+
+BlockSelection device_block_selection(const TensorView& q, const TensorView& k, const AttentionParams& params) {
+  const AttentionShape s = attention_shape(q, k);
+  const DeviceBlockSelection selection(q, k, params, s.n_q, kQueryTileRows, static_cast<cudaStream_t>(params.stream));
+  return selection.selection_to_host();
+}
+
+}  // namespace detail
 }  // namespace dattn::cuda

@@ -59,6 +59,7 @@ struct AttentionKernelParams {
   // the dense-rows kernel (recompute).
   int sparse_row_end;
   bool add_delta, skip_anchor_rows;
+  bool interpolate;  // delta variant interpolate: rows add (1 - t) Δ_j + t Δ_{j+1} (store_rows)
 
   // sm_90a: K and V tiles arrive by TMA through these maps (4-D: dim, row, head, batch; 64 x 64 boxes,
   // 128-byte swizzle) when use_tma; otherwise (layouts TMA cannot describe, DATTN_CUDA_TMA=0) by cp.async.
@@ -67,6 +68,23 @@ struct AttentionKernelParams {
   // With use_tma: the warp-specialised kernels (ws_kernels.cuh: producer warp + two consumer warpgroups)
   // instead of the one-warpgroup ones (DATTN_CUDA_WS=0 keeps the latter, to compare).
   bool warp_specialized;
+
+  // Block top-k (block_list): the sparse rows visit, instead of window + sink, the key units (64 keys each)
+  // that block_select.cu listed for their query tile: per (batch, kv head, 128-row query tile t) the
+  // key_unit_counts[(b * h_kv + kv_head) * query_tiles + t] entries at key_units + that index *
+  // key_unit_capacity, ascending; an entry is (unit << 2) | owners, where bit g says that the tile's 64-row
+  // group g (rows 128 t + 64 g ...) keeps the unit (a row sees the unit's keys <= its position).
+  bool block_list;
+  const int32_t* key_units;
+  const int32_t* key_unit_counts;
+  int key_unit_capacity, query_tiles;
+
+  // The anchor gap (delta mode, when requested): the epilogue that forms an anchor's Δ also writes
+  // ||Δ|| / ||dense(anchor)|| into anchor_gap[(b * h_q + h) * num_anchors + anchor].
+  float* anchor_gap;
+  // When not null: set to 1 by any store of a non-finite output value (a NaN / Inf input that a row sees,
+  // or scores past the fp32 range); the host then finds and reports the bad input.
+  int* non_finite_output;
 };
 
 }  // namespace dattn::cuda::detail

@@ -11,7 +11,7 @@ namespace dattn::cuda::detail {
 // by load_query_tile); the 4 K/V tile buffers after it are free on entry and again on return (the loop
 // ends with a barrier).
 // kPvWgmma: P V on wgmma instead of mma.sync (ldmatrix fragments of V).
-template <typename Elem, int kHeadDim, bool kSparse, bool kPvWgmma>
+template <typename Elem, int kHeadDim, KeyMode kMode, bool kPvWgmma>
 __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
                                                  KeyTileRanges ranges, const Elem* k_base, const Elem* v_base,
                                                  const int (&pos)[TileShape<kHeadDim>::kMTiles][2], Elem* smem,
@@ -25,7 +25,7 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
   const int total = num0 + (ranges.end1 - ranges.begin1);
   auto tile_at = [&](int i) { return i < num0 ? ranges.begin0 + i : ranges.begin1 + (i - num0); };
   auto next_needed = [&](int i) {
-    while (i < total && !key_tile_needed<kSparse, kBlockN>(p, qt, tile_at(i))) ++i;
+    while (i < total && !key_tile_needed<kMode, kBlockN>(p, qt, tile_at(i))) ++i;
     return i;
   };
   // sm_90a: K and V tiles by TMA (thread 0 issues, everyone waits on the stage's barrier; rows past n_kv
@@ -45,7 +45,11 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
   }
 #endif
   auto load_kv = [&](int tile, int stage) {
-    const int kb = tile * kBlockN;
+    int kb = tile * kBlockN;
+    if constexpr (kMode == KeyMode::block_list) {
+      static_assert(kBlockN == kKeyUnit, "one listed unit per key tile");
+      kb = unit_first_key(ranges.units[tile]);
+    }
     Elem* ks = kv_smem + stage * 2 * S::kTileElems;
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     if (use_tma) {
@@ -142,7 +146,22 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
 
     // Mask only tiles that straddle a boundary. Scores stay unscaled: the scale folds into one FFMA
     // before exp2 (the running max is kept in unscaled units; scale > 0 keeps the order).
-    if (!key_tile_unmasked<kSparse, kBlockN>(p, qt, tile)) {
+    if constexpr (kMode == KeyMode::block_list) {
+      // a listed unit: causal, and only for the 64-row groups that keep it
+      if (!block_list_tile_unmasked<1>(qt, ranges, tile)) {
+        const int32_t entry = ranges.units[tile];
+        const int key0 = unit_first_key(entry) + 2 * (lane % 4);
+#pragma unroll
+        for (int m = 0; m < kM; ++m) {
+          const bool kept = unit_kept_by(entry, local_row<kHeadDim>(m, 0) / 64);
+#pragma unroll
+          for (int n = 0; n < kBlockN / 8; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              if (!kept || key0 + n * 8 + (e & 1) > pos[m][e / 2]) s[m][n][e] = kNegInf;
+        }
+      }
+    } else if (!key_tile_unmasked<kMode, kBlockN>(p, qt, tile)) {
       const int key0 = tile * kBlockN + 2 * (lane % 4);
 #pragma unroll
       for (int m = 0; m < kM; ++m)
@@ -150,7 +169,7 @@ __device__ __forceinline__ void attend_key_tiles(const AttentionKernelParams& p,
         for (int n = 0; n < kBlockN / 8; ++n)
 #pragma unroll
           for (int e = 0; e < 4; ++e)
-            if (!key_visible<kSparse>(p, key0 + n * 8 + (e & 1), pos[m][e / 2])) s[m][n][e] = kNegInf;
+            if (!key_visible<kMode>(p, key0 + n * 8 + (e & 1), pos[m][e / 2])) s[m][n][e] = kNegInf;
     }
     const float scale = p.scale_log2;
 

@@ -24,19 +24,24 @@ void launch_tiles(Kernel kernel, int threads, int smem_bytes, const AttentionKer
   check_cuda(cudaGetLastError(), name);
 }
 
-// The dense-rows or sparse-rows kernel of either schedule (p.warp_specialized: ws_kernels.cuh).
+// The dense-rows or sparse-rows kernel of either schedule (p.warp_specialized: ws_kernels.cuh); the sparse
+// rows walk window + sink or, with p.block_list, block top-k's listed key units.
 template <typename Elem, int kHeadDim>
 void launch_rows_kernel(bool dense_rows, const AttentionKernelParams& p, int tiles, int slices, cudaStream_t stream,
                         const char* name) {
   if (p.warp_specialized) {
     using S = WsTileShape<kHeadDim>;
-    launch_tiles(dense_rows ? dense_rows_ws_kernel<Elem, kHeadDim> : sparse_rows_ws_kernel<Elem, kHeadDim>,
-                 S::kThreads, S::kSmemBytes, p, tiles, slices, stream, name);
+    auto kernel = dense_rows       ? dense_rows_ws_kernel<Elem, kHeadDim>
+                  : p.block_list ? sparse_rows_ws_kernel<Elem, kHeadDim, KeyMode::block_list>
+                                 : sparse_rows_ws_kernel<Elem, kHeadDim, KeyMode::window_sink>;
+    launch_tiles(kernel, S::kThreads, S::kSmemBytes, p, tiles, slices, stream, name);
     return;
   }
   using S = TileShape<kHeadDim>;
-  launch_tiles(dense_rows ? dense_rows_kernel<Elem, kHeadDim> : sparse_rows_kernel<Elem, kHeadDim>, S::kThreads,
-               S::kSmemBytes, p, tiles, slices, stream, name);
+  auto kernel = dense_rows       ? dense_rows_kernel<Elem, kHeadDim>
+                : p.block_list ? sparse_rows_kernel<Elem, kHeadDim, KeyMode::block_list>
+                               : sparse_rows_kernel<Elem, kHeadDim, KeyMode::window_sink>;
+  launch_tiles(kernel, S::kThreads, S::kSmemBytes, p, tiles, slices, stream, name);
 }
 
 // Split or not (p.kv_splits, chosen on the host by split_kv.h), then the combine of the partials.

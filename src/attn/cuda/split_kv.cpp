@@ -4,9 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 
 #include "cuda_check.h"
 #include "dattn/core/error.h"
@@ -45,17 +43,6 @@ SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int force
     }
   }
   return best.kv_splits > 1 ? best : SplitPlan{};
-}
-
-int forced_kv_splits_from_env() {
-  const char* text = std::getenv("DATTN_CUDA_KV_SPLITS");
-  if (!text || !*text) return 0;
-  char* end = nullptr;
-  errno = 0;
-  const long value = std::strtol(text, &end, 10);
-  DATTN_CHECK(errno == 0 && *end == '\0' && value >= 0 && value <= kMaxKvSplits,
-              "DATTN_CUDA_KV_SPLITS must be an integer in [0, {}] (0: choose), got '{}'", kMaxKvSplits, text);
-  return int(value);
 }
 
 int current_device_sm_count() {

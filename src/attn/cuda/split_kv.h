@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 
+#include "dattn/attn/params.h"
 #include "kernel_params.h"
 
 namespace dattn::cuda::detail {
@@ -25,7 +26,7 @@ inline constexpr int kMinKeyTilesPerSplit = 16;
 // What a chunk costs beyond its key tiles (the unoverlapped first K/V load, the Q load, the partial store),
 // in key tiles: the planner's cost model (split_kv.cpp).
 inline constexpr int kSplitOverheadTiles = 2;
-inline constexpr int kMaxKvSplits = 64;
+inline constexpr int kMaxKvSplits = kMaxCudaKvSplits;  // CudaKernelConfig::kv_splits
 
 struct SplitPlan {
   int kv_splits = 1;        // 1: the unsplit kernel
@@ -41,10 +42,6 @@ struct SplitPlan {
 // (kWsCtasPerSm and kWsKeyTileKeys when p.warp_specialized); chunks are counted in those key tiles.
 SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int forced_splits,
                          int ctas_per_sm = kCtasPerSm, int key_tile_keys = kKeyTileKeys);
-
-// The number of chunks forced by the environment variable DATTN_CUDA_KV_SPLITS (0 or unset: choose), read
-// on every call so that a test can compare both paths on the same inputs.
-int forced_kv_splits_from_env();
 
 // Multiprocessor count of the current device, queried once per device.
 int current_device_sm_count();

@@ -4,8 +4,6 @@
 #include <cuda_runtime.h>
 #include <cudaTypedefs.h>
 
-#include <cstdlib>
-#include <cstring>
 
 #include "cuda_check.h"
 #include "dattn/core/error.h"
@@ -35,26 +33,9 @@ bool current_device_is_hopper() {
   return current_device_attribute(cudaDevAttrComputeCapabilityMajor, "querying the compute capability") == 9;
 }
 
-// An on/off switch read from the environment per call: unset or empty -> true, "1" -> true, "0" -> false,
-// anything else an error naming the variable, what each value means and the value given.
-bool switch_from_env(const char* name, const char* meaning_of_0, const char* meaning_of_1) {
-  const char* text = std::getenv(name);
-  if (!text || !*text) return true;
-  DATTN_CHECK(std::strcmp(text, "0") == 0 || std::strcmp(text, "1") == 0, "{} must be 0 ({}) or 1 ({}), got '{}'",
-              name, meaning_of_0, meaning_of_1, text);
-  return text[0] == '1';
-}
-
 }  // namespace
 
-bool tma_enabled() {
-  return switch_from_env("DATTN_CUDA_TMA", "cp.async", "TMA where the device has it") && current_device_is_hopper() &&
-         tensor_map_encoder() != nullptr;
-}
-
-bool warp_specialization_enabled() {
-  return switch_from_env("DATTN_CUDA_WS", "one-warpgroup kernels", "warp-specialised kernels with TMA");
-}
+bool tma_available() { return current_device_is_hopper() && tensor_map_encoder() != nullptr; }
 
 bool encode_kv_tma_map(const TensorView& t, TmaDescriptor& map) {
   const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();

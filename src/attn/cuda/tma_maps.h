@@ -5,15 +5,9 @@
 
 namespace dattn::cuda::detail {
 
-// Whether the K/V tiles of this call may come by TMA: the current device is a Hopper (compute capability
-// 9.x, where the sm_90a kernels run), the driver offers cuTensorMapEncodeTiled, and DATTN_CUDA_TMA is not
-// "0" (read per call, so tests and benchmarks can compare both paths; a value other than 0, 1 or empty is
-// an error naming it).
-bool tma_enabled();
-
-// Whether TMA calls run the warp-specialised kernels (ws_kernels.cuh): DATTN_CUDA_WS unset, empty or "1";
-// "0" keeps the one-warpgroup kernels (to compare); any other value is an error naming it.
-bool warp_specialization_enabled();
+// Whether K/V tiles may come by TMA on the current device: a Hopper (compute capability 9.x, where the
+// sm_90a kernels run) whose driver offers cuTensorMapEncodeTiled. CudaKernelConfig::tma can still turn it off.
+bool tma_available();
 
 // Fills `map` for a (batch, rows, heads, head_dim) bf16/fp16 view with head_dim contiguous: 4-D (head_dim,
 // rows, heads, batch), 64-element x 64-row boxes, 128-byte swizzle, rows past the end read as zeros.

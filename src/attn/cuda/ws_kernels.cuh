@@ -47,8 +47,8 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
   if (threadIdx.x / 128 == S::kProducerWarpgroup) {
     release_registers<S::kProducerRegisters>();
     if (threadIdx.x % 128 == 0) {
-      if (sparse_pass) produce_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_keys, b, kv_head, ring);
-      if (dense_pass) produce_key_tiles<Elem, kHeadDim, false>(p, qt, dense_keys, b, kv_head, ring);
+      if (sparse_pass) produce_key_tiles<Elem, kHeadDim, KeyMode::window_sink>(p, qt, sparse_keys, b, kv_head, ring);
+      if (dense_pass) produce_key_tiles<Elem, kHeadDim, KeyMode::dense>(p, qt, dense_keys, b, kv_head, ring);
     }
     return;
   }
@@ -61,13 +61,13 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
   IssueTurns::start();
   if (sparse_pass) {
     acc.reset();
-    ws_attend_key_tiles<Elem, kHeadDim, true>(p, qt, sparse_keys, pos, smem, ring, acc);
+    ws_attend_key_tiles<Elem, kHeadDim, KeyMode::window_sink>(p, qt, sparse_keys, pos, smem, ring, acc);
     acc.finish(p.scale_log2, lse);
     write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
   }
   if (dense_pass) {
     acc.reset();
-    ws_attend_key_tiles<Elem, kHeadDim, false>(p, qt, dense_keys, pos, smem, ring, acc);
+    ws_attend_key_tiles<Elem, kHeadDim, KeyMode::dense>(p, qt, dense_keys, pos, smem, ring, acc);
   }
   IssueTurns::finish();
   if (!dense_pass) return;
@@ -87,7 +87,8 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
 // The sparse tile's epilogue with p.delta_in_sparse_epilogue: each row gets Δ = dense(a) - sparse(a) of
 // its anchor a, which starts a block inside the same warpgroup's 64 rows (gamma divides 64). The anchors'
 // sparse rows go through the warpgroup's own Q rows in shared memory, free once its last wgmma is done:
-// head_dim / 64 column blocks of 64 x 64 elements, i.e. 32 fp32 rows of 64 columns each (gamma >= 2).
+// head_dim / 64 column blocks of 64 x 64 elements, i.e. 32 fp32 rows of 64 columns each (gamma >= 2; with
+// gamma = 1 every row is its own anchor and needs no staging).
 template <typename Elem, int kHeadDim>
 __device__ __forceinline__ void store_rows_delta_from_anchor_rows(const AttentionKernelParams& p, const QueryTile& qt,
                                                                   int b, int h, const SoftmaxAccumulator<kHeadDim, 1>& acc,
@@ -97,17 +98,20 @@ __device__ __forceinline__ void store_rows_delta_from_anchor_rows(const Attentio
   auto staged = [&](int anchor, int col) {  // anchor: index within the warpgroup's rows
     return reinterpret_cast<float*>(smem + (col / 64) * S::kBlockM * 64 + group * 64 * 64) + anchor * 64 + col % 64;
   };
+  const bool own_anchor = p.gamma == 1;
+  if (!own_anchor) {
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int in_group = warp * 16 + lane / 4 + 8 * r;
-    if (in_group % p.gamma != 0 || group * 64 + in_group >= qt.rows) continue;
+    for (int r = 0; r < 2; ++r) {
+      const int in_group = warp * 16 + lane / 4 + 8 * r;
+      if (in_group % p.gamma != 0 || group * 64 + in_group >= qt.rows) continue;
 #pragma unroll
-    for (int d = 0; d < kHeadDim / 8; ++d) {
-      const int col = d * 8 + 2 * (lane % 4);
-      *reinterpret_cast<float2*>(staged(in_group / p.gamma, col)) = make_float2(acc.o[0][d][2 * r], acc.o[0][d][2 * r + 1]);
+      for (int d = 0; d < kHeadDim / 8; ++d) {
+        const int col = d * 8 + 2 * (lane % 4);
+        *reinterpret_cast<float2*>(staged(in_group / p.gamma, col)) = make_float2(acc.o[0][d][2 * r], acc.o[0][d][2 * r + 1]);
+      }
     }
+    named_barrier_sync(1 + group, 128);
   }
-  named_barrier_sync(1 + group, 128);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int in_group = warp * 16 + lane / 4 + 8 * r, local = group * 64 + in_group;
@@ -116,41 +120,46 @@ __device__ __forceinline__ void store_rows_delta_from_anchor_rows(const Attentio
     const float* dense = row < p.sparse_rows
                              ? p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim
                              : nullptr;
-    const int64_t out_row =
-        int64_t(b) * p.out_batch_stride + int64_t(row) * p.out_row_stride + int64_t(h) * p.out_head_stride;
+    const bool gap_row = p.anchor_gap && dense && in_group % p.gamma == 0;
+    float delta_sq = 0.f, dense_sq = 0.f;
+    const int64_t out_row = out_row_index(p, b, h, row);
 #pragma unroll
     for (int d = 0; d < kHeadDim / 8; ++d) {
       const int col = d * 8 + 2 * (lane % 4);
       float x0 = acc.o[0][d][2 * r], x1 = acc.o[0][d][2 * r + 1];
       if (dense) {
         const float2 dv = *reinterpret_cast<const float2*>(dense + col);
-        const float2 sv = *reinterpret_cast<const float2*>(staged(in_group / p.gamma, col));
+        const float2 sv = own_anchor ? make_float2(x0, x1) : *reinterpret_cast<const float2*>(staged(in_group / p.gamma, col));
+        if (gap_row) {
+          delta_sq += (dv.x - sv.x) * (dv.x - sv.x) + (dv.y - sv.y) * (dv.y - sv.y);
+          dense_sq += dv.x * dv.x + dv.y * dv.y;
+        }
         x0 += dv.x - sv.x;  // Δ rounded as dense + (-sparse) is by the two-pass path: same bits
         x1 += dv.y - sv.y;
       }
       store_pair(p, out_row + col, x0, x1);
     }
-    if (p.lse && lane % 4 == 0)
-      p.lse[int64_t(b) * p.lse_batch_stride + int64_t(h) * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
-          lse[0][r];
+    if (gap_row) write_anchor_gap(p, b, h, row / p.gamma, delta_sq, dense_sq);
+    if (lane % 4 == 0) store_row_lse(p, b, h, row, lse[0][r]);
   }
 }
 
-// Sparse tile `t` (rows 128 t ...) of head bh.
-template <typename Elem, int kHeadDim>
+// Sparse tile `t` (rows 128 t ...) of head bh; kMode: window_sink or block_list.
+template <typename Elem, int kHeadDim, KeyMode kMode>
 __device__ __forceinline__ void sparse_rows_ws_work(const AttentionKernelParams& p, int bh, int t, Elem* smem) {
   using S = WsTileShape<kHeadDim>;
   const int b = bh / p.h_q, h = bh % p.h_q, kv_head = h / p.group;
   const int first = t * S::kBlockM;
   const QueryTile qt = make_query_tile(p, first, 1, min(S::kBlockM, p.sparse_row_end - first));
-  const KeyTileRanges keys = sparse_key_tiles<S::kBlockN>(p, qt);
+  const KeyTileRanges keys =
+      kMode == KeyMode::block_list ? listed_key_units(p, b, kv_head, t) : sparse_key_tiles<S::kBlockN>(p, qt);
 
   KvRing<Elem, kHeadDim> ring(smem);
   if (threadIdx.x == 0) ring.init();
   __syncthreads();
   if (threadIdx.x / 128 == S::kProducerWarpgroup) {
     release_registers<S::kProducerRegisters>();
-    if (threadIdx.x % 128 == 0) produce_key_tiles<Elem, kHeadDim, true>(p, qt, keys, b, kv_head, ring);
+    if (threadIdx.x % 128 == 0) produce_key_tiles<Elem, kHeadDim, kMode>(p, qt, keys, b, kv_head, ring);
     return;
   }
   claim_registers<S::kConsumerRegisters>();
@@ -159,7 +168,7 @@ __device__ __forceinline__ void sparse_rows_ws_work(const AttentionKernelParams&
   SoftmaxAccumulator<kHeadDim, 1> acc;
   acc.reset();
   IssueTurns::start();
-  ws_attend_key_tiles<Elem, kHeadDim, true>(p, qt, keys, pos, smem, ring, acc);
+  ws_attend_key_tiles<Elem, kHeadDim, kMode>(p, qt, keys, pos, smem, ring, acc);
   IssueTurns::finish();
   float lse[1][2];
   acc.finish(p.scale_log2, lse);
@@ -182,13 +191,13 @@ __global__ void __launch_bounds__(WsTileShape<kHeadDim>::kThreads, WsTileShape<k
 #endif
 }
 
-template <typename Elem, int kHeadDim>
+template <typename Elem, int kHeadDim, KeyMode kMode>
 __global__ void __launch_bounds__(WsTileShape<kHeadDim>::kThreads, WsTileShape<kHeadDim>::kMinBlocksPerSm)
     sparse_rows_ws_kernel(const __grid_constant__ AttentionKernelParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(16) unsigned char smem_bytes[];
   // the longest tiles (the last rows) first, as sparse_rows_kernel
-  sparse_rows_ws_work<Elem, kHeadDim>(p, blockIdx.x, int(gridDim.y) - 1 - int(blockIdx.y),
+  sparse_rows_ws_work<Elem, kHeadDim, kMode>(p, blockIdx.x, int(gridDim.y) - 1 - int(blockIdx.y),
                                       aligned_smem<Elem>(smem_bytes));
 #else
   __trap();

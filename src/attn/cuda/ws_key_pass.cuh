@@ -49,19 +49,31 @@ struct WsTileShape {
   static_assert(kSmemBytes <= 227 * 1024);
 };
 
-// The visible key tiles of `ranges` in order, skipping (for strided anchors) tiles no row needs.
-template <bool kSparse, int kBlockN>
+// The visible key tiles of `ranges` in order, skipping (for strided anchors) tiles no row needs. With
+// KeyMode::block_list, tile i is made of the listed units [i * kUnits, i * kUnits + kUnits) (kBlockN / 64
+// units, the last tile possibly short).
+template <KeyMode kMode, int kBlockN>
 struct KeyTileWalk {
+  static constexpr int kUnits = kBlockN / kKeyUnit;
   const AttentionKernelParams& p;
   const QueryTile& qt;
   KeyTileRanges ranges;
   int num0, total;
   __device__ KeyTileWalk(const AttentionKernelParams& params, const QueryTile& tile, KeyTileRanges r)
-      : p(params), qt(tile), ranges(r), num0(r.end0 - r.begin0), total(num0 + (r.end1 - r.begin1)) {}
+      : p(params), qt(tile), ranges(r), num0(r.end0 - r.begin0),
+        total(kMode == KeyMode::block_list ? (r.end0 + kUnits - 1) / kUnits : num0 + (r.end1 - r.begin1)) {}
   __device__ int tile_at(int i) const { return i < num0 ? ranges.begin0 + i : ranges.begin1 + (i - num0); }
   __device__ int next_needed(int i) const {
-    while (i < total && !key_tile_needed<kSparse, kBlockN>(p, qt, tile_at(i))) ++i;
+    while (i < total && !key_tile_needed<kMode, kBlockN>(p, qt, tile_at(i))) ++i;
     return i;
+  }
+  // First key of the 64-key part `unit` of tile `tile` (a short last tile repeats its first unit, masked).
+  __device__ int unit_key(int tile, int unit) const {
+    if constexpr (kMode == KeyMode::block_list) {
+      const int index = tile * kUnits + unit;
+      return unit_first_key(ranges.units[index < ranges.end0 ? index : tile * kUnits]);
+    }
+    return tile * kBlockN + unit * kKeyUnit;
   }
 };
 
@@ -136,27 +148,30 @@ struct KvRing {
 
 // Producer (one thread): loads every needed key tile of `ranges` into the ring, waiting for a stage to be
 // released before refilling it.
-template <typename Elem, int kHeadDim, bool kSparse>
+template <typename Elem, int kHeadDim, KeyMode kMode>
 __device__ __forceinline__ void produce_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
                                                   KeyTileRanges ranges, int b, int kv_head, KvRing<Elem, kHeadDim>& ring) {
   using S = WsTileShape<kHeadDim>;
-  const KeyTileWalk<kSparse, S::kBlockN> walk(p, qt, ranges);
+  const KeyTileWalk<kMode, S::kBlockN> walk(p, qt, ranges);
   for (int i = walk.next_needed(0); i < walk.total; i = walk.next_needed(i + 1)) {
     const int it = ring.iteration++;
     const int stage = it % S::kStages;
     if (it >= S::kStages) mbarrier_wait(&ring.empty[stage], ring.phase(it) ^ 1);  // fill f waits release f-1
     Elem* ks = ring.key_tile(it);
-    const int kb = walk.tile_at(i) * S::kBlockN;
+    const int tile = walk.tile_at(i);
     mbarrier_arrive_expect_bytes(&ring.full[stage], 2 * S::kBlockN * kHeadDim * sizeof(Elem));
     // 64 x 64 boxes: column block `half` of the swizzled tile holds its kBlockN rows one after the other
+    // (64 consecutive keys per box: a whole tile, or one listed unit each)
 #pragma unroll
-    for (int half = 0; half < kHeadDim / 64; ++half)
+    for (int rows = 0; rows < S::kBlockN; rows += 64) {
+      const int key = walk.unit_key(tile, rows / 64);
 #pragma unroll
-      for (int rows = 0; rows < S::kBlockN; rows += 64) {
+      for (int half = 0; half < kHeadDim / 64; ++half) {
         const int offset = half * S::kBlockN * 64 + rows * 64;
-        tma_load_box(ks + offset, &p.tma_k, &ring.full[stage], half * 64, kb + rows, kv_head, b);
-        tma_load_box(ks + S::kTileElems + offset, &p.tma_v, &ring.full[stage], half * 64, kb + rows, kv_head, b);
+        tma_load_box(ks + offset, &p.tma_k, &ring.full[stage], half * 64, key, kv_head, b);
+        tma_load_box(ks + S::kTileElems + offset, &p.tma_v, &ring.full[stage], half * 64, key, kv_head, b);
       }
+    }
   }
 }
 
@@ -188,7 +203,7 @@ __device__ __forceinline__ void ws_load_query_rows(const AttentionKernelParams& 
 }
 
 // Consumer warpgroup: softmax(q k^T) v of its 64 rows over the needed key tiles of `ranges`, into acc.
-template <typename Elem, int kHeadDim, bool kSparse>
+template <typename Elem, int kHeadDim, KeyMode kMode>
 __device__ __forceinline__ void ws_attend_key_tiles(const AttentionKernelParams& p, const QueryTile& qt,
                                                     KeyTileRanges ranges, const int (&pos)[1][2], const Elem* q_smem,
                                                     KvRing<Elem, kHeadDim>& ring,
@@ -196,7 +211,7 @@ __device__ __forceinline__ void ws_attend_key_tiles(const AttentionKernelParams&
   using S = WsTileShape<kHeadDim>;
   constexpr int kBlockN = S::kBlockN;
   const int lane = threadIdx.x % 32, group = threadIdx.x / 128;
-  const KeyTileWalk<kSparse, kBlockN> walk(p, qt, ranges);
+  const KeyTileWalk<kMode, kBlockN> walk(p, qt, ranges);
   const int i = walk.next_needed(0);
   if (i >= walk.total) return;
 
@@ -238,13 +253,29 @@ __device__ __forceinline__ void ws_attend_key_tiles(const AttentionKernelParams&
   // Mask (boundary tiles only), new running max, exp2 in place, running sum; O's rescale is left in alpha
   // (O may still be accumulating in flight).
   auto softmax_step = [&](int tile) {
-    if (!key_tile_unmasked<kSparse, kBlockN>(p, qt, tile)) {
+    if constexpr (kMode == KeyMode::block_list) {
+      // listed units: causal, and only where this warpgroup's 64 rows keep the unit
+      constexpr int kUnits = kBlockN / kKeyUnit;
+      if (!block_list_tile_unmasked<kUnits>(qt, ranges, tile * kUnits)) {
+#pragma unroll
+        for (int u = 0; u < kUnits; ++u) {
+          const int index = tile * kUnits + u;
+          const bool kept = index < ranges.end0 && unit_kept_by(ranges.units[index], group);
+          const int key0 = kept ? unit_first_key(ranges.units[index]) + 2 * (lane % 4) : 0;
+#pragma unroll
+          for (int n = u * (kKeyUnit / 8); n < (u + 1) * (kKeyUnit / 8); ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              if (!kept || key0 + (n % (kKeyUnit / 8)) * 8 + (e & 1) > pos[0][e / 2]) s[n][e] = kNegInf;
+        }
+      }
+    } else if (!key_tile_unmasked<kMode, kBlockN>(p, qt, tile)) {
       const int key0 = tile * kBlockN + 2 * (lane % 4);
 #pragma unroll
       for (int n = 0; n < kBlockN / 8; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-          if (!key_visible<kSparse>(p, key0 + n * 8 + (e & 1), pos[0][e / 2])) s[n][e] = kNegInf;
+          if (!key_visible<kMode>(p, key0 + n * 8 + (e & 1), pos[0][e / 2])) s[n][e] = kNegInf;
     }
     const float scale = p.scale_log2;
     float base_scaled[2];

@@ -220,7 +220,14 @@ void CudaForward::attention(int64_t layer, const ForwardBatch& batch) {
                             {n_kv * kv_row, kv_row, dp, 1}};
     const TensorView v_view{const_cast<uint16_t*>(v), DType::bf16, Device::cuda, {1, n_kv, hkv, dp},
                             {n_kv * kv_row, kv_row, dp, 1}};
+    // the anchor gap per layer (reported, or driving the adaptive policy), as CpuForward measures it
+    const AttentionPlan& plan = *s.attention;
+    const bool measure_gap = s.anchor_gaps && params.mode == AttentionMode::delta &&
+                             (plan.report_anchor_gap || plan.adaptive_gap_threshold > 0);
+    AnchorGap gap;
+    if (measure_gap) params.anchor_gap = &gap;
     delta_attention(q_view, k_view, v_view, out_view, params);
+    if (measure_gap) (*s.anchor_gaps)[size_t(layer)].add(gap);
   }
   profiler_.mark("attention");
 }
