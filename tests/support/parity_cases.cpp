@@ -27,6 +27,14 @@ void topk(ParityCall& c) {
   c.params.topk = 3;
   c.params.window = 20;
 }
+// Block top-k over 64-key blocks and 64-row query blocks, 2 of 6 candidate blocks kept, GQA 2.
+void topk64(ParityCall& c) {
+  topk(c);
+  c.params.block_q = c.params.block_k = 64;
+  c.params.topk = 2;
+  set_n(c, 450, 450);
+  c.shape.h_kv = 2;
+}
 // The shorthand of the edge cases first written for the cuda kernels.
 ParityCall edge(Shape shape, AttentionMode mode, int64_t window, int64_t sink, int64_t gamma, DType dtype,
                 DType out_dtype, Layout layout) {
@@ -88,6 +96,10 @@ std::vector<std::pair<std::string, ParityCall>> named_calls() {
       {"topk_zero", call([](ParityCall& c) { topk(c); c.params.topk = 0; c.params.sink = 40; c.params.window = 1; })},
       {"topk_bf16_heads_major",
        call([](ParityCall& c) { topk(c); c.dtype = c.out_dtype = DType::bf16; c.layout = Layout::heads_major; })},
+      // 64-key blocks and query blocks of 64 rows (the unit of the cuda kernels), GQA
+      {"topk_blocks_of_64_sparse", call([](ParityCall& c) { topk64(c); c.params.mode = M::sparse; })},
+      {"topk_blocks_of_64_recompute", call([](ParityCall& c) { topk64(c); c.params.mode = M::recompute; })},
+      {"topk_blocks_of_64_delta", call([](ParityCall& c) { topk64(c); })},
       {"interpolate", call([](ParityCall& c) { c.params.delta_variant = DeltaVariant::interpolate; })},
       {"interpolate_long_blocks", call([](ParityCall& c) {
          c.params.delta_variant = DeltaVariant::interpolate;
