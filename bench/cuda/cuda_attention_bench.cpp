@@ -17,8 +17,8 @@
 #include <fmt/format.h>
 
 #include "block_select.h"
-#include "dattn/attn/backends.h"
 #include "dattn/attn/key_pattern.h"
+#include "dattn/attn/params.h"
 #include "dattn/delta/delta_attention.h"
 #include "dattn/io/npy.h"
 #include "fill_random.h"

@@ -12,9 +12,10 @@ mkdir -p /work/cuda-wt && ln -sfn "$CARRY/build-cuda" /work/cuda-wt/build-cuda
 T=$CARRY/build-cuda/tests/cuda
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   (cd /work/cuda-wt/build-cuda/tests/cuda && ctest -L cuda --output-on-failure --timeout 300 2>&1) | tee "$OUT/ctest.log" | tail -60
-  F='CudaInvariants.DeltaRecompute*:CudaInvariants.Strided*:CudaInvariants.ContinuedPrefill*:CudaInvariants.GroupedQuery*'
+  C=Cuda/CudaBackendCases.Run
+  F="$C/delta_recompute*:$C/strided*:$C/continued_prefill*:$C/grouped_query*"
   for tool in memcheck racecheck; do
-    compute-sanitizer --tool $tool --error-exitcode 9 "$T/test_cuda_invariants" --gtest_filter="$F" > "$OUT/sanitizer_$tool.log" 2>&1
+    compute-sanitizer --tool $tool --error-exitcode 9 "$T/test_cuda_backend_cases" --gtest_filter="$F" > "$OUT/sanitizer_$tool.log" 2>&1
     echo "compute-sanitizer $tool exit $? : $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1)"
   done
 fi

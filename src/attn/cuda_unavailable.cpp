@@ -1,6 +1,6 @@
 // The cuda backend of a build without CUDA: reports that clearly instead of failing later.
-#include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
+#include "unchecked_backends.h"
 
 namespace dattn::cuda {
 bool available() { return false; }

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <limits>
 
-#include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/core/threads.h"
 

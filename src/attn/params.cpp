@@ -1,7 +1,6 @@
 #include "dattn/attn/params.h"
 
 #include <cmath>
-#include "dattn/attn/backends.h"
 
 #include "dattn/core/error.h"
 

@@ -12,7 +12,7 @@
 #include "attention_flags.h"
 #include "commands.h"
 #include "flag_values.h"
-#include "dattn/attn/backends.h"
+#include "dattn/attn/params.h"
 #include "dattn/core/error.h"
 #include "dattn/delta/delta_attention.h"
 #include "synthetic.h"

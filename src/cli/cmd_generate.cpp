@@ -12,7 +12,7 @@
 #include "commands.h"
 #include "flag_values.h"
 #include "model_dir_option.h"
-#include "dattn/attn/backends.h"
+#include "dattn/attn/params.h"
 #include "dattn/core/error.h"
 #include "dattn/core/text_file.h"
 #include "dattn/model/generate.h"

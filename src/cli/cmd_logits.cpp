@@ -6,7 +6,7 @@
 #include "attention_flags.h"
 #include "commands.h"
 #include "model_dir_option.h"
-#include "dattn/attn/backends.h"
+#include "dattn/attn/params.h"
 #include "dattn/core/error.h"
 #include "dattn/core/output_files.h"
 #include "dattn/io/npy.h"

@@ -3,9 +3,9 @@
 
 #include <cmath>
 
-#include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/core/finite.h"
+#include "unchecked_backends.h"
 
 namespace dattn {
 

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "dattn/attn/backends.h"
+#include "dattn/attn/params.h"
 #include "dattn/delta/delta_attention.h"
 #include "test_support.h"
 

@@ -22,50 +22,20 @@ using test::with;
 #define DATTN_SKIP_WITHOUT_GPU() \
   if (!::dattn::cuda::available()) GTEST_SKIP() << "no CUDA device present: cuda backend tests skipped"
 
-// The choices of a randomised sweep, all drawn from one seeded engine.
-class RandomPick {
- public:
-  explicit RandomPick(uint32_t seed) : engine_(seed) {}
-  template <typename T, typename... Rest>
-  T one_of(T first, Rest... rest) {
-    const std::array<T, 1 + sizeof...(rest)> values{first, T(rest)...};
-    return values[std::uniform_int_distribution<size_t>(0, values.size() - 1)(engine_)];
-  }
-  int64_t between(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(engine_); }
-
- private:
-  std::mt19937 engine_;
-};
+using test::RandomPick;
 
 // A (b, s, h, d) logical view on the device; heads_major stores it as (b, h, s, d) memory.
-struct DeviceTensor {
-  Tensor storage;
-  TensorView view;
-  bool heads_major = false;
-};
-
+using DeviceTensor = test::Placed;
 inline DeviceTensor to_device(const TensorView& host, DType dtype, bool heads_major) {
-  DeviceTensor d;
-  d.heads_major = heads_major;
-  if (heads_major) {
-    test::HeadsMajor hm = test::heads_major_copy(host);
-    d.storage = Tensor::copy_of(hm.storage.view(), dtype, Device::cuda);
-    d.view = d.storage.view().transposed(1, 2);
-  } else {
-    d.storage = Tensor::copy_of(host, dtype, Device::cuda);
-    d.view = d.storage.view();
-  }
-  return d;
+  return test::place(host, dtype, Device::cuda, heads_major ? test::Layout::heads_major : test::Layout::contiguous);
 }
 
 // A device output of the given logical shape filled with NaN, so unwritten elements fail every check.
 inline DeviceTensor poisoned_device(std::array<int64_t, 4> shape, DType dtype, bool heads_major) {
-  Tensor host(shape, DType::f32);
-  test::poison(host);
-  return to_device(host, dtype, heads_major);
+  return test::poisoned(shape, dtype, Device::cuda, heads_major ? test::Layout::heads_major : test::Layout::contiguous);
 }
 
-// fp32 host copy of a device tensor, as a (b, s, h, d) view.
+// fp32 host copy of a device tensor, as a contiguous (b, s, h, d) tensor.
 struct HostResult {
   Tensor storage;
   TensorView view;
@@ -73,8 +43,8 @@ struct HostResult {
 };
 inline HostResult to_host(const DeviceTensor& d) {
   HostResult r;
-  r.storage = Tensor::copy_of(d.storage.view(), DType::f32, Device::cpu);
-  r.view = d.heads_major ? r.storage.view().transposed(1, 2) : r.storage.view();
+  r.storage = test::fetch(d);
+  r.view = r.storage.view();
   return r;
 }
 
@@ -101,18 +71,7 @@ inline GpuResult run_gpu(const TensorView& q, const TensorView& k, const TensorV
   return {to_host(out), to_host(lse)};
 }
 
-// Rows [row_begin, row_end) of a host (b, s, h, d) output, or of an lse (b, h, s, 1).
-inline TensorView rows(const TensorView& t, int64_t row_begin, int64_t row_end) {
-  TensorView v = t;
-  v.data = static_cast<char*>(t.data) + row_begin * t.stride[1] * int64_t(dtype_size(t.dtype));
-  v.shape[1] = row_end - row_begin;
-  return v;
-}
-inline TensorView lse_rows(const TensorView& t, int64_t row_begin, int64_t row_end) {
-  TensorView v = t;
-  v.data = static_cast<char*>(t.data) + row_begin * t.stride[2] * int64_t(dtype_size(t.dtype));
-  v.shape[2] = row_end - row_begin;
-  return v;
-}
+using test::lse_rows;
+using test::rows;
 
 }  // namespace dattn::cuda_test

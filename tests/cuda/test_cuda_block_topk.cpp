@@ -5,10 +5,11 @@
 // Tolerances. Selection: equal lists. The device sums block means in fp32 in the CPU kernel's order and
 // scores them with an fp32 GEMM, the reference in fp64; on these random inputs no two scores at a top-k
 // boundary lie within fp32 rounding of each other (the spec lets implementations differ only there), so
-// any difference is a wrong candidate range, a wrong tie rule or a lost block. Outputs: test_cuda_parity's
-// bounds (relative L2 1e-2 on the output, 1e-3 absolute on the LSE: P rounded to 16 bits before P V, fp32
-// accumulation), since the kernels attend over exactly the reference's key sets. Anchor gap: relative 2e-2
-// on mean and max (||dense - sparse|| of bf16-rounded P V products against fp64; gaps here are ~0.3-1).
+// any difference is a wrong candidate range, a wrong tie rule or a lost block. Outputs: the cuda backend's
+// parity bounds (tests/support/backend_cases.cpp: relative L2 1e-2 on the output, 1e-3 absolute on the LSE:
+// P rounded to 16 bits before P V, fp32 accumulation), since the kernels attend over exactly the reference's
+// key sets. Anchor gap: relative 2e-2 on mean and max (||dense - sparse|| of bf16-rounded P V products
+// against fp64; gaps here are ~0.3-1).
 #include <gtest/gtest.h>
 
 #include <functional>

@@ -1,7 +1,7 @@
 // Split-KV of the dense-rows kernel (src/attn/cuda/split_kv.*): the planner on the host, and the split
 // path on the GPU against the fp64 reference and against the unsplit path on the same inputs.
 //
-// Tolerances. Against the reference: the same as test_cuda_parity.cpp (1e-2 relative L2 on the output,
+// Tolerances. Against the reference: the cuda backend's parity tolerances (tests/support/backend_cases.cpp: 1e-2 relative L2 on the output,
 // 1e-3 absolute on the LSE), for the same reason: P is rounded to bf16/fp16 before P·V, a relative error
 // per weight (RMS ~1.6e-3 for bf16's 8-bit significand, ~2e-4 for fp16) that does not shrink with the
 // number of keys: the output's relative error is about that RMS whatever n_kv.

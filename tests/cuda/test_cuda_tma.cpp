@@ -10,7 +10,7 @@
 // online softmax steps over twice as many keys, so P is rounded to 16 bits against other running maxima:
 // the split-KV bounds of test_cuda_split_kv (relative L2 5e-3 bf16, 1.5e-3 fp16) for O, and 1e-5 relative
 // L2 for the LSE (an fp32 sum in another order). A stage refilled too early or a wrong tile gives O(1)
-// errors. Parity with the reference is test_cuda_parity's job (it runs the default path).
+// errors. Parity with the reference is test_cuda_backend_cases' job (it runs the default path).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 

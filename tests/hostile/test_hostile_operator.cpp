@@ -157,7 +157,7 @@ TEST(HostileNonFinite, RefusedOnEveryHostBackendModeAndDtype) {
 TEST(HostileNonFinite, FindsTheFirstInStridedViews) {
   std::mt19937 rng(2);
   const Tensor t = test::random_tensor({2, 30, 3, 8}, DType::f32, rng);
-  const test::HeadsMajor heads_major = test::heads_major_copy(t);
+  const test::Placed heads_major = test::place(t, DType::f32, Device::cpu, test::Layout::heads_major);
   EXPECT_FALSE(find_non_finite(heads_major.view).has_value());
   heads_major.view.set(1, 17, 2, 5, std::nanf(""));
   heads_major.view.set(1, 29, 0, 0, std::numeric_limits<float>::infinity());

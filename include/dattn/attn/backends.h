@@ -1,29 +1,7 @@
-// Backend entry points. They assume validated arguments (dattn::delta_attention checks them).
-// out: Q's shape, any dtype; lse: (batch, h_q, n_q) fp32 view or data == nullptr to skip.
+// Which attention backends this build can run on this machine. Attention itself is called through
+// dattn::delta_attention (dattn/delta/delta_attention.h), which checks every argument and picks the backend.
 #pragma once
-#include "dattn/attn/params.h"
 
-namespace dattn {
-
-namespace reference {
-// Naive, fp64 accumulation, never optimised: the ground truth for every other backend.
-void attention(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
-               const TensorView& lse, const AttentionParams& params);
-}  // namespace reference
-
-namespace cpu {
-// Tiled online-softmax kernels, fp32 accumulation, multi-threaded, AVX2/FMA.
-void attention(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
-               const TensorView& lse, const AttentionParams& params);
-}  // namespace cpu
-
-namespace cuda {
+namespace dattn::cuda {
 bool available();  // built with CUDA and a device is present
-// Device pointers in the views; params.stream is a cudaStream_t.
-void attention(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
-               const TensorView& lse, const AttentionParams& params);
-}  // namespace cuda
-
-AttentionShape attention_shape(const TensorView& q, const TensorView& k);
-
-}  // namespace dattn
+}  // namespace dattn::cuda

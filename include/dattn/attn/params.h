@@ -87,6 +87,7 @@ struct AttentionShape {
   int64_t group() const { return h_q / h_kv; }     // query heads per kv head
   int64_t position(int64_t row) const { return n_kv - n_q + row; }  // absolute position of a query row
 };
+AttentionShape attention_shape(const TensorView& q, const TensorView& k);
 
 // Row classes of one chunk of n_q rows (spec "Modes").
 struct RowPlan {

@@ -5,11 +5,11 @@
 #include <limits>
 #include <vector>
 
-#include "dattn/attn/backends.h"
 #include "dattn/core/error.h"
 #include "dattn/core/threads.h"
 #include "simd.h"
 #include "tile.h"
+#include "unchecked_backends.h"
 #include "work_plan.h"
 
 namespace dattn::cpu {

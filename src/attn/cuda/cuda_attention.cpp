@@ -11,7 +11,7 @@
 
 #include "block_select.h"
 #include "cuda_check.h"
-#include "dattn/attn/backends.h"
+#include "unchecked_backends.h"
 #include "dattn/core/error.h"
 #include "launch.h"
 #include "non_finite.h"

@@ -2,8 +2,8 @@
 #include <cmath>
 #include <vector>
 
-#include "dattn/attn/backends.h"
 #include "dattn/attn/key_pattern.h"
+#include "unchecked_backends.h"
 
 namespace dattn::reference {
 namespace {
