@@ -84,6 +84,13 @@ nlohmann::json common_settings(const CommonFlags& f) {
           {"window", f.sparsity.window},
           {"sink", f.sparsity.sink},
           {"gamma", f.sparsity.gamma},
+          {"pattern", f.sparsity.pattern},
+          {"block_q", f.sparsity.block_q},
+          {"block_k", f.sparsity.block_k},
+          {"topk", f.sparsity.topk},
+          {"correction", f.sparsity.correction},
+          {"delta_variant", f.sparsity.delta_variant},
+          {"adaptive_gap", f.adaptive_gap},
           {"chunk", model::prefill_chunk_or_default(f.chunk)}};
 }
 
@@ -297,9 +304,9 @@ void run_fidelity_command(const FidelityFlags& f) {
   std::string csv =
       "layer,mode,attention_cosine,attention_relative_error,hidden_cosine,hidden_relative_error,anchor_gap_mean,"
       "anchor_gap_max_head\n";
-  nlohmann::json doc = {{"model", f.common.model_dir}, {"tokens", result.tokens},
-                        {"first_scored_row", result.first_scored_row}, {"window", f.common.sparsity.window},
-                        {"sink", f.common.sparsity.sink}, {"gamma", f.common.sparsity.gamma}};
+  nlohmann::json doc = common_settings(f.common);
+  doc.update({{"eval", "fidelity"}, {"prompt_file", f.prompt_file}, {"task", f.task}, {"length", f.length},
+              {"seed", f.seed}, {"tokens", result.tokens}, {"first_scored_row", result.first_scored_row}});
   std::vector<eval::PlotSeries> series;
   for (const auto& l : result.layers) {
     // the anchor gap exists for delta layers with anchors only

@@ -209,6 +209,38 @@ TEST(EvalEndToEnd, CliWritesJsonCsvAndSvg) {
   std::filesystem::remove_all(out);
   std::filesystem::remove(out.string() + ".log");
 }
+
+// `eval fidelity --model FILE.gguf`: the F32 conversion of the fixture (tools/make_gguf_fixtures.py) holds the
+// same weights and vocabulary, so every per-layer figure must be the same to the last printed digit; the
+// Q4_1 file (the real model's quantization type) must give one finite row per layer and mode.
+TEST(EvalEndToEnd, CliFidelityOnGgufEqualsTheSafetensorsModel) {
+  const auto base = std::filesystem::temp_directory_path() / "dattn_test_eval_fidelity_gguf";
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  const std::filesystem::path gguf_dir = DATTN_SOURCE_DIR "/tests/fixtures/gguf";
+  const auto run = [&](const std::filesystem::path& model, const std::string& name) {
+    const std::string cmd = std::string(DATTN_BINARY) + " eval fidelity --model " + model.string() +
+                            " --task niah_single_1 --length 512 --window 32 --sink 8 --gamma 8"
+                            " --attention sparse,recompute,delta --threads 1 --out " + (base / name).string() +
+                            " > " + (base / (name + ".log")).string() + " 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << slurp(base / (name + ".log"));
+    return base / name;
+  };
+  const auto dir = run(kModelDir, "safetensors");
+  const auto f32 = run(gguf_dir / "llama3_tied_sharded.F32.gguf", "f32");
+  const auto q41 = run(gguf_dir / "llama3_tied_sharded.Q4_1.gguf", "q4_1");
+  for (const char* file : {"fidelity.csv", "delta_transfer.csv"}) {
+    ASSERT_FALSE(slurp(dir / file).empty()) << file;
+    EXPECT_EQ(slurp(f32 / file), slurp(dir / file)) << file;
+  }
+  const auto doc = nlohmann::json::parse(slurp(q41 / "fidelity.json"));
+  const size_t layers = size_t(fixture_model()->config().num_layers);
+  ASSERT_EQ(doc["layers"].size(), layers * 3);
+  for (const auto& row : doc["layers"])
+    for (const char* key : {"attention_cosine", "attention_relative_error", "hidden_relative_error"})
+      EXPECT_TRUE(std::isfinite(row[key].get<double>())) << row.dump();
+  std::filesystem::remove_all(base);
+}
 #endif
 
 }  // namespace
