@@ -5,6 +5,8 @@ key pattern / correction / delta variant / gamma). No plotting library needed.
 Writes into OUT_DIR:
   NAME_attention.svg  attention-output relative error to dense per layer, one line per mode of the runs
   NAME_hidden.svg     the same for the residual stream after each layer
+  NAME_one_layer.svg  the one-layer attention error (each mode on the dense run's q, k, v), when the runs
+                      have it
   NAME_transfer.svg   the Δ-transfer residual ||Δ_i - Δ_(i-o)|| / ||Δ_i|| per layer, one line per offset o
                       (of the first run: it depends on the prompt and the key pattern only)
   NAME_summary.csv    one row per run and mode: means over the layers, the last layer's hidden error, and
@@ -39,6 +41,13 @@ def series_label(settings, mode):
     if mode in ("recompute", "delta") and settings["gamma"] != 64:
         label += f" γ={settings['gamma']}"
     return label
+
+
+ONE_LAYER = "one_layer_attention_relative_error"
+
+
+def has_one_layer(run):
+    return ONE_LAYER in run["layers"][0]
 
 
 def per_layer(run, mode, column):
@@ -118,12 +127,19 @@ def summary_rows(runs):
                    "mean_attention_cosine": f"{sum(cosine) / len(cosine):.4f}",
                    "mean_hidden_relative_error": f"{sum(hidden) / len(hidden):.4f}",
                    "last_layer_hidden_relative_error": f"{hidden[-1]:.4f}",
-                   "layers_attention_below_sparse": "", "layers_hidden_below_sparse": ""}
+                   "layers_attention_below_sparse": "", "layers_hidden_below_sparse": "",
+                   "mean_one_layer_attention_relative_error": "", "layers_one_layer_below_sparse": ""}
+            one_layer = has_one_layer(run) and per_layer(run, mode, ONE_LAYER)[1]
+            if one_layer:
+                row["mean_one_layer_attention_relative_error"] = f"{sum(one_layer) / len(one_layer):.4f}"
             if reference is not None and mode != "sparse":
                 _, sparse_attention = per_layer(reference, "sparse", "attention_relative_error")
                 _, sparse_hidden = per_layer(reference, "sparse", "hidden_relative_error")
                 row["layers_attention_below_sparse"] = sum(a < b for a, b in zip(attention, sparse_attention))
                 row["layers_hidden_below_sparse"] = sum(a < b for a, b in zip(hidden, sparse_hidden))
+                if one_layer and has_one_layer(reference):
+                    _, sparse_one = per_layer(reference, "sparse", ONE_LAYER)
+                    row["layers_one_layer_below_sparse"] = sum(a < b for a, b in zip(one_layer, sparse_one))
             rows.append(row)
     return rows
 
@@ -145,6 +161,11 @@ def main():
     (out / f"{args.name}_hidden.svg").write_text(
         svg_lines(mode_series(runs, "hidden_relative_error"), f"residual stream vs dense, {title}", "layer",
                   "relative error ||out - dense|| / ||dense||"))
+    with_one_layer = [run for run in runs if has_one_layer(run)]
+    if with_one_layer:
+        (out / f"{args.name}_one_layer.svg").write_text(
+            svg_lines(mode_series(with_one_layer, ONE_LAYER), f"one layer on dense inputs, {title}", "layer",
+                      "relative error ||out - dense|| / ||dense||"))
     offsets = [c for c in runs[0]["transfer"][0] if c.startswith("offset_")]
     transfer = [(f"o = {c.split('_')[1]}", [int(r["layer"]) for r in runs[0]["transfer"]],
                  [float(r[c]) for r in runs[0]["transfer"]]) for c in offsets]
