@@ -84,6 +84,13 @@ nlohmann::json common_settings(const CommonFlags& f) {
           {"window", f.sparsity.window},
           {"sink", f.sparsity.sink},
           {"gamma", f.sparsity.gamma},
+          {"pattern", f.sparsity.pattern},
+          {"block_q", f.sparsity.block_q},
+          {"block_k", f.sparsity.block_k},
+          {"topk", f.sparsity.topk},
+          {"correction", f.sparsity.correction},
+          {"delta_variant", f.sparsity.delta_variant},
+          {"adaptive_gap", f.adaptive_gap},
           {"chunk", model::prefill_chunk_or_default(f.chunk)}};
 }
 
@@ -292,29 +299,32 @@ void run_fidelity_command(const FidelityFlags& f) {
   bar.finish();
 
   fmt::print("{} tokens; rows compared: [{}, {})\n", result.tokens, result.first_scored_row, result.tokens);
-  fmt::print("{:>5} {:<10} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "layer", "mode", "attn cos", "attn relerr",
-             "hidden cos", "hidden relerr", "gap mean", "gap max");
+  fmt::print("{:>5} {:<10} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12}\n", "layer", "mode", "attn cos",
+             "attn relerr", "hidden cos", "hidden relerr", "gap mean", "gap max", "1-layer err");
   std::string csv =
       "layer,mode,attention_cosine,attention_relative_error,hidden_cosine,hidden_relative_error,anchor_gap_mean,"
-      "anchor_gap_max_head\n";
-  nlohmann::json doc = {{"model", f.common.model_dir}, {"tokens", result.tokens},
-                        {"first_scored_row", result.first_scored_row}, {"window", f.common.sparsity.window},
-                        {"sink", f.common.sparsity.sink}, {"gamma", f.common.sparsity.gamma}};
+      "anchor_gap_max_head,one_layer_attention_cosine,one_layer_attention_relative_error\n";
+  nlohmann::json doc = common_settings(f.common);
+  doc.update({{"eval", "fidelity"}, {"prompt_file", f.prompt_file}, {"task", f.task}, {"length", f.length},
+              {"seed", f.seed}, {"tokens", result.tokens}, {"first_scored_row", result.first_scored_row}});
   std::vector<eval::PlotSeries> series;
   for (const auto& l : result.layers) {
     // the anchor gap exists for delta layers with anchors only
     const bool gap = l.anchor_gap.samples > 0;
-    fmt::print("{:>5} {:<10} {:>12.6f} {:>12.6f} {:>12.6f} {:>12.6f} {:>10} {:>10}\n", l.layer, mode_name(l.mode),
-               l.attention_cosine, l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error,
-               gap ? fmt::format("{:.4f}", l.anchor_gap.mean) : "-",
-               gap ? fmt::format("{:.4f}", l.anchor_gap.max_head_mean) : "-");
-    csv += fmt::format("{},{},{:.8f},{:.8f},{:.8f},{:.8f},{},{}\n", l.layer, mode_name(l.mode), l.attention_cosine,
-                       l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error,
+    fmt::print("{:>5} {:<10} {:>12.6f} {:>12.6f} {:>12.6f} {:>12.6f} {:>10} {:>10} {:>12.6f}\n", l.layer,
+               mode_name(l.mode), l.attention_cosine, l.attention_relative_error, l.hidden_cosine,
+               l.hidden_relative_error, gap ? fmt::format("{:.4f}", l.anchor_gap.mean) : "-",
+               gap ? fmt::format("{:.4f}", l.anchor_gap.max_head_mean) : "-", l.one_layer_attention_relative_error);
+    csv += fmt::format("{},{},{:.8f},{:.8f},{:.8f},{:.8f},{},{},{:.8f},{:.8f}\n", l.layer, mode_name(l.mode),
+                       l.attention_cosine, l.attention_relative_error, l.hidden_cosine, l.hidden_relative_error,
                        gap ? fmt::format("{:.6f}", l.anchor_gap.mean) : "",
-                       gap ? fmt::format("{:.6f}", l.anchor_gap.max_head_mean) : "");
+                       gap ? fmt::format("{:.6f}", l.anchor_gap.max_head_mean) : "", l.one_layer_attention_cosine,
+                       l.one_layer_attention_relative_error);
     doc["layers"].push_back({{"layer", l.layer}, {"mode", mode_name(l.mode)}, {"attention_cosine", l.attention_cosine},
                              {"attention_relative_error", l.attention_relative_error},
-                             {"hidden_cosine", l.hidden_cosine}, {"hidden_relative_error", l.hidden_relative_error}});
+                             {"hidden_cosine", l.hidden_cosine}, {"hidden_relative_error", l.hidden_relative_error},
+                             {"one_layer_attention_cosine", l.one_layer_attention_cosine},
+                             {"one_layer_attention_relative_error", l.one_layer_attention_relative_error}});
     if (gap)
       doc["layers"].back()["anchor_gap"] = {{"mean", l.anchor_gap.mean}, {"max_head_mean", l.anchor_gap.max_head_mean}};
     for (const char* what : {"attention", "hidden"}) {

@@ -103,17 +103,27 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
   for (AttentionMode m : modes)
     if (m != AttentionMode::dense)
       streams.push_back(std::make_unique<Stream>(model, m, options.attention, n, chunk, options.num_threads));
-  // the dense stream's layer inputs through sparse attention too: what Δ corrects
-  std::vector<float> dense_inputs_sparse(size_t(n * q_dim));
+  // The dense stream's layer inputs through sparse attention (what Δ corrects) and through every other
+  // mode compared (its one-layer error): on_dense_inputs[0] is sparse, then one per stream after dense.
+  std::vector<AttentionMode> dense_input_modes{AttentionMode::sparse};
+  for (size_t i = 1; i < streams.size(); ++i) dense_input_modes.push_back(streams[i]->mode);
+  std::vector<std::vector<float>> on_dense_inputs(dense_input_modes.size());
+  for (size_t m = 0; m < dense_input_modes.size(); ++m)
+    if (m == 0 || dense_input_modes[m] != AttentionMode::sparse) on_dense_inputs[m].resize(size_t(n * q_dim));
   streams[0]->forward.on_prefill_attention = [&](int64_t, int64_t first_row, const TensorView& q, const TensorView& k,
                                                  const TensorView& v, const AttentionParams& params) {
-    AttentionParams sparse = params;
-    sparse.mode = AttentionMode::sparse;
     const int64_t rows = q.shape[1];
-    const TensorView out{dense_inputs_sparse.data() + first_row * q_dim, DType::f32, Device::cpu,
-                         {1, rows, c.num_heads, c.head_dim}, {rows * q_dim, q_dim, c.head_dim, 1}};
-    delta_attention(q, k, v, out, sparse);
+    for (size_t m = 0; m < dense_input_modes.size(); ++m) {
+      if (on_dense_inputs[m].empty()) continue;  // sparse: on_dense_inputs[0]
+      AttentionParams other = params;
+      other.mode = dense_input_modes[m];
+      other.anchor_gap = nullptr;
+      const TensorView out{on_dense_inputs[m].data() + first_row * q_dim, DType::f32, Device::cpu,
+                           {1, rows, c.num_heads, c.head_dim}, {rows * q_dim, q_dim, c.head_dim, 1}};
+      delta_attention(q, k, v, out, other);
+    }
   };
+  const std::vector<float>& dense_inputs_sparse = on_dense_inputs[0];
   std::vector<model::ForwardBatch> batches;
   static constexpr int32_t kOnlyBlock = 0;
   for (const auto& s : streams)
@@ -146,8 +156,10 @@ FidelityResult run_fidelity(const model::Model& model, std::span<const int32_t> 
       const Similarity a =
           compare_rows(f.attention_result(), dense.attention_result(), result.first_scored_row, n, q_dim);
       const Similarity h = compare_rows(f.residual(), dense.residual(), result.first_scored_row, n, c.hidden_size);
+      const std::vector<float>& own = on_dense_inputs[on_dense_inputs[i].empty() ? 0 : i];
+      const Similarity one = compare_rows(own.data(), dense.attention_result(), result.first_scored_row, n, q_dim);
       result.layers.push_back({layer, streams[i]->mode, a.cosine, a.relative_error, h.cosine, h.relative_error,
-                               streams[i]->gaps[size_t(layer)]});
+                               one.cosine, one.relative_error, streams[i]->gaps[size_t(layer)]});
     }
   }
   for (size_t i = 0; i < streams.size(); ++i) {

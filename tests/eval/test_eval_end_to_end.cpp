@@ -3,6 +3,7 @@
 // reproduces the runtime's logits in every mode, and the spec's invariants show in the metrics.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -116,7 +117,23 @@ TEST(EvalEndToEnd, FidelityProbeReproducesTheRuntimeLogitsInEveryMode) {
     EXPECT_LT(l.attention_cosine, 1.0 - 1e-6) << "a 32-key window must change attention";
     EXPECT_GT(l.attention_relative_error, 1e-4);
     EXPECT_GT(l.hidden_cosine, 0.0);
+    EXPECT_GT(l.one_layer_attention_relative_error, 1e-4);
+    // layer 0 sees the same embeddings in every stream: its one-layer error is its whole error (same
+    // computation on the same data; 1e-12 only for the summation in double)
+    if (l.layer == 0) {
+      EXPECT_NEAR(l.one_layer_attention_relative_error, l.attention_relative_error, 1e-12) << mode_name(l.mode);
+      EXPECT_NEAR(l.one_layer_attention_cosine, l.attention_cosine, 1e-12) << mode_name(l.mode);
+    }
   }
+  // sparse's one-layer error is ||Δ|| / ||dense||: the transfer residual's denominator, never zero here
+  for (const LayerFidelity& l : probe.layers)
+    if (l.mode == AttentionMode::recompute) {
+      const auto sparse = std::find_if(probe.layers.begin(), probe.layers.end(), [&](const LayerFidelity& s) {
+        return s.layer == l.layer && s.mode == AttentionMode::sparse;
+      });
+      EXPECT_LT(l.one_layer_attention_relative_error, sparse->one_layer_attention_relative_error)
+          << "recompute's exact anchors and tail on the same inputs can only remove error, layer " << l.layer;
+    }
 }
 
 // Hand-made Δ sequences with known answers (2 rows compared from first_row 1, 2 heads of 2 dims).
@@ -160,6 +177,7 @@ TEST(EvalEndToEnd, FidelityIsExactWhereTheSpecSaysModesEqualDense) {
   for (const LayerFidelity& l : probe.layers) {
     EXPECT_NEAR(l.attention_cosine, 1.0, 1e-6) << mode_name(l.mode) << " layer " << l.layer;
     EXPECT_LT(l.hidden_relative_error, 1e-5) << mode_name(l.mode) << " layer " << l.layer;
+    EXPECT_LT(l.one_layer_attention_relative_error, 1e-5) << mode_name(l.mode) << " layer " << l.layer;
   }
 }
 
@@ -208,6 +226,39 @@ TEST(EvalEndToEnd, CliWritesJsonCsvAndSvg) {
   EXPECT_NE(slurp(out.string() + ".log").find("niah_single_2"), std::string::npos) << "the table is printed";
   std::filesystem::remove_all(out);
   std::filesystem::remove(out.string() + ".log");
+}
+
+// `eval fidelity --model FILE.gguf`: the F32 conversion of the fixture (tools/make_gguf_fixtures.py) holds the
+// same weights and vocabulary, so every per-layer figure must be the same to the last printed digit; the
+// Q4_1 file (the real model's quantization type) must give one finite row per layer and mode.
+TEST(EvalEndToEnd, CliFidelityOnGgufEqualsTheSafetensorsModel) {
+  const auto base = std::filesystem::temp_directory_path() / "dattn_test_eval_fidelity_gguf";
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  const std::filesystem::path gguf_dir = DATTN_SOURCE_DIR "/tests/fixtures/gguf";
+  const auto run = [&](const std::filesystem::path& model, const std::string& name) {
+    const std::string cmd = std::string(DATTN_BINARY) + " eval fidelity --model " + model.string() +
+                            " --task niah_single_1 --length 512 --window 32 --sink 8 --gamma 8"
+                            " --attention sparse,recompute,delta --threads 1 --out " + (base / name).string() +
+                            " > " + (base / (name + ".log")).string() + " 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << slurp(base / (name + ".log"));
+    return base / name;
+  };
+  const auto dir = run(kModelDir, "safetensors");
+  const auto f32 = run(gguf_dir / "llama3_tied_sharded.F32.gguf", "f32");
+  const auto q41 = run(gguf_dir / "llama3_tied_sharded.Q4_1.gguf", "q4_1");
+  for (const char* file : {"fidelity.csv", "delta_transfer.csv"}) {
+    ASSERT_FALSE(slurp(dir / file).empty()) << file;
+    EXPECT_EQ(slurp(f32 / file), slurp(dir / file)) << file;
+  }
+  const auto doc = nlohmann::json::parse(slurp(q41 / "fidelity.json"));
+  const size_t layers = size_t(fixture_model()->config().num_layers);
+  ASSERT_EQ(doc["layers"].size(), layers * 3);
+  for (const auto& row : doc["layers"])
+    for (const char* key : {"attention_cosine", "attention_relative_error", "hidden_relative_error",
+                            "one_layer_attention_relative_error"})
+      EXPECT_TRUE(std::isfinite(row[key].get<double>())) << row.dump();
+  std::filesystem::remove_all(base);
 }
 #endif
 

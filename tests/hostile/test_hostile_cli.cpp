@@ -302,6 +302,11 @@ TEST(HostileCli, InterruptedRulerEvalResumesToTheSameResults) {
   fs::copy_file(dir.path / "full/records.jsonl", dir.path / "cut/records.jsonl");
   interrupt_log(dir.path / "cut/records.jsonl", 1);
   expect_refusal(dattn(run + "--out cut --resume --seed 7", dir.path), "other settings", "resume, other flags");
+  // the key pattern and the delta variant change the results as much as the window does
+  expect_refusal(dattn(run + "--out cut --resume --pattern block_topk --block-q 8 --block-k 8 --topk 2", dir.path),
+                 "other settings", "resume, other pattern");
+  expect_refusal(dattn(run + "--out cut --resume --delta-variant interpolate", dir.path), "other settings",
+                 "resume, other delta variant");
   expect_refusal(dattn(run + "--out nothing --resume", dir.path), "no run to continue", "resume, no log");
   const Result resumed = dattn(run + "--out cut --resume", dir.path);
   ASSERT_EQ(resumed.code, 0) << resumed.err;

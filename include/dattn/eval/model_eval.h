@@ -87,6 +87,9 @@ struct LayerFidelity {
   AttentionMode mode = AttentionMode::dense;
   double attention_cosine = 0, attention_relative_error = 0;  // attention outputs (before o_proj)
   double hidden_cosine = 0, hidden_relative_error = 0;        // residual stream after the layer
+  // The mode's attention computed on the dense run's q, k, v of this layer: the error the layer adds by
+  // itself, without the drift of its inputs that the layers below caused (equal to the above at layer 0).
+  double one_layer_attention_cosine = 0, one_layer_attention_relative_error = 0;
   model::LayerAnchorGap anchor_gap;                           // delta: the anchor gap over the prompt's chunks
 };
 
