@@ -76,8 +76,14 @@ def test_library_errors_arrive_as_value_errors(call, message):
 
 def test_jax_arrays_in_jax_arrays_out():
     """Another DLPack framework: JAX arrays (read-only, handed over as DLPack capsules) on the CPU."""
-    jnp = pytest.importorskip("jax.numpy")
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
     q, k, v = qkv()
+    with jax.default_device(jax.devices("cpu")[0]):  # a jax with a GPU would place them there (fp32: refused)
+        check_jax_on_cpu(jnp, q, k, v)
+
+
+def check_jax_on_cpu(jnp, q, k, v):
     out, lse = dattn.attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v), **SMALL, return_lse=True)
     expected, expected_lse = dattn.attention(q, k, v, **SMALL, return_lse=True)
     assert type(out).__module__.startswith("jax") and out.dtype == jnp.float32
