@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from gpu_bench import time_call  # warm-up, CUDA events, median: the GPU benchmarks' one timer
+
 
 def selected_pairs(counts, blocks, n, block_q, block_k, group):
     """Query-key pairs of the sparse rows: each listed block's keys up to the row's position (all rows)."""
@@ -74,23 +76,6 @@ def block_mask_from_lists(counts, blocks, n, heads, block_q, block_k, device):
                                    mask_mod=causal, seq_lengths=(n, n))
 
 
-def time_ms(fn, reps, budget_s):
-    import torch
-    fn()
-    torch.cuda.synchronize()
-    times, spent = [], 0.0
-    while len(times) < reps and spent < budget_s * 1e3:
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-        spent += times[-1]
-    times.sort()
-    return times[len(times) // 2], len(times)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", default="build/bench/cuda/cuda_attention_bench")
@@ -134,7 +119,8 @@ def main():
         k = torch.randn(1, args.kv_heads, n, args.head_dim, device="cuda", dtype=torch.bfloat16, generator=g)
         v = torch.randn(1, args.kv_heads, n, args.head_dim, device="cuda", dtype=torch.bfloat16, generator=g)
         try:
-            flex_ms, reps = time_ms(lambda: compiled(q, k, v, block_mask=mask, enable_gqa=True), args.reps, args.budget_s)
+            flex_ms, reps = time_call(torch, lambda: compiled(q, k, v, block_mask=mask, enable_gqa=True),
+                                      args.budget_s * 1e3, args.reps)
             flex = {"ms": flex_ms, "reps": reps, "tflops": 4 * args.head_dim * pairs / (flex_ms * 1e-3) / 1e12}
         except Exception as e:  # noqa: BLE001 - reported, the other lengths still run
             flex = {"error": f"{type(e).__name__}: {e}"[:300]}

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "anchor_gaps.h"
 #include "dattn/core/error.h"
 #include "dattn/core/threads.h"
 #include "simd.h"
@@ -118,22 +119,6 @@ void add_interpolated_deltas(const Outputs& o, const AttentionShape& s, int thre
   });
 }
 
-// Mean and max of the per-anchor gaps of every (batch, head).
-void reduce_gaps(const std::vector<float>& gaps, const AttentionShape& s, int64_t anchors, AnchorGap& result) {
-  result = {anchors, std::vector<float>(size_t(s.batch * s.h_q)), std::vector<float>(size_t(s.batch * s.h_q))};
-  if (anchors == 0) return;
-  for (int64_t bh = 0; bh < s.batch * s.h_q; ++bh) {
-    double sum = 0;
-    float high = 0;
-    for (int64_t j = 0; j < anchors; ++j) {
-      sum += gaps[size_t(bh * anchors + j)];
-      high = std::max(high, gaps[size_t(bh * anchors + j)]);
-    }
-    result.mean[size_t(bh)] = float(sum / double(anchors));
-    result.max[size_t(bh)] = high;
-  }
-}
-
 }  // namespace
 
 void attention(const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
@@ -170,7 +155,8 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
     });
   }
   if (delta && params.delta_variant == DeltaVariant::interpolate) add_interpolated_deltas(outputs, problem.shape, threads);
-  if (delta && params.anchor_gap) reduce_gaps(gaps, problem.shape, rows.num_anchors(), *params.anchor_gap);
+  if (delta && params.anchor_gap)
+    *params.anchor_gap = reduce_anchor_gaps(gaps, problem.shape.batch * problem.shape.h_q, rows.num_anchors());
 }
 
 }  // namespace dattn::cpu
