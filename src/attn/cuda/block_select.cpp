@@ -37,22 +37,6 @@ void check_blas(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS) fail("cuda backend: {} failed (cuBLAS status {})", what, int(status));
 }
 
-template <typename T>
-T* device_alloc(int64_t count, cudaStream_t stream, const char* what) {
-  T* data = nullptr;
-  if (count > 0) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data), size_t(count) * sizeof(T), stream), what);
-  return data;
-}
-
-// Frees stream-ordered scratch at scope exit (also on error).
-struct StreamScratch {
-  void* data;
-  cudaStream_t stream;
-  ~StreamScratch() {
-    if (data) cudaFreeAsync(data, stream);
-  }
-};
-
 }  // namespace
 
 void check_block_topk_params(const AttentionParams& params) {
@@ -65,8 +49,7 @@ void check_block_topk_params(const AttentionParams& params) {
 }
 
 DeviceBlockSelection::DeviceBlockSelection(const TensorView& q, const TensorView& k, const AttentionParams& params,
-                                           int64_t rows, int tile_rows, cudaStream_t stream)
-    : stream_(stream) {
+                                           int64_t rows, int tile_rows, cudaStream_t stream) {
   check_block_topk_params(params);
   SelectGeometry g{};
   g.batch = q.shape[0];
@@ -107,13 +90,11 @@ DeviceBlockSelection::DeviceBlockSelection(const TensorView& q, const TensorView
   const int64_t bh = g.batch * g.h_kv;
   if (g.q_blocks == 0) return;
 
-  StreamScratch key_means{device_alloc<float>(bh * g.k_blocks * g.head_dim, stream, "allocating key block means"), stream};
-  StreamScratch query_means{device_alloc<float>(bh * g.q_blocks * g.head_dim, stream, "allocating query block means"),
-                            stream};
-  lists_ = device_alloc<int32_t>(bh * g.q_blocks * g.list_capacity, stream, "allocating block lists");
-  list_counts_ = device_alloc<int32_t>(bh * g.q_blocks, stream, "allocating block lists");
-  launch_block_means(g, q.dtype == DType::bf16, static_cast<float*>(key_means.data),
-                     static_cast<float*>(query_means.data), stream);
+  const DeviceScratch<float> key_means(bh * g.k_blocks * g.head_dim, stream, "allocating key block means");
+  const DeviceScratch<float> query_means(bh * g.q_blocks * g.head_dim, stream, "allocating query block means");
+  lists_ = DeviceScratch<int32_t>(bh * g.q_blocks * g.list_capacity, stream, "allocating block lists");
+  list_counts_ = DeviceScratch<int32_t>(bh * g.q_blocks, stream, "allocating block lists");
+  launch_block_means(g, q.dtype == DType::bf16, key_means.data(), query_means.data(), stream);
 
   // Scores of a chunk of query blocks against the candidate key blocks any of them has (the blocks before
   // the latest window start): chunks small enough for ~256 MB of fp32 scores.
@@ -122,33 +103,27 @@ DeviceBlockSelection::DeviceBlockSelection(const TensorView& q, const TensorView
   const int64_t max_scores = int64_t(64) << 20;
   int64_t chunk = std::max<int64_t>(1, max_scores / std::max<int64_t>(1, bh * g.k_blocks));
   chunk = std::min(chunk, g.q_blocks);
-  StreamScratch scores{device_alloc<float>(bh * chunk * g.k_blocks, stream, "allocating block scores"), stream};
+  const DeviceScratch<float> scores(bh * chunk * g.k_blocks, stream, "allocating block scores");
   for (int64_t qb0 = 0; qb0 < g.q_blocks; qb0 += chunk) {
     const int64_t count = std::min(chunk, g.q_blocks - qb0);
     const int64_t columns = std::max<int64_t>(query_block_keys(g, qb0 + count - 1).window_block, 1);
     const float one = 1.f, zero = 0.f;
     // column-major: C (columns x count) = KM^T (columns x d) * QM (d x count), i.e. row-major scores[qb][kb]
     check_blas(cublasSgemmStridedBatched(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(columns), int(count), int(g.head_dim), &one,
-                                         static_cast<const float*>(key_means.data), int(g.head_dim), g.k_blocks * g.head_dim,
-                                         static_cast<const float*>(query_means.data) + qb0 * g.head_dim, int(g.head_dim),
-                                         g.q_blocks * g.head_dim, &zero, static_cast<float*>(scores.data), int(columns),
+                                         key_means.data(), int(g.head_dim), g.k_blocks * g.head_dim,
+                                         query_means.data() + qb0 * g.head_dim, int(g.head_dim),
+                                         g.q_blocks * g.head_dim, &zero, scores.data(), int(columns),
                                          count * columns, int(bh)),
                "block top-k score GEMM");
-    launch_top_blocks(g, qb0, count, static_cast<const float*>(scores.data), columns, lists_, list_counts_, stream);
+    launch_top_blocks(g, qb0, count, scores.data(), columns, lists_.data(), list_counts_.data(), stream);
   }
 
   query_tiles_ = (rows + tile_rows - 1) / tile_rows;
   unit_capacity_ = std::min((g.n_kv + kUnitKeys - 1) / kUnitKeys, 2 * g.list_capacity * (g.block_k / kUnitKeys));
-  units_ = device_alloc<int32_t>(bh * query_tiles_ * unit_capacity_, stream, "allocating key unit lists");
-  unit_counts_ = device_alloc<int32_t>(bh * query_tiles_, stream, "allocating key unit lists");
-  launch_tile_units(g, rows, tile_rows, query_tiles_, lists_, list_counts_, unit_capacity_, units_, unit_counts_,
-                    stream);
-}
-
-DeviceBlockSelection::~DeviceBlockSelection() {
-  for (void* data : {static_cast<void*>(lists_), static_cast<void*>(list_counts_), static_cast<void*>(units_),
-                     static_cast<void*>(unit_counts_)})
-    if (data) cudaFreeAsync(data, stream_);
+  units_ = DeviceScratch<int32_t>(bh * query_tiles_ * unit_capacity_, stream, "allocating key unit lists");
+  unit_counts_ = DeviceScratch<int32_t>(bh * query_tiles_, stream, "allocating key unit lists");
+  launch_tile_units(g, rows, tile_rows, query_tiles_, lists_.data(), list_counts_.data(), unit_capacity_,
+                    units_.data(), unit_counts_.data(), stream);
 }
 
 BlockSelection DeviceBlockSelection::selection_to_host() const {
@@ -159,15 +134,7 @@ BlockSelection DeviceBlockSelection::selection_to_host() const {
   sel.block_q = block_q_;
   sel.block_k = block_k_;
   const int64_t lists = batch_ * h_kv_ * q_blocks_;
-  std::vector<int32_t> counts(static_cast<size_t>(lists));
-  std::vector<int32_t> entries(static_cast<size_t>(lists * list_capacity_));
-  if (lists > 0) {
-    check_cuda(cudaMemcpyAsync(counts.data(), list_counts_, counts.size() * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),
-               "copying block lists");
-    check_cuda(cudaMemcpyAsync(entries.data(), lists_, entries.size() * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),
-               "copying block lists");
-    check_cuda(cudaStreamSynchronize(stream_), "copying block lists");
-  }
+  const std::vector<int32_t> counts = list_counts_.to_host(), entries = lists_.to_host();
   sel.offsets.push_back(0);
   for (int64_t i = 0; i < lists; ++i) {
     const auto* first = entries.data() + i * list_capacity_;

@@ -9,6 +9,7 @@
 
 #include "dattn/attn/key_pattern.h"
 #include "dattn/attn/params.h"
+#include "device_scratch.h"
 #include "dattn/core/tensor.h"
 
 namespace dattn::cuda::detail {
@@ -23,12 +24,9 @@ class DeviceBlockSelection {
   // the unit lists of the query tiles of tile_rows rows (128) that hold rows [0, rows).
   DeviceBlockSelection(const TensorView& q, const TensorView& k, const AttentionParams& params, int64_t rows,
                        int tile_rows, cudaStream_t stream);
-  ~DeviceBlockSelection();
-  DeviceBlockSelection(const DeviceBlockSelection&) = delete;
-  DeviceBlockSelection& operator=(const DeviceBlockSelection&) = delete;
 
-  const int32_t* units() const { return units_; }
-  const int32_t* unit_counts() const { return unit_counts_; }
+  const int32_t* units() const { return units_.data(); }
+  const int32_t* unit_counts() const { return unit_counts_.data(); }
   int unit_capacity() const { return int(unit_capacity_); }
   int query_tiles() const { return int(query_tiles_); }
   // The per-(batch, kv head, query block) lists in block_k units, as select_key_blocks returns them
@@ -36,13 +34,12 @@ class DeviceBlockSelection {
   BlockSelection selection_to_host() const;
 
  private:
-  cudaStream_t stream_;
   int64_t batch_ = 0, h_kv_ = 0, q_blocks_ = 0, block_q_ = 0, block_k_ = 0, list_capacity_ = 0;
   int64_t query_tiles_ = 0, unit_capacity_ = 0;
-  int32_t* lists_ = nullptr;        // (batch, h_kv, q_blocks, list_capacity_) key blocks
-  int32_t* list_counts_ = nullptr;  // (batch, h_kv, q_blocks)
-  int32_t* units_ = nullptr;        // (batch, h_kv, query_tiles_, unit_capacity_) entries (unit << 2 | owners)
-  int32_t* unit_counts_ = nullptr;  // (batch, h_kv, query_tiles_)
+  DeviceScratch<int32_t> lists_;        // (batch, h_kv, q_blocks, list_capacity_) key blocks
+  DeviceScratch<int32_t> list_counts_;  // (batch, h_kv, q_blocks)
+  DeviceScratch<int32_t> units_;        // (batch, h_kv, query_tiles_, unit_capacity_) entries (unit << 2 | owners)
+  DeviceScratch<int32_t> unit_counts_;  // (batch, h_kv, query_tiles_)
 };
 
 // The device's selection for q and k under params (block top-k), copied to the host: what the sparse

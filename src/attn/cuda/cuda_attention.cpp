@@ -9,8 +9,10 @@
 
 #include <vector>
 
+#include "anchor_gaps.h"
 #include "block_select.h"
 #include "cuda_check.h"
+#include "device_scratch.h"
 #include "unchecked_backends.h"
 #include "dattn/core/error.h"
 #include "launch.h"
@@ -146,51 +148,8 @@ void launch(DType dtype, int head_dim, RowsKernel kernel, const AttentionKernelP
     launch_for_head_dim<ElemType::f16>(head_dim, kernel, p, stream);
 }
 
-// Stream-ordered fp32 scratch (Δ, split-KV partials, anchor gaps), freed after the kernels that use it
-// (also on error).
-class ScratchBuffer {
- public:
-  ScratchBuffer(size_t floats, cudaStream_t stream, const char* what) : stream_(stream), floats_(floats) {
-    if (floats) check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&data_), floats * sizeof(float), stream), what);
-  }
-  ~ScratchBuffer() {
-    if (data_) cudaFreeAsync(data_, stream_);
-  }
-  ScratchBuffer(const ScratchBuffer&) = delete;
-  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  float* data() const { return data_; }
-  std::vector<float> to_host() const {
-    std::vector<float> host(floats_);
-    if (floats_) {
-      check_cuda(cudaMemcpyAsync(host.data(), data_, floats_ * sizeof(float), cudaMemcpyDeviceToHost, stream_),
-                 "copying results to the host");
-      check_cuda(cudaStreamSynchronize(stream_), "copying results to the host");
-    }
-    return host;
-  }
-
- private:
-  float* data_ = nullptr;
-  cudaStream_t stream_;
-  size_t floats_;
-};
-
-// Mean and max over the anchors of every (batch, head)'s per-anchor gaps (the CPU backend's reduce_gaps).
-AnchorGap reduce_anchor_gaps(const std::vector<float>& gaps, int64_t heads, int64_t anchors) {
-  AnchorGap result{anchors, std::vector<float>(size_t(heads)), std::vector<float>(size_t(heads))};
-  if (anchors == 0) return result;
-  for (int64_t bh = 0; bh < heads; ++bh) {
-    double sum = 0;
-    float high = 0;
-    for (int64_t j = 0; j < anchors; ++j) {
-      sum += gaps[size_t(bh * anchors + j)];
-      high = std::max(high, gaps[size_t(bh * anchors + j)]);
-    }
-    result.mean[size_t(bh)] = float(sum / double(anchors));
-    result.max[size_t(bh)] = high;
-  }
-  return result;
-}
+// fp32 scratch of a call: Δ, split-KV partials, anchor gaps.
+using ScratchBuffer = DeviceScratch<float>;
 
 // Chooses split-KV for the dense-rows tiles in p (sets p.kv_splits, p.split_key_tiles); forced_splits > 0
 // fixes the chunk count (CudaKernelConfig::kv_splits).
