@@ -184,7 +184,7 @@ uint64_t HttpServer::Impl::submit(const CompletionRequest& request, std::vector<
   engine_request.max_new_tokens = request.max_tokens;
   engine_request.sampling = request.sampling;
   if (!request.seeded) engine_request.sampling.seed = std::random_device{}() * 0x100000001ull ^ std::random_device{}();
-  engine_request.stop_ids = stop_ids;
+  if (!request.ignore_eos) engine_request.stop_ids = stop_ids;
   engine_request.attention = request.attention;
   std::lock_guard lock(mutex);  // held across submit so that shutdown() sees every id it must wait for
   if (draining) throw ApiError(503, "the server is shutting down", "", "server_shutting_down", "server_error");

@@ -265,6 +265,8 @@ CompletionRequest parse_completion_request(std::string_view body_text, Endpoint 
   request.max_tokens = std::min(request.max_tokens, limits.max_context);
   parse_sampling(body, limits, request);
   request.stop = parse_stop(body);
+  // Load generators (vLLM's benchmark_serving, ours) fix the completion length with this vLLM extension.
+  if (const json* ignore_eos = field(body, "ignore_eos")) request.ignore_eos = bool_field(*ignore_eos, "ignore_eos");
   if (const json* stream = field(body, "stream")) request.stream = bool_field(*stream, "stream");
   if (const json* options = field(body, "stream_options")) {
     if (!options->is_object()) bad_type("stream_options", "an object", *options);

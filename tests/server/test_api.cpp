@@ -45,6 +45,7 @@ TEST(ServerApi, ChatDefaultsAndFields) {
   EXPECT_EQ(r.max_tokens, 50);  // the server's default for chat
   EXPECT_FALSE(r.stream);
   EXPECT_EQ(r.sampling.temperature, 0.0);
+  EXPECT_FALSE(r.ignore_eos);
 
   json body = chat_body();
   body["max_tokens"] = 7;
@@ -58,6 +59,7 @@ TEST(ServerApi, ChatDefaultsAndFields) {
   body["n"] = 1;
   body["presence_penalty"] = 0.0;  // unknown to this server: ignored
   body["user"] = "someone";
+  body["ignore_eos"] = true;
   r = chat(body);
   EXPECT_EQ(r.max_tokens, 7);
   EXPECT_EQ(r.sampling.temperature, 0.5);
@@ -68,6 +70,7 @@ TEST(ServerApi, ChatDefaultsAndFields) {
   EXPECT_EQ(r.stop, std::vector<std::string>{"\n"});
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
+  EXPECT_TRUE(r.ignore_eos);
 }
 
 TEST(ServerApi, ChatContentPartsAndRoles) {
@@ -148,6 +151,7 @@ TEST(ServerApi, BadRequestsNameTheField) {
   EXPECT_EQ(refusal(with("stream", "yes")), P(400, "stream"));
   EXPECT_EQ(refusal(with("stream_options", 1)), P(400, "stream_options"));
   EXPECT_EQ(refusal(with("seed", 1e300)), P(400, "seed"));
+  EXPECT_EQ(refusal(with("ignore_eos", 1)), P(400, "ignore_eos"));
 
   EXPECT_EQ(refusal(R"({"model":"tiny"})", Endpoint::completion), P(400, "prompt"));
   EXPECT_EQ(refusal(R"({"model":"tiny","prompt":[]})", Endpoint::completion), P(400, "prompt"));

@@ -42,6 +42,7 @@ class EchoEngine : public Engine {
     if (int64_t(sequences_.size()) >= options_.max_batch + options_.max_queue) {
       throw QueueFull(fmt::format("{} requests are waiting", options_.max_queue));
     }
+    last_stop_ids_ = request.stop_ids;
     sequences_.push_back({++next_id_, std::move(request), std::move(on_event)});
     return next_id_;
   }
@@ -69,6 +70,11 @@ class EchoEngine : public Engine {
     if (thread_.joinable()) thread_.join();
   }
   const EngineOptions& options() const override { return options_; }
+
+  std::vector<int32_t> last_stop_ids() const {
+    std::lock_guard lock(mutex_);
+    return last_stop_ids_;
+  }
 
   // Ids whose sequence ended cancelled (by cancel() or by the callback returning false).
   std::set<uint64_t> cancelled() const {
@@ -134,6 +140,7 @@ class EchoEngine : public Engine {
   mutable std::mutex mutex_;
   std::deque<Sequence> sequences_;
   std::set<uint64_t> cancel_requests_, cancelled_;
+  std::vector<int32_t> last_stop_ids_;
   uint64_t next_id_ = 0;
   bool stopping_ = false;
   std::thread thread_;
@@ -146,13 +153,14 @@ const Tokenizer& tokenizer() {
 
 // A server on a free loopback port over an EchoEngine, served on its own thread.
 struct Harness {
-  explicit Harness(int64_t max_batch = 4, int64_t max_queue = 4, ServerOptions options = {})
+  explicit Harness(int64_t max_batch = 4, int64_t max_queue = 4, ServerOptions options = {},
+                   std::vector<int32_t> stop_ids = {})
       : engine(max_batch, max_queue, 5ms) {
     options.port = 0;
     options.limits.model_id = "tiny";
     options.limits.max_context = 20000;
     options.limits.vocab_size = tokenizer().vocab_size();
-    server = std::make_unique<HttpServer>(engine, tokenizer(), std::vector<int32_t>{}, options);
+    server = std::make_unique<HttpServer>(engine, tokenizer(), std::move(stop_ids), options);
     port = server->bind();
     thread = std::thread([this] { server->serve(); });
   }
@@ -236,6 +244,18 @@ TEST(HttpServer, StreamEchoesTheEngineAndEndsWithDone) {
   EXPECT_EQ(body["choices"][0]["text"], text);
   EXPECT_EQ(body["usage"]["completion_tokens"], 7);
   EXPECT_EQ(body["usage"]["prompt_tokens"], int64_t(prompt.size()));
+}
+
+TEST(HttpServer, IgnoreEosLeavesOutTheEndTokens) {
+  Harness h(4, 4, {}, /*stop_ids=*/{3, 7});
+  json body = json::parse(completion_request({5, 6}, 2, false));
+  ASSERT_EQ(h.client().Post("/v1/completions", body.dump(), "application/json")->status, 200);
+  EXPECT_EQ(h.engine.last_stop_ids(), (std::vector<int32_t>{3, 7}));
+  body["ignore_eos"] = true;
+  ASSERT_EQ(h.client().Post("/v1/completions", body.dump(), "application/json")->status, 200);
+  EXPECT_TRUE(h.engine.last_stop_ids().empty());
+  body["ignore_eos"] = "yes";
+  EXPECT_EQ(h.client().Post("/v1/completions", body.dump(), "application/json")->status, 400);
 }
 
 TEST(HttpServer, ClientLeavingMidStreamCancelsItsSequence) {

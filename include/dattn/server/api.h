@@ -46,6 +46,7 @@ struct CompletionRequest {
   model::SamplingParams sampling;
   bool seeded = false;                     // the request named a seed
   std::vector<std::string> stop;
+  bool ignore_eos = false;                 // vLLM's extension: end tokens do not end the completion
   bool stream = false, include_usage = false;
   std::optional<AttentionParams> attention;  // set only when the request overrides something
 };
