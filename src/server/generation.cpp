@@ -71,6 +71,11 @@ Generation::Update Generation::take_all() {
   return {std::exchange(text_, {}), true};
 }
 
+bool Generation::wait_finished(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return finished_; });
+}
+
 std::string Generation::finish_reason() const {
   std::lock_guard lock(mutex_);
   return finish_reason_;

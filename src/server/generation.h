@@ -33,6 +33,7 @@ class Generation {
   // Waits until there is new text, the request finished, or the timeout passed.
   Update take(std::chrono::milliseconds timeout);
   Update take_all();  // waits for the end; all the text not taken yet
+  bool wait_finished(std::chrono::milliseconds timeout);  // true once finished
 
   // Valid once finished.
   std::string finish_reason() const;

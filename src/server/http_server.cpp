@@ -17,6 +17,7 @@
 #include "dattn/core/error.h"
 #include "dattn/server/metrics.h"
 #include "dattn/server/prompt.h"
+#include "client_connection.h"
 #include "generation.h"
 
 namespace dattn::server {
@@ -78,6 +79,8 @@ struct HttpServer::Impl {
   std::vector<int32_t> prompt_ids(const CompletionRequest& request);
   uint64_t submit(const CompletionRequest& request, std::vector<int32_t> prompt, std::shared_ptr<Generation> gen);
   void release(uint64_t id, const Generation& gen);
+  // Non-streaming: waits for the completion; false (sequence cancelled and released) if the client left.
+  bool wait_or_cancel_if_client_leaves(const httplib::Request& req, uint64_t id, Generation& gen);
   void stream(httplib::Response& res, Endpoint endpoint, const CompletionRequest& request, uint64_t id,
               std::shared_ptr<Generation> gen, ResponseIds ids);
 };
@@ -224,6 +227,7 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
       stream(res, endpoint, request, id, std::move(gen), std::move(ids));
       return;
     }
+    if (!wait_or_cancel_if_client_leaves(req, id, *gen)) return;  // nobody to answer
     const Generation::Update all = gen->take_all();
     release(id, *gen);
     if (auto error = gen->error()) throw ApiError(500, *error, "", "engine_error", "server_error");
@@ -232,6 +236,20 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
     if (error.status == 429) res.set_header("Retry-After", "1");
     send_error(res, error);
   }
+}
+
+bool HttpServer::Impl::wait_or_cancel_if_client_leaves(const httplib::Request& req, uint64_t id, Generation& gen) {
+  const auto client = ClientConnection::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  while (!gen.wait_finished(kHeartbeat)) {
+    if (client && client->closed_by_peer()) {
+      gen.abandon();
+      engine.cancel(id);  // frees its KV blocks before the engine's next step
+      gen.take_all();     // the engine ends the sequence (cancelled) at its next step
+      release(id, gen);
+      return false;
+    }
+  }
+  return true;
 }
 
 void HttpServer::Impl::stream(httplib::Response& res, Endpoint endpoint, const CompletionRequest& request,

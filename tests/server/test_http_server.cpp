@@ -273,6 +273,35 @@ TEST(HttpServer, ClientLeavingMidStreamCancelsItsSequence) {
   EXPECT_EQ(res->status, 200);
 }
 
+TEST(HttpServer, ClientLeavingANonStreamingRequestCancelsItsSequence) {
+  Harness h;
+  // no response bytes come before the completion ends: send, wait until the engine runs it, leave
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(h.port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string body = completion_request({5, 6, 7}, 20000, false);
+  const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(::send(sock, request.data(), request.size(), 0), ssize_t(request.size()));
+  const auto start = std::chrono::steady_clock::now();
+  while (h.engine.stats().running == 0) {
+    ASSERT_LT(std::chrono::steady_clock::now() - start, 5s) << "the request never reached the engine";
+    std::this_thread::sleep_for(5ms);
+  }
+  ::close(sock);
+  const auto left = std::chrono::steady_clock::now();
+  while (h.engine.cancelled().empty()) {
+    ASSERT_LT(std::chrono::steady_clock::now() - left, 2s) << "the sequence was not cancelled";
+    std::this_thread::sleep_for(5ms);
+  }
+  auto res = h.client().Get("/health");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
 TEST(HttpServer, FullQueueGives429WithRetryAfter) {
   Harness h(/*max_batch=*/1, /*max_queue=*/0);
   const int sock = open_stream(h.port, completion_request({5, 6, 7}, 20000, true));

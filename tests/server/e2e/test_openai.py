@@ -153,6 +153,24 @@ def test_disconnect_mid_stream_cancels(server):
     assert complete(server.client(), "And God said", max_tokens=4).choices[0].text  # still answering
 
 
+def test_disconnect_while_waiting_for_a_non_streaming_answer_cancels(server):
+    before = server.metrics()
+    body = json.dumps({"model": MODEL_ID, "prompt": haystack_prompt(50), "max_tokens": 3000, "temperature": 0,
+                       "ignore_eos": True}).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    deadline = time.monotonic() + 30
+    while server.metrics()["dattn_engine_generated_tokens_total"] - before["dattn_engine_generated_tokens_total"] < 3:
+        assert time.monotonic() < deadline, "the request generated nothing"
+        time.sleep(0.02)
+    sock.close()  # nothing was answered yet: a non-streaming response comes whole at the end
+    m = wait_idle(server, timeout_s=5)
+    generated = m["dattn_engine_generated_tokens_total"] - before["dattn_engine_generated_tokens_total"]
+    assert generated < 3000, "the sequence ran to its end although the client left"
+    assert complete(server.client(), "And God said", max_tokens=4).choices[0].text  # still answering
+
+
 BAD_REQUESTS = [
     ("/v1/chat/completions", "{not json", 400, None),
     ("/v1/chat/completions", {"model": MODEL_ID, "messages": []}, 400, "messages"),
