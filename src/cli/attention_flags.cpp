@@ -91,7 +91,7 @@ void add_prefill_flags(CLI::App& cmd, PrefillFlags& flags) {
   cmd.add_option("--layer-modes", flags.layer_modes, "per-layer modes, e.g. 0-1:dense,31:recompute");
   cmd.add_option("--adaptive-gap", flags.adaptive_gap,
                  "delta layers whose anchor gap on the prompt's first chunk exceeds this prefill the rest densely "
-                 "(0 = off; cpu)")
+                 "(0 = off)")
       ->capture_default_str();
   cmd.add_option("--backend", flags.backend, "attention backend: auto|reference|cpu|cuda")->capture_default_str();
   add_chunk_flag(cmd, flags.chunk);
@@ -135,8 +135,6 @@ std::vector<AttentionMode> parse_mode_list(const std::string& text) {
 std::unique_ptr<model::InferenceSession> open_session(const std::string& device, const std::string& model_dir,
                                                       model::SessionOptions options) {
   check_device(device);
-  DATTN_CHECK(device == "cpu" || options.attention.adaptive_gap_threshold == 0,
-              "--adaptive-gap needs the anchor gap, which only the cpu runtime measures (--device cpu)");
   if (device == "cuda") return model::make_cuda_session(model_dir, std::move(options));
   return std::make_unique<model::Session>(model::Model::load(model_dir), std::move(options));
 }

@@ -87,7 +87,7 @@ void print_anchor_gaps(const std::vector<model::LayerAnchorGap>& gaps) {
   bool any = false;
   for (const auto& g : gaps) any = any || g.samples > 0;
   if (!any) {
-    fmt::print(stderr, "anchor gap: none measured (needs a delta prefill with anchors on the cpu)\n");
+    fmt::print(stderr, "anchor gap: none measured (needs a delta layer whose prefill has anchors)\n");
     return;
   }
   fmt::print(stderr, "anchor gap per layer (mean over heads and anchors, largest head mean):\n");
@@ -199,7 +199,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--greedy", f->greedy, "argmax decoding whatever generation_config.json says");
   cmd->add_option("--seed", f->seed, "sampling seed")->capture_default_str()->check(uint64_value());
   add_threads_flag(*cmd, f->threads);
-  cmd->add_flag("--verbose", f->verbose, "after the prefill, print each delta layer's anchor gap (cpu)");
+  cmd->add_flag("--verbose", f->verbose, "after the prefill, print each delta layer's anchor gap");
   cmd->callback([f, prompt, prompt_file] {
     DATTN_CHECK(prompt->count() + prompt_file->count() == 1, "give the prompt with --prompt or --prompt-file");
     run_generate(*f);

@@ -122,28 +122,11 @@ void Session::check_ids(std::span<const int32_t> ids) const {
 std::vector<float> Session::prefill(std::span<const int32_t> ids, const PrefillOptions& options) {
   DATTN_CHECK(!ids.empty(), "prefill needs at least one token");
   check_ids(ids);
-  const int64_t n = int64_t(ids.size()), vocab = model_->config().vocab_size;
-  std::vector<float> logits(size_t(options.all_logits ? n * vocab : vocab));
-  const int64_t chunk = options.chunk_size > 0 ? std::min(options.chunk_size, options_.chunk_size) : options_.chunk_size;
-  gaps_.assign(size_t(model_->config().num_layers), LayerAnchorGap{});
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t rows = std::min(chunk, n - start);
-    const bool last_chunk = start + rows == n;
-    int64_t first_logit_row = rows;  // none
-    float* out = logits.data();
-    if (options.all_logits) {
-      first_logit_row = 0;
-      out += start * vocab;
-    } else if (last_chunk) {
-      first_logit_row = rows - 1;
-    }
-    forward_chunk(ids.subspan(size_t(start), size_t(rows)), false, first_logit_row, out);
-    const double threshold = options_.attention.adaptive_gap_threshold;
-    if (start == 0 && threshold > 0)
-      for (LayerAnchorGap& gap : gaps_) gap.went_dense = gap.samples > 0 && gap.mean > threshold;
-    if (options.on_progress) options.on_progress(start + rows, n);
-  }
-  return logits;
+  return prefill_in_chunks(ids, options_.chunk_size, options, model_->config().vocab_size, options_.attention,
+                           model_->config().num_layers, gaps_,
+                           [&](std::span<const int32_t> chunk, int64_t first_logit_row, float* logits) {
+                             forward_chunk(chunk, false, first_logit_row, logits);
+                           });
 }
 
 std::vector<float> Session::decode(int32_t id) {

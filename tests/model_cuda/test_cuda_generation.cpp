@@ -90,6 +90,59 @@ TEST_P(GpuFixtureGeneration, SparseModesMatchCpuModes) {
   }
 }
 
+// The anchor gap of every delta layer as the CPU session measures it, and the adaptive policy switching the
+// same layers. Budget: the gap is ||dense(a) - sparse(a)|| / ||dense(a)||, so its error is the two outputs'
+// rounding relative to ||dense(a)||, of the order of the bf16 logit budget (inputs drift through the layers
+// below as the logits do): 2 * kBf16Budget absolute. The threshold is put in the widest space between the
+// CPU's first-chunk gaps, so no layer sits within that budget of it.
+TEST_P(GpuFixtureGeneration, AnchorGapsAndAdaptivePolicyMatchCpu) {
+  DATTN_SKIP_WITHOUT_GPU();
+  constexpr int64_t kChunk = 16;
+  const auto c = test::load_cases(GetParam()).back();
+  ASSERT_GT(int64_t(c.ids.size()), kChunk);
+  SessionOptions o = options_for(AttentionMode::delta, 64, kChunk);
+  o.attention.params.window = 4;
+  o.attention.params.sink = 2;
+  o.attention.params.gamma = 2;
+  o.attention.report_anchor_gap = true;
+
+  auto cpu = cpu_session(GetParam(), o);
+  auto gpu = gpu_session(GetParam(), o);
+  cpu->prefill(c.ids);
+  gpu->prefill(c.ids);
+  const std::vector<LayerAnchorGap> cg = cpu->anchor_gaps(), gg = gpu->anchor_gaps();
+  ASSERT_EQ(gg.size(), cg.size());
+  for (size_t l = 0; l < cg.size(); ++l) {
+    ASSERT_GT(cg[l].samples, 0) << "layer " << l;
+    EXPECT_EQ(gg[l].samples, cg[l].samples) << "layer " << l;
+    EXPECT_NEAR(gg[l].mean, cg[l].mean, 2 * kBf16Budget) << "layer " << l;
+    EXPECT_NEAR(gg[l].max_head_mean, cg[l].max_head_mean, 2 * kBf16Budget) << "layer " << l;
+  }
+
+  auto first = cpu_session(GetParam(), o);  // the first chunk alone: the gaps the policy decides on
+  first->prefill(std::span<const int32_t>(c.ids.data(), size_t(kChunk)));
+  std::vector<double> means;
+  for (const LayerAnchorGap& g : first->anchor_gaps()) means.push_back(g.mean);
+  std::sort(means.begin(), means.end());
+  double threshold = 0, space = 0;
+  for (size_t i = 0; i + 1 < means.size(); ++i)
+    if (means[i + 1] - means[i] > space) space = means[i + 1] - means[i], threshold = (means[i] + means[i + 1]) / 2;
+  if (space < 4 * kBf16Budget) GTEST_SKIP() << "the first-chunk gaps lie too close together to set a threshold";
+  o.attention.adaptive_gap_threshold = threshold;
+  const std::vector<float> cpu_logits = cpu_session(GetParam(), o)->prefill(c.ids, {.all_logits = true});
+  auto cpu_adaptive = cpu_session(GetParam(), o);
+  cpu_adaptive->prefill(c.ids);
+  auto gpu_adaptive = gpu_session(GetParam(), o);
+  const std::vector<float> gpu_logits = gpu_adaptive->prefill(c.ids, {.all_logits = true});
+  int switched = 0;
+  for (size_t l = 0; l < cg.size(); ++l) {
+    EXPECT_EQ(gpu_adaptive->anchor_gaps()[l].went_dense, cpu_adaptive->anchor_gaps()[l].went_dense) << "layer " << l;
+    switched += cpu_adaptive->anchor_gaps()[l].went_dense;
+  }
+  EXPECT_GT(switched, 0);
+  EXPECT_LE(relative_l2(gpu_logits, cpu_logits), kBf16Budget);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, GpuFixtureGeneration, ::testing::ValuesIn(test::fixture_names()),
                          [](const auto& info) { return info.param; });
 

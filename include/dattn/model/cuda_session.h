@@ -62,6 +62,7 @@ class CudaSession final : public InferenceSession {
   int64_t context() const override;
   uint64_t kv_cache_bytes() const override;
   uint64_t peak_device_bytes() const override;
+  std::vector<LayerAnchorGap> anchor_gaps() const override;
   void reset() override;
   const ModelConfig& config() const;
   DeviceMemoryReport memory() const;

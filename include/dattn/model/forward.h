@@ -3,6 +3,7 @@
 // CpuForward, the GPU session's) supplies the stages; the loop and the batch description are shared.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -47,6 +48,16 @@ class ForwardBackend {
 
 void forward_layer(ForwardBackend& backend, const ForwardBatch& batch, int64_t layer);
 void run_forward(ForwardBackend& backend, const ForwardBatch& batch, int64_t num_layers, float* logits);
+
+// The chunked prefill of one sequence, written once for every session: chunks of at most `chunk` rows
+// (PrefillOptions::chunk_size may lower it), logits of the last row or of every row, progress, and the
+// adaptive policy (after the first chunk, a layer whose mean anchor gap exceeds the plan's threshold is
+// marked went_dense, so the rest of the prompt prefills it densely). `gaps` is reset to one entry a layer;
+// run_chunk(ids, first_logit_row, logits) runs one chunk with `gaps` as its sequence's anchor_gaps.
+using ChunkRunner = std::function<void(std::span<const int32_t> ids, int64_t first_logit_row, float* logits)>;
+std::vector<float> prefill_in_chunks(std::span<const int32_t> ids, int64_t chunk, const PrefillOptions& options,
+                                     int64_t vocab, const AttentionPlan& plan, int64_t num_layers,
+                                     std::vector<LayerAnchorGap>& gaps, const ChunkRunner& run_chunk);
 
 // The attention parameters of a sequence's rows in a layer: the plan's, dense for a decode step or a layer
 // the adaptive policy switched to dense, the model's softmax scale unless the plan sets one.

@@ -27,6 +27,7 @@ struct CudaSession::Impl {
   SessionOptions options;
   int64_t position = 0;
   std::unique_ptr<CudaForward> forward;
+  std::vector<LayerAnchorGap> gaps;  // of the current / last prefill
 
   void check_ids(std::span<const int32_t> ids) const;
   void forward_chunk(std::span<const int32_t> ids, bool decode_step, int64_t first_logit_row, float* host_logits);
@@ -69,24 +70,11 @@ std::vector<float> CudaSession::prefill(std::span<const int32_t> tokens, const P
   Impl& s = *impl_;
   DATTN_CHECK(!tokens.empty(), "prefill needs at least one token");
   s.check_ids(tokens);
-  const int64_t n = int64_t(tokens.size()), vocab = s.forward->config().vocab_size;
-  std::vector<float> logits(size_t(options.all_logits ? n * vocab : vocab));
-  const int64_t chunk =
-      options.chunk_size > 0 ? std::min(options.chunk_size, s.options.chunk_size) : s.options.chunk_size;
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t rows = std::min(chunk, n - start);
-    int64_t first_logit_row = rows;  // none
-    float* out = logits.data();
-    if (options.all_logits) {
-      first_logit_row = 0;
-      out += start * vocab;
-    } else if (start + rows == n) {
-      first_logit_row = rows - 1;
-    }
-    s.forward_chunk(tokens.subspan(size_t(start), size_t(rows)), false, first_logit_row, out);
-    if (options.on_progress) options.on_progress(start + rows, n);
-  }
-  return logits;
+  const ModelConfig& c = s.forward->config();
+  return prefill_in_chunks(tokens, s.options.chunk_size, options, c.vocab_size, s.options.attention, c.num_layers,
+                           s.gaps, [&](std::span<const int32_t> chunk, int64_t first_logit_row, float* logits) {
+                             s.forward_chunk(chunk, false, first_logit_row, logits);
+                           });
 }
 
 std::vector<float> CudaSession::decode(int32_t id) {
@@ -106,7 +94,8 @@ void CudaSession::Impl::forward_chunk(std::span<const int32_t> tokens, bool deco
                                                  .decode = decode_step,
                                                  .logits_from = first_logit_row,
                                                  .attention = &options.attention,
-                                                 .block_table = std::span<const int32_t>(&kOnlyBlock, 1)}}};
+                                                 .block_table = std::span<const int32_t>(&kOnlyBlock, 1),
+                                                 .anchor_gaps = &gaps}}};
   run_forward(*forward, batch, forward->config().num_layers, host_logits);
   forward->synchronize();
   forward->profiler().collect();
@@ -126,6 +115,7 @@ int64_t CudaSession::position() const { return impl_->position; }
 int64_t CudaSession::context() const { return impl_->options.context; }
 void CudaSession::reset() { impl_->position = 0; }
 const ModelConfig& CudaSession::config() const { return impl_->forward->config(); }
+std::vector<LayerAnchorGap> CudaSession::anchor_gaps() const { return impl_->gaps; }
 uint64_t CudaSession::peak_device_bytes() const { return impl_->forward->memory().peak_in_use; }
 uint64_t CudaSession::kv_cache_bytes() const { return impl_->forward->memory().kv_cache; }
 
