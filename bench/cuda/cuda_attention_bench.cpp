@@ -97,6 +97,15 @@ void save_selection(const std::string& prefix, const dattn::BlockSelection& sel)
   dattn::npy::save(prefix + "_blocks.npy", as_array(blocks, {sel.h_kv, sel.q_blocks, longest}));
 }
 
+// A bf16 device tensor as a .npy file of its bits (uint16, the layout dattn::npy calls bf16_as_u16).
+void save_bf16(const std::string& path, const dattn::Tensor& t) {
+  dattn::npy::Array a{dattn::npy::ElementType::bf16_as_u16, {}, {}};
+  a.shape.assign(t.view().shape.begin(), t.view().shape.end());
+  a.bytes.resize(t.nbytes());
+  check(cudaMemcpy(a.bytes.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost), "copying inputs to the host");
+  dattn::npy::save(path, a);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,6 +127,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-reps", max_reps);
   bool skip_finite_check = false;  // time the kernels alone, without the operator's NaN/Inf check
   app.add_flag("--skip-finite-check", skip_finite_check);
+  bool with_lse = false;
+  app.add_flag("--lse", with_lse, "also write the log-sum-exp (delta_attention_lse), as dattn.attention(return_lse=True)");
+  std::string inputs_out;
+  app.add_option("--inputs-out", inputs_out,
+                 "write PREFIX_n<N>_{q,k,v}.npy (bf16 bits as uint16) with each length's inputs, to check that "
+                 "another benchmark generates the same ones (bench/python_bench.py)");
   std::string pattern = "window_sink", selection_out;
   int64_t block_q = 64, block_k = 64, topk = 8;
   app.add_option("--pattern", pattern, "window_sink or block_topk");
@@ -145,10 +160,15 @@ int main(int argc, char** argv) {
     Tensor k({1, n, kv_heads, head_dim}, DType::bf16, Device::cuda);
     Tensor v({1, n, kv_heads, head_dim}, DType::bf16, Device::cuda);
     Tensor out({1, n, heads, head_dim}, DType::bf16, Device::cuda);
+    Tensor lse;  // fp32 (batch, heads, n_q) viewed as {batch, heads, n_q, 1}
+    if (with_lse) lse = Tensor({1, heads, n, 1}, DType::f32, Device::cuda);
     fill_random_bf16(q.data(), q.view().numel(), 1);
     fill_random_bf16(k.data(), k.view().numel(), 2);
     fill_random_bf16(v.data(), v.view().numel(), 3);
     check(cudaDeviceSynchronize(), "fill");
+    if (!inputs_out.empty())
+      for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"q", &q}, {"k", &k}, {"v", &v}})
+        save_bf16(fmt::format("{}_n{}_{}.npy", inputs_out, n, name), *t);
     for (const std::string& mode_text : modes) {
       AttentionParams p;
       p.mode = parse_mode(mode_text);
@@ -162,7 +182,12 @@ int main(int argc, char** argv) {
       p.backend = Backend::cuda;
       p.skip_finite_check = skip_finite_check;
       p.cuda = config;
-      auto call = [&] { delta_attention(q, k, v, out, p); };
+      auto call = [&] {
+        if (with_lse)
+          delta_attention_lse(q, k, v, out, lse, p);
+        else
+          delta_attention(q, k, v, out, p);
+      };
       if (!warmed_up) {  // module load and the first launch stay out of the numbers
         call();
         check(cudaDeviceSynchronize(), "warm-up");
@@ -193,9 +218,9 @@ int main(int argc, char** argv) {
       }
       const double tflops = 4.0 * double(head_dim) * pairs / (double(median) * 1e-3) / 1e12;
       fmt::print("{{\"impl\": \"dattn\", \"mode\": \"{}\", \"pattern\": \"{}\", \"n\": {}, \"ms\": {:.4f}, "
-                 "\"reps\": {}, \"pairs\": {:.6e}, \"tflops\": {:.2f}, \"finite_check\": {}, \"tma\": {}, "
-                 "\"ws\": {}, \"kv_splits\": {}{}, \"device\": \"{}\"}}\n",
-                 mode_text, pattern, n, median, reps, pairs, tflops, !skip_finite_check, config.tma,
+                 "\"reps\": {}, \"pairs\": {:.6e}, \"tflops\": {:.2f}, \"finite_check\": {}, \"lse\": {}, "
+                 "\"tma\": {}, \"ws\": {}, \"kv_splits\": {}{}, \"device\": \"{}\"}}\n",
+                 mode_text, pattern, n, median, reps, pairs, tflops, !skip_finite_check, with_lse, config.tma,
                  config.warp_specialized, config.kv_splits, extra, prop.name);
       std::fflush(stdout);
     }
