@@ -48,7 +48,7 @@ step pytest 420 "$python" -m pytest -v -rs -p no:cacheprovider \
   --junitxml "$out/pytest.xml" tests/python
 grep -E "^(FAILED|ERROR|SKIPPED)" "$out/pytest.log" 2>/dev/null | cut -c1-240 | head -20
 
-step python_bench 180 "$python" bench/python_bench.py --bench-binary "$build/bench/cuda/cuda_attention_bench" \
+step python_bench 300 "$python" bench/python_bench.py --bench-binary "$build/bench/cuda/cuda_attention_bench" \
   --json "$out/python_bench.json"
 step prefill_bench 540 "$python" bench/transformers_prefill_bench.py --tokens "${PREFILL_TOKENS:-131072}" \
   --json "$out/transformers_prefill_bench.json"
