@@ -106,9 +106,15 @@ def run_cpp_bench(args, lengths, modes, lse, repeats=None, extra=()):
     return [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
 
 
-def cpp_bench_ms(args, lse):
-    """{n: median ms} of delta from cuda_attention_bench (one JSON object per line on stdout)."""
-    return {row["n"]: row["ms"] for row in run_cpp_bench(args, args.lengths, "delta", lse) if row["mode"] == "delta"}
+def cpp_bench_ms(args, lse, extra=()):
+    """{n: (median event ms, median wall ms)} of delta from cuda_attention_bench (JSON lines on stdout)."""
+    return {row["n"]: (row["ms"], row["wall_ms"]) for row in run_cpp_bench(args, args.lengths, "delta", lse,
+                                                                            extra=extra) if row["mode"] == "delta"}
+
+
+def upper_median(values):
+    """The element len // 2 of the sorted values, the C++ benchmark's median."""
+    return sorted(values)[len(values) // 2]
 
 
 def event_ms(call, repeats):
@@ -126,7 +132,7 @@ def event_ms(call, repeats):
         end.synchronize()
         walls.append((time.perf_counter() - t) * 1000.0)
         events.append(start.elapsed_time(end))
-    return statistics.median(events), statistics.median(walls)
+    return upper_median(events), upper_median(walls)
 
 
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
@@ -187,30 +193,92 @@ def profile_calls(call, calls):
 
 
 def python_numbers(n, args):
-    """{lse: {...}} for return_lse False and True: the full call, the bare binding, the profile."""
+    """{lse: {...}} for return_lse False and True (the full call, the bare binding, their profiles), and
+    "unchecked": the bare binding without the NaN/Inf check (no wait inside the call), LSE off."""
     q, k, v = qkv(n)
     settings = dict(mode="delta", window=args.window, sink=args.sink, gamma=args.gamma)
     out = torch.empty_like(q)
     lse_buffer = torch.empty((1, HEADS, n), dtype=torch.float32, device=q.device)
     to_dlpack = torch.utils.dlpack.to_dlpack
+
+    def binding(lse, skip_finite_check=False):
+        _dattn.attention_into(to_dlpack(q), to_dlpack(k), to_dlpack(v), to_dlpack(out),
+                              to_dlpack(lse_buffer) if lse else None, "delta", args.window, args.sink, args.gamma, -1,
+                              0.0, "auto", 0, 0, skip_finite_check)
+
     numbers = {}
     for lse in (False, True):
         def full():
             return dattn.attention(q, k, v, **settings, return_lse=lse)
 
-        def binding():
-            _dattn.attention_into(to_dlpack(q), to_dlpack(k), to_dlpack(v), to_dlpack(out),
-                                  to_dlpack(lse_buffer) if lse else None, "delta", args.window, args.sink, args.gamma,
-                                  -1, 0.0, "auto", 0, 0)
-
         full_ms, full_wall_ms = event_ms(full, args.repeats)
-        binding_ms, binding_wall_ms = event_ms(binding, args.repeats)
+        binding_ms, binding_wall_ms = event_ms(lambda: binding(lse), args.repeats)
         numbers[lse] = {"python_ms": full_ms, "python_wall_ms": full_wall_ms, "binding_ms": binding_ms,
                         "binding_wall_ms": binding_wall_ms, "profile": profile(full, args.profile_calls),
-                        "binding_profile": profile(binding, args.profile_calls)}
+                        "binding_profile": profile(lambda: binding(lse), args.profile_calls)}
         log(f"  n={n} lse={lse}: dattn.attention {full_ms:.3f} ms, binding {binding_ms:.3f} ms (events); "
             f"kernels {numbers[lse]['profile'].get('kernels_ms', float('nan')):.3f} ms (profiler)")
+    numbers["unchecked"] = event_ms(lambda: binding(False, skip_finite_check=True), args.repeats)[0]
     return numbers
+
+
+def cpp_runs(args):
+    """{variant: {n: (ms, wall_ms)}} of the C++ benchmark: LSE off (False), on (True), "unchecked"."""
+    runs = {lse: cpp_bench_ms(args, lse) for lse in (False, True)}
+    runs["unchecked"] = cpp_bench_ms(args, False, ["--skip-finite-check"])
+    return runs
+
+
+def result_rows(args, measured, cpp_before, cpp_after):
+    rows = []
+    for n in args.lengths:
+        for lse in (False, True):
+            m = measured[n][lse]
+            passes = [cpp_before[lse][n], cpp_after[lse][n]]
+            cpp = statistics.mean(ms for ms, _ in passes)
+            kernels = m["profile"].get("kernels_ms", float("nan"))
+            rows.append({"tokens": n, "lse": lse, **m, "cpp_ms": cpp, "cpp_ms_passes": [ms for ms, _ in passes],
+                         "cpp_wall_ms": statistics.mean(wall for _, wall in passes),
+                         "overhead_percent": 100.0 * (m["python_ms"] / cpp - 1.0),
+                         "binding_overhead_percent": 100.0 * (m["binding_ms"] / cpp - 1.0),
+                         "cpp_host_us": 1000.0 * (cpp - kernels),
+                         "python_host_us": 1000.0 * (m["python_ms"] - kernels)})
+    unchecked = [{"tokens": n, "cpp_ms": statistics.mean((cpp_before["unchecked"][n][0],
+                                                          cpp_after["unchecked"][n][0])),
+                  "binding_ms": measured[n]["unchecked"]} for n in args.lengths]
+    return rows, unchecked
+
+
+def print_tables(args, rows, unchecked):
+    log(f"\ndelta, bf16, {HEADS}/{KV_HEADS} heads, d {HEAD_DIM}, window {args.window}, sink {args.sink}, "
+        f"gamma {args.gamma}, the same inputs, median of {args.repeats} (CUDA events)\n")
+    log("| tokens | LSE | cuda_attention_bench ms (two passes) | dattn.attention ms | overhead | bare binding ms "
+        "| kernels ms (profiler) | host + idle per call: C++ / Python us | wall - events: C++ / Python us |")
+    log("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        log(f"| {r['tokens']} | {'on' if r['lse'] else 'off'} | {r['cpp_ms']:.3f} ({r['cpp_ms_passes'][0]:.3f}, "
+            f"{r['cpp_ms_passes'][1]:.3f}) | {r['python_ms']:.3f} | {r['overhead_percent']:+.1f}% | "
+            f"{r['binding_ms']:.3f} ({r['binding_overhead_percent']:+.1f}%) | {r['profile'].get('kernels_ms', 0):.3f} "
+            f"| {r['cpp_host_us']:.0f} / {r['python_host_us']:.0f} | {1000 * (r['cpp_wall_ms'] - r['cpp_ms']):.0f} / "
+            f"{1000 * (r['python_wall_ms'] - r['python_ms']):.0f} |")
+    log("\nwithout the NaN/Inf check (no wait inside the call; LSE off), median of the same repeats (CUDA events)\n")
+    log("| tokens | cuda_attention_bench --skip-finite-check ms | bare binding, skip_finite_check ms | difference |")
+    log("|---|---|---|---|")
+    for r in unchecked:
+        log(f"| {r['tokens']} | {r['cpp_ms']:.3f} | {r['binding_ms']:.3f} | "
+            f"{100 * (r['binding_ms'] / r['cpp_ms'] - 1):+.1f}% |")
+    log(f"\nprofiled calls (median of {args.profile_calls}; the profiler slows the host side): GPU busy span, "
+        "host time before the first / after the last GPU activity, the CUDA API calls costing most\n")
+    log("| tokens | LSE | call | GPU span ms | host before us | host after us | CUDA API (count, us) |")
+    log("|---|---|---|---|---|---|---|")
+    for r in rows:
+        for label, p in (("dattn.attention", r["profile"]), ("binding", r["binding_profile"])):
+            if "error" in p:
+                log(f"| {r['tokens']} | {'on' if r['lse'] else 'off'} | {label} | {p['error']} | | | |")
+                continue
+            api = ", ".join(f"{name} {c}x {us:.0f}" for name, (c, us) in list(p["cuda_api"].items())[:5])
+            log(f"| {r['tokens']} | {'on' if r['lse'] else 'off'} | {label} | {p['gpu_span_ms']:.3f} | "
+                f"{p['host_before_us']:.0f} | {p['host_after_us']:.0f} | {api} |")
 
 
 def main():
@@ -231,49 +299,20 @@ def main():
     log(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     check_inputs_match(args)
     log("inputs: the C++ benchmark's generator, checked bit for bit at n=1024; C++ benchmark, first pass")
-    cpp_before = {lse: cpp_bench_ms(args, lse) for lse in (False, True)}
+    cpp_before = cpp_runs(args)
     measured = {}
     for n in args.lengths:
         measured[n] = python_numbers(n, args)
         torch.cuda.empty_cache()
     log("C++ benchmark, second pass")
-    cpp_after = {lse: cpp_bench_ms(args, lse) for lse in (False, True)}
-    rows = []
-    for n in args.lengths:
-        for lse in (False, True):
-            m = measured[n][lse]
-            cpp = (cpp_before[lse][n] + cpp_after[lse][n]) / 2.0
-            kernels = m["profile"].get("kernels_ms", float("nan"))
-            rows.append({"tokens": n, "lse": lse, **m, "cpp_ms": cpp, "cpp_ms_passes": [cpp_before[lse][n],
-                         cpp_after[lse][n]], "overhead_percent": 100.0 * (m["python_ms"] / cpp - 1.0),
-                         "binding_overhead_percent": 100.0 * (m["binding_ms"] / cpp - 1.0),
-                         "cpp_host_us": 1000.0 * (cpp - kernels), "python_host_us": 1000.0 * (m["python_ms"] - kernels)})
-    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "settings": vars(args),
-              "inputs": "cuda_attention_bench's generator (checked)", "results": rows}
+    cpp_after = cpp_runs(args)
+    rows, unchecked = result_rows(args, measured, cpp_before, cpp_after)
     if args.json:
+        report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "settings": vars(args),
+                  "inputs": "cuda_attention_bench's generator (checked)", "results": rows,
+                  "without_finite_check": unchecked}
         Path(args.json).write_text(json.dumps(report, indent=1))
-    log(f"\ndelta, bf16, {HEADS}/{KV_HEADS} heads, d {HEAD_DIM}, window {args.window}, sink {args.sink}, "
-        f"gamma {args.gamma}, the same inputs, median of {args.repeats} (CUDA events)\n")
-    log("| tokens | LSE | cuda_attention_bench ms (two passes) | dattn.attention ms | overhead | bare binding ms "
-        "| kernels ms (profiler) | host + idle per call: C++ / Python us |")
-    log("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        log(f"| {r['tokens']} | {'on' if r['lse'] else 'off'} | {r['cpp_ms']:.3f} ({r['cpp_ms_passes'][0]:.3f}, "
-            f"{r['cpp_ms_passes'][1]:.3f}) | {r['python_ms']:.3f} | {r['overhead_percent']:+.1f}% | "
-            f"{r['binding_ms']:.3f} ({r['binding_overhead_percent']:+.1f}%) | {r['profile'].get('kernels_ms', 0):.3f} "
-            f"| {r['cpp_host_us']:.0f} / {r['python_host_us']:.0f} |")
-    log(f"\nprofiled calls (median of {args.profile_calls}; the profiler slows the host side): GPU busy span, "
-        "host time before the first / after the last GPU activity, the CUDA API calls costing most\n")
-    log("| tokens | LSE | call | GPU span ms | host before us | host after us | CUDA API (count, us) |")
-    log("|---|---|---|---|---|---|---|")
-    for r in rows:
-        for label, p in (("dattn.attention", r["profile"]), ("binding", r["binding_profile"])):
-            if "error" in p:
-                log(f"| {r['tokens']} | {'on' if r['lse'] else 'off'} | {label} | {p['error']} | | | |")
-                continue
-            api = ", ".join(f"{name} {c}x {us:.0f}" for name, (c, us) in list(p["cuda_api"].items())[:5])
-            log(f"| {r['tokens']} | {'on' if r['lse'] else 'off'} | {label} | {p['gpu_span_ms']:.3f} | "
-                f"{p['host_before_us']:.0f} | {p['host_after_us']:.0f} | {api} |")
+    print_tables(args, rows, unchecked)
     return 0
 
 
