@@ -16,8 +16,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mode: str, wind
     the defaults (max(128, gamma) and 1/sqrt(head_dim))."""
     if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
         q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    lse = torch.empty(_lse_shape(q, return_lse), dtype=torch.float32, device=q.device)
+    out = torch.empty_like(q, memory_format=torch.contiguous_format)  # a third of torch.empty(shape, ...)'s cost
+    lse = q.new_empty(_lse_shape(q, return_lse), dtype=torch.float32)
     # torch's current stream on q's device (what torch.cuda.current_stream(device).cuda_stream returns, without
     # making a Stream object); the raw getter is the one inductor's generated code calls
     stream = torch._C._cuda_getCurrentRawStream(q.get_device()) if q.is_cuda else 0
