@@ -32,8 +32,9 @@ def attention(q, k, v, *, mode="delta", window=2048, sink=1024, gamma=64, tail_m
     tail_min = -1 if tail_min is None else int(tail_min)
     scale = 0.0 if scale is None else float(scale)
     if _is_torch(q):
-        out, lse = _torch_ops().attention(q, k, v, mode, int(window), int(sink), int(gamma), tail_min, scale,
-                                          bool(return_lse))
+        from . import torch_ops
+        out, lse = torch_ops.attention(q, k, v, mode, int(window), int(sink), int(gamma), tail_min, scale,
+                                       bool(return_lse))
     else:
         out, lse = attention_arrays(q, k, v, mode, int(window), int(sink), int(gamma), tail_min, scale)
     return (out, lse) if return_lse else out
@@ -41,15 +42,3 @@ def attention(q, k, v, *, mode="delta", window=2048, sink=1024, gamma=64, tail_m
 
 def _is_torch(x):
     return type(x).__module__.split(".")[0] == "torch"
-
-
-def _torch_ops():
-    """dattn.torch_ops, imported on the first torch call (the package works without torch)."""
-    global _torch_ops_module
-    if _torch_ops_module is None:
-        from . import torch_ops
-        _torch_ops_module = torch_ops
-    return _torch_ops_module
-
-
-_torch_ops_module = None
