@@ -40,6 +40,14 @@ def test_bhsd_views_and_custom_op_agree_with_numpy_path():
     torch.testing.assert_close(lse, torch.from_numpy(lse_np), atol=0, rtol=0)
 
 
+def test_head_dim_not_contiguous_is_copied_first():
+    q, k, v = qkv()
+    k_strided = k.transpose(-1, -2).contiguous().transpose(-1, -2)  # head_dim stride != 1
+    assert k_strided.stride(-1) != 1
+    torch.testing.assert_close(dattn.attention(q, k_strided, v, window=16, sink=4, gamma=8),
+                               dattn.attention(q, k, v, window=16, sink=4, gamma=8), atol=0, rtol=0)
+
+
 def test_without_lse_the_output_is_the_same():
     """return_lse=False has the library skip the LSE (the op returns an empty one); out is bit-identical."""
     q, k, v = qkv()
