@@ -98,11 +98,31 @@ def inputs_check(args, n=1024):
     return f"the C++ benchmark's generator, checked bit for bit at n={n}"
 
 
+CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4  # cuda.h
+
+
+def keep_default_pool(device_index):
+    """The device's default memory pool (the library's cudaMallocAsync) keeps freed memory (release threshold:
+    max) instead of returning it at every synchronisation: cuda_attention_bench --keep-pool, through the driver
+    API (the pool is the driver's, whichever runtime the library loaded)."""
+    import ctypes
+    driver = ctypes.CDLL("libcuda.so.1")
+    device, pool, threshold = ctypes.c_int(), ctypes.c_void_p(), ctypes.c_uint64(2**64 - 1)
+    steps = (("cuDeviceGet", lambda: driver.cuDeviceGet(ctypes.byref(device), device_index)),
+             ("cuDeviceGetDefaultMemPool", lambda: driver.cuDeviceGetDefaultMemPool(ctypes.byref(pool), device)),
+             ("cuMemPoolSetAttribute",
+              lambda: driver.cuMemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, ctypes.byref(threshold))))
+    for name, call in steps:
+        status = call()
+        if status != 0:
+            sys.exit(f"python_bench --keep-pool: {name} failed (CUresult {status})")
+
+
 def run_cpp_bench(args, lengths, modes, lse, repeats=None, extra=()):
     cmd = [args.bench_binary, "--lengths", ",".join(map(str, lengths)), "--modes", modes, "--heads", str(HEADS),
            "--kv-heads", str(KV_HEADS), "--head-dim", str(HEAD_DIM), "--window", str(args.window), "--sink",
            str(args.sink), "--gamma", str(args.gamma), "--max-reps", str(repeats or args.repeats), "--budget-ms", "1e9",
-           *(["--lse"] if lse else []), *extra]  # exactly --repeats runs, as the Python side
+           *(["--lse"] if lse else []), *(["--keep-pool"] if args.keep_pool else []), *extra]  # --repeats runs
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({run.returncode}): {run.stderr.strip()[-2000:]}")
@@ -254,7 +274,8 @@ def result_rows(args, measured, cpp_before, cpp_after):
 
 def print_tables(args, rows, unchecked, inputs):
     log(f"\ndelta, bf16, {HEADS}/{KV_HEADS} heads, d {HEAD_DIM}, window {args.window}, sink {args.sink}, "
-        f"gamma {args.gamma}, median of {args.repeats} (CUDA events); inputs: {inputs}\n")
+        f"gamma {args.gamma}, median of {args.repeats} (CUDA events); inputs: {inputs}"
+        f"{'; --keep-pool' if args.keep_pool else ''}\n")
     log("| tokens | LSE | cuda_attention_bench ms (two passes) | dattn.attention ms | overhead | bare binding ms "
         "| kernels ms (profiler) | host + idle per call: C++ / Python us | wall - events: C++ / Python us |")
     log("|---|---|---|---|---|---|---|---|---|")
@@ -294,12 +315,19 @@ def main():
     parser.add_argument("--window", type=int, default=2048)
     parser.add_argument("--sink", type=int, default=1024)
     parser.add_argument("--gamma", type=int, default=64)
+    parser.add_argument("--keep-pool", action="store_true",
+                        help="both sides: the default memory pool keeps the library's freed scratch (no mapping of "
+                             "fresh memory in the next call's cudaMallocAsync)")
     args = parser.parse_args()
     args.lengths = [int(n) for n in args.lengths.split(",")]
     if torch.cuda.current_stream().cuda_stream != 0:
         sys.exit("the current torch stream is not the default stream the C++ benchmark times on")
 
     log(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
+    if args.keep_pool:
+        torch.cuda.init()
+        keep_default_pool(torch.cuda.current_device())
+        log("the default memory pool keeps freed memory (--keep-pool), in both benchmarks")
     inputs = inputs_check(args)
     log(f"inputs: {inputs}; C++ benchmark, first pass")
     cpp_before = cpp_runs(args)

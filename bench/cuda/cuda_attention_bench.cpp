@@ -145,6 +145,11 @@ int main(int argc, char** argv) {
   bool with_lse = false;
   app.add_flag("--lse", with_lse,
                "also write the log-sum-exp (delta_attention_lse), as dattn.attention(return_lse=True) does");
+  bool keep_pool = false;
+  app.add_flag("--keep-pool", keep_pool,
+               "keep the call's freed scratch in the device's default memory pool (release threshold: max) instead "
+               "of the pool returning it at every synchronisation, so that the next call's cudaMallocAsync maps "
+               "nothing");
   std::string inputs_out;
   app.add_option("--inputs-out", inputs_out,
                  "write PREFIX_n<N>_{q,k,v}.npy (bf16 bits as uint16) with each length's inputs, to check that "
@@ -170,6 +175,12 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "device properties");
   fmt::print(stderr, "device: {}\n", prop.name);
+  if (keep_pool) {
+    cudaMemPool_t pool = nullptr;
+    check(cudaDeviceGetDefaultMemPool(&pool, 0), "default memory pool");
+    uint64_t threshold = UINT64_MAX;
+    check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold), "pool release threshold");
+  }
   bool warmed_up = false;
   for (int64_t n : lengths) {
     Tensor q({1, n, heads, head_dim}, DType::bf16, Device::cuda);
@@ -235,9 +246,10 @@ int main(int argc, char** argv) {
       const double tflops = 4.0 * double(head_dim) * pairs / (double(median) * 1e-3) / 1e12;
       fmt::print("{{\"impl\": \"dattn\", \"mode\": \"{}\", \"pattern\": \"{}\", \"n\": {}, \"ms\": {:.4f}, "
                  "\"wall_ms\": {:.4f}, \"reps\": {}, \"pairs\": {:.6e}, \"tflops\": {:.2f}, \"finite_check\": {}, "
-                 "\"lse\": {}, \"tma\": {}, \"ws\": {}, \"kv_splits\": {}{}, \"device\": \"{}\"}}\n",
+                 "\"lse\": {}, \"keep_pool\": {}, \"tma\": {}, \"ws\": {}, \"kv_splits\": {}{}, "
+                 "\"device\": \"{}\"}}\n",
                  mode_text, pattern, n, median, wall_median, reps, pairs, tflops, !skip_finite_check, with_lse,
-                 config.tma, config.warp_specialized, config.kv_splits, extra, prop.name);
+                 keep_pool, config.tma, config.warp_specialized, config.kv_splits, extra, prop.name);
       std::fflush(stdout);
     }
     warmed_up = true;
