@@ -2,22 +2,27 @@
 """The Python call's overhead: dattn.attention on torch CUDA tensors against the C++ benchmark
 bench/cuda/cuda_attention_bench, like for like: the same inputs (the C++ benchmark's device-side generator,
 reproduced here bit for bit and checked against its --inputs-out files), the same settings, the log-sum-exp
-off or on in both (--lse), both timed the same way (CUDA events on the default stream around one call, a
-warm-up first, median of --repeats). The C++ benchmark runs before and after the Python timings; its
-reference time is the mean of its two medians. Llama-3.1-8B attention layer: bf16, batch 1, 32 query heads,
-8 KV heads, head_dim 128, delta mode.
+off and on in both (return_lse; cuda_attention_bench --lse), both timed the same way (CUDA events on the
+default stream around one call, a warm-up first, the median of --repeats as element n/2 of the sorted times).
+The C++ benchmark runs before and after the Python timings; its reference time is the mean of its two
+medians. Llama-3.1-8B attention layer: bf16, batch 1, 32 query heads, 8 KV heads, head_dim 128, delta mode.
 
 Besides the full call it times the bare binding (dattn._dattn.attention_into on preallocated outputs: the C++
-library with nanobind's argument conversion only) and profiles --profile-calls calls (torch.profiler:
-CUPTI records the library's kernels too) for the GPU's own time: the kernels' durations, the GPU's busy span
-from the first to the last activity, and the host time of the call before its first and after its last GPU
-activity (inside the events of both benchmarks, since the call waits for the kernels to read the library's
-NaN/Inf flag). The events' median minus the kernels' time is each path's host work and idle GPU time per call.
-(transformers prefill with the backend: bench/transformers_prefill_bench.py)
+library with nanobind's argument conversion only), also without the NaN/Inf check (skip_finite_check against
+cuda_attention_bench --skip-finite-check: no wait inside the call), and profiles --profile-calls calls
+(torch.profiler: CUPTI records the library's kernels too) for the GPU's own time: the kernels' durations, the
+GPU's busy span from the first to the last activity, and the host time of the call before its first and
+after its last GPU activity (inside the events of both benchmarks, since the call waits for the kernels to
+read the library's NaN/Inf flag), with the CUDA API calls costing most. The events' median minus the kernels'
+time is each path's host work and idle GPU time per call. --keep-pool runs both sides with the device's
+default memory pool keeping freed memory (the library's scratch then maps nothing new in each call).
+(transformers prefill with the backend: bench/transformers_prefill_bench.py; the Python layers' host cost
+alone: bench/python_call_overhead.py)
 
 Usage (GPU machine, torch; the dattn package importable, e.g. PYTHONPATH=<build>/python):
     python3 bench/python_bench.py --bench-binary build/bench/cuda/cuda_attention_bench [--json FILE]
         [--lengths 32768,131072] [--repeats 20] [--profile-calls 5] [--window 2048 --sink 1024 --gamma 64]
+        [--keep-pool]
 Prints Markdown tables; --json also writes the numbers.
 """
 import argparse
