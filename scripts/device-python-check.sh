@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # On a GPU machine, from the repository root, with the bundle of scripts/device-bundle.sh: the Python
 # package there. Builds dattn._dattn for the machine's Python (scripts/device-python.sh), then runs
-# tests/python (the CUDA tests included), bench/python_bench.py and bench/transformers_prefill_bench.py.
+# tests/python (the CUDA tests included), bench/python_bench.py (also with --keep-pool),
+# bench/python_call_overhead.py (CUDA) and bench/transformers_prefill_bench.py.
 # Each step has its own time limit and runs whatever became of the others; logs and JSON go to $OUT,
 # a summary line per step is printed as it ends (and kept in $OUT/summary.txt), the benchmarks' tables last.
 # Usage: scripts/device-python-check.sh BUNDLE_DIR BUILD_DIR [STEPS]
-#   STEPS: comma-separated, of pytest,python_bench,prefill_bench (default all; the module's build always
-#   runs, and takes a second or two when python-module/build is there from an earlier run); PYTHON
-#   (default python3) picks the interpreter, PREFILL_TOKENS (default 131072) the prefill length.
+#   STEPS: comma-separated, of pytest,python_bench,keep_pool,call_overhead,prefill_bench (default all; the
+#   module's build always runs, and takes a second or two when python-module/build is there from an earlier
+#   run); PYTHON (default python3) picks the interpreter, PREFILL_TOKENS (default 131072) the prefill length.
 set -u
-bundle=${1:?bundle dir}; build=${2:?build dir}; steps=",build,${3:-pytest,python_bench,prefill_bench},"
+bundle=${1:?bundle dir}; build=${2:?build dir}
+steps=",build,${3:-pytest,python_bench,keep_pool,call_overhead,prefill_bench},"
 out=${OUT:-/tmp/device-python-check}; mkdir -p "$out"
 python=${PYTHON:-python3}
 # unless scripts/device-check.sh or an earlier run unpacked it
@@ -48,12 +50,15 @@ step pytest 420 "$python" -m pytest -v -rs -p no:cacheprovider \
   --junitxml "$out/pytest.xml" tests/python
 grep -E "^(FAILED|ERROR|SKIPPED)" "$out/pytest.log" 2>/dev/null | cut -c1-240 | head -20
 
-step python_bench 180 "$python" bench/python_bench.py --bench-binary "$build/bench/cuda/cuda_attention_bench" \
+step python_bench 300 "$python" bench/python_bench.py --bench-binary "$build/bench/cuda/cuda_attention_bench" \
   --json "$out/python_bench.json"
+step keep_pool 300 "$python" bench/python_bench.py --bench-binary "$build/bench/cuda/cuda_attention_bench" \
+  --keep-pool --json "$out/python_bench_keep_pool.json"
+step call_overhead 120 "$python" bench/python_call_overhead.py --device cuda --json "$out/python_call_overhead.json"
 step prefill_bench 540 "$python" bench/transformers_prefill_bench.py --tokens "${PREFILL_TOKENS:-131072}" \
   --json "$out/transformers_prefill_bench.json"
 
-for name in python_bench prefill_bench; do  # their Markdown tables
+for name in python_bench keep_pool call_overhead prefill_bench; do  # their Markdown tables
   [ -f "$out/$name.log" ] && { echo; echo "== $name"; sed -n '/^| /p; /^[^ ].*median of/p' "$out/$name.log"; }
 done
 echo; echo "== summary"; cat "$out/summary.txt"

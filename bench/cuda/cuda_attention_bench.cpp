@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <cstdio>
 #include <cstring>
@@ -29,33 +30,47 @@ void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess) throw std::runtime_error(fmt::format("{}: {}", what, cudaGetErrorString(status)));
 }
 
-// Milliseconds of one call, timed with events on the default stream.
-float time_once(const std::function<void()>& call) {
+struct Timing {
+  float ms = 0;       // CUDA events on the default stream around the call
+  float wall_ms = 0;  // host clock from before the first event's record to after the second one's wait
+};
+
+Timing time_once(const std::function<void()>& call) {
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
+  const auto wall_start = std::chrono::steady_clock::now();
   check(cudaEventRecord(start), "record");
   call();
   check(cudaEventRecord(stop), "record");
   check(cudaEventSynchronize(stop), "synchronize");
-  float ms = 0;
-  check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+  Timing t;
+  t.wall_ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - wall_start).count();
+  check(cudaEventElapsedTime(&t.ms, start, stop), "elapsed");
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  return ms;
+  return t;
 }
 
+struct MedianTiming {
+  float ms = 0, wall_ms = 0;  // medians (element size / 2 of the sorted times) of each
+  int reps = 0;
+};
+
 // Median milliseconds of `call`: repeats until budget_ms is spent, at most max_reps times.
-std::pair<float, int> median_ms(const std::function<void()>& call, double budget_ms, int max_reps) {
-  std::vector<float> times;
+MedianTiming median_ms(const std::function<void()>& call, double budget_ms, int max_reps) {
+  std::vector<float> times, walls;
   float spent = 0;
   do {
-    times.push_back(time_once(call));
-    spent += times.back();
+    const Timing t = time_once(call);
+    times.push_back(t.ms);
+    walls.push_back(t.wall_ms);
+    spent += t.ms;
   } while (spent < budget_ms && int(times.size()) < max_reps);
   check(cudaGetLastError(), "kernels");
   std::sort(times.begin(), times.end());
-  return {times[times.size() / 2], int(times.size())};
+  std::sort(walls.begin(), walls.end());
+  return {times[times.size() / 2], walls[walls.size() / 2], int(times.size())};
 }
 
 // Query-key pairs the sparse rows of a block top-k selection attend to (rows < `rows`), over every kv head
@@ -97,6 +112,15 @@ void save_selection(const std::string& prefix, const dattn::BlockSelection& sel)
   dattn::npy::save(prefix + "_blocks.npy", as_array(blocks, {sel.h_kv, sel.q_blocks, longest}));
 }
 
+// A bf16 device tensor as a .npy file of its bits (uint16, the layout dattn::npy calls bf16_as_u16).
+void save_bf16(const std::string& path, const dattn::Tensor& t) {
+  dattn::npy::Array a{dattn::npy::ElementType::bf16_as_u16, {}, {}};
+  a.shape.assign(t.view().shape.begin(), t.view().shape.end());
+  a.bytes.resize(t.nbytes());
+  check(cudaMemcpy(a.bytes.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost), "copying inputs to the host");
+  dattn::npy::save(path, a);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,6 +142,18 @@ int main(int argc, char** argv) {
   app.add_option("--max-reps", max_reps);
   bool skip_finite_check = false;  // time the kernels alone, without the operator's NaN/Inf check
   app.add_flag("--skip-finite-check", skip_finite_check);
+  bool with_lse = false;
+  app.add_flag("--lse", with_lse,
+               "also write the log-sum-exp (delta_attention_lse), as dattn.attention(return_lse=True) does");
+  bool keep_pool = false;
+  app.add_flag("--keep-pool", keep_pool,
+               "keep the call's freed scratch in the device's default memory pool (release threshold: max) instead "
+               "of the pool returning it at every synchronisation, so that the next call's cudaMallocAsync maps "
+               "nothing");
+  std::string inputs_out;
+  app.add_option("--inputs-out", inputs_out,
+                 "write PREFIX_n<N>_{q,k,v}.npy (bf16 bits as uint16) with each length's inputs, to check that "
+                 "another benchmark generates the same ones (bench/python_bench.py)");
   std::string pattern = "window_sink", selection_out;
   int64_t block_q = 64, block_k = 64, topk = 8;
   app.add_option("--pattern", pattern, "window_sink or block_topk");
@@ -139,16 +175,27 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "device properties");
   fmt::print(stderr, "device: {}\n", prop.name);
+  if (keep_pool) {
+    cudaMemPool_t pool = nullptr;
+    check(cudaDeviceGetDefaultMemPool(&pool, 0), "default memory pool");
+    uint64_t threshold = UINT64_MAX;
+    check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold), "pool release threshold");
+  }
   bool warmed_up = false;
   for (int64_t n : lengths) {
     Tensor q({1, n, heads, head_dim}, DType::bf16, Device::cuda);
     Tensor k({1, n, kv_heads, head_dim}, DType::bf16, Device::cuda);
     Tensor v({1, n, kv_heads, head_dim}, DType::bf16, Device::cuda);
     Tensor out({1, n, heads, head_dim}, DType::bf16, Device::cuda);
+    Tensor lse;  // fp32 (batch, heads, n_q) viewed as {batch, heads, n_q, 1}
+    if (with_lse) lse = Tensor({1, heads, n, 1}, DType::f32, Device::cuda);
     fill_random_bf16(q.data(), q.view().numel(), 1);
     fill_random_bf16(k.data(), k.view().numel(), 2);
     fill_random_bf16(v.data(), v.view().numel(), 3);
     check(cudaDeviceSynchronize(), "fill");
+    if (!inputs_out.empty())
+      for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"q", &q}, {"k", &k}, {"v", &v}})
+        save_bf16(fmt::format("{}_n{}_{}.npy", inputs_out, n, name), *t);
     for (const std::string& mode_text : modes) {
       AttentionParams p;
       p.mode = parse_mode(mode_text);
@@ -162,12 +209,17 @@ int main(int argc, char** argv) {
       p.backend = Backend::cuda;
       p.skip_finite_check = skip_finite_check;
       p.cuda = config;
-      auto call = [&] { delta_attention(q, k, v, out, p); };
+      auto call = [&] {
+        if (with_lse)
+          delta_attention_lse(q, k, v, out, lse, p);
+        else
+          delta_attention(q, k, v, out, p);
+      };
       if (!warmed_up) {  // module load and the first launch stay out of the numbers
         call();
         check(cudaDeviceSynchronize(), "warm-up");
       }
-      const auto [median, reps] = median_ms(call, budget_ms, max_reps);
+      const auto [median, wall_median, reps] = median_ms(call, budget_ms, max_reps);
       const AttentionShape shape{1, n, n, heads, kv_heads, head_dim};
       double pairs = mode_pairs(shape, p) * double(heads);
       std::string extra;
@@ -186,17 +238,18 @@ int main(int argc, char** argv) {
         auto select = [&] {
           const cuda::detail::DeviceBlockSelection s(q, k, p, rows, 128, nullptr);
         };
-        const auto [select_ms, select_reps] = median_ms(select, budget_ms / 4, max_reps);
+        const float select_ms = median_ms(select, budget_ms / 4, max_reps).ms;
         extra = fmt::format(", \"select_ms\": {:.4f}, \"block_q\": {}, \"block_k\": {}, \"topk\": {}", select_ms,
                             block_q, block_k, topk);
         if (!selection_out.empty() && mode_text == modes.front()) save_selection(fmt::format("{}_n{}", selection_out, n), sel);
       }
       const double tflops = 4.0 * double(head_dim) * pairs / (double(median) * 1e-3) / 1e12;
       fmt::print("{{\"impl\": \"dattn\", \"mode\": \"{}\", \"pattern\": \"{}\", \"n\": {}, \"ms\": {:.4f}, "
-                 "\"reps\": {}, \"pairs\": {:.6e}, \"tflops\": {:.2f}, \"finite_check\": {}, \"tma\": {}, "
-                 "\"ws\": {}, \"kv_splits\": {}{}, \"device\": \"{}\"}}\n",
-                 mode_text, pattern, n, median, reps, pairs, tflops, !skip_finite_check, config.tma,
-                 config.warp_specialized, config.kv_splits, extra, prop.name);
+                 "\"wall_ms\": {:.4f}, \"reps\": {}, \"pairs\": {:.6e}, \"tflops\": {:.2f}, \"finite_check\": {}, "
+                 "\"lse\": {}, \"keep_pool\": {}, \"tma\": {}, \"ws\": {}, \"kv_splits\": {}{}, "
+                 "\"device\": \"{}\"}}\n",
+                 mode_text, pattern, n, median, wall_median, reps, pairs, tflops, !skip_finite_check, with_lse,
+                 keep_pool, config.tma, config.warp_specialized, config.kv_splits, extra, prop.name);
       std::fflush(stdout);
     }
     warmed_up = true;

@@ -33,7 +33,8 @@ def attention(q, k, v, *, mode="delta", window=2048, sink=1024, gamma=64, tail_m
     scale = 0.0 if scale is None else float(scale)
     if _is_torch(q):
         from . import torch_ops
-        out, lse = torch_ops.attention(q, k, v, mode, int(window), int(sink), int(gamma), tail_min, scale)
+        out, lse = torch_ops.attention(q, k, v, mode, int(window), int(sink), int(gamma), tail_min, scale,
+                                       bool(return_lse))
     else:
         out, lse = attention_arrays(q, k, v, mode, int(window), int(sink), int(gamma), tail_min, scale)
     return (out, lse) if return_lse else out

@@ -74,5 +74,5 @@ def dattn_attention_forward(module, query, key, value, attention_mask, scaling=N
     tail_min = -1 if s["tail_min"] is None else int(s["tail_min"])
     out, _ = _operator(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
                                        s["mode"], int(s["window"]), int(s["sink"]), int(s["gamma"]), tail_min,
-                                       0.0 if scaling is None else float(scaling))
+                                       0.0 if scaling is None else float(scaling), False)
     return out, None

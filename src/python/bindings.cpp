@@ -87,7 +87,7 @@ class DeviceScope {
 void attention_into(const InputArray& q, const InputArray& k, const InputArray& v, const OutputArray& out,
                     const std::optional<OutputArray>& lse, const std::string& mode, int64_t window, int64_t sink,
                     int64_t gamma, int64_t tail_min, double scale, const std::string& backend, uintptr_t stream,
-                    int num_threads) {
+                    int num_threads, bool skip_finite_check) {
   dattn::AttentionParams p;
   p.mode = dattn::parse_mode(mode);
   p.window = window;
@@ -97,6 +97,7 @@ void attention_into(const InputArray& q, const InputArray& k, const InputArray& 
   p.scale = scale;
   p.backend = dattn::parse_backend(backend);
   p.num_threads = num_threads;
+  p.skip_finite_check = skip_finite_check;
   p.stream = reinterpret_cast<void*>(stream);
   dattn::TensorView qv = view_of(q, "q"), kv = view_of(k, "k"), vv = view_of(v, "v"), ov = view_of(out, "out");
   dattn::TensorView lv;  // data == nullptr: no LSE
@@ -120,6 +121,8 @@ NB_MODULE(_dattn, m) {
   m.def("attention_into", &attention_into, nb::arg("q"), nb::arg("k"), nb::arg("v"), nb::arg("out"),
         nb::arg("lse").none(), nb::arg("mode"), nb::arg("window"), nb::arg("sink"), nb::arg("gamma"),
         nb::arg("tail_min"), nb::arg("scale"), nb::arg("backend"), nb::arg("stream"), nb::arg("num_threads"),
-        "Writes attention(q, k, v) into out (and the natural-log LSE into lse unless None).");
+        nb::arg("skip_finite_check") = false,
+        "Writes attention(q, k, v) into out (and the natural-log LSE into lse unless None). skip_finite_check "
+        "(benchmarks: the kernels without the call's wait) lets NaN/Inf inputs through unrefused.");
   m.def("cuda_available", &dattn::cuda::available, "Built with CUDA and a device is present.");
 }

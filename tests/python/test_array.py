@@ -74,6 +74,21 @@ def test_library_errors_arrive_as_value_errors(call, message):
     assert message in str(caught.value)
 
 
+def test_non_finite_input_is_refused_unless_the_benchmark_switch_skips_the_check():
+    """The binding's skip_finite_check (bench/python_bench.py times the kernels without the call's wait) is
+    the library's AttentionParams::skip_finite_check: the refusal of NaN/Inf inputs is gone."""
+    from dattn import _dattn
+    q, k, v = qkv()
+    expected = dattn.attention(q, k, v, **SMALL)
+    q[1, 7, 2, 3] = np.nan
+    out = np.empty_like(q)
+    args = ("delta", 16, 4, 8, 16, 0.0, "auto", 0, 0)
+    with pytest.raises(dattn.Error, match=r"q holds a non-finite value .* at \[1, 7, 2, 3\]"):
+        _dattn.attention_into(q, k, v, out, None, *args)
+    _dattn.attention_into(q, k, v, out, None, *args, skip_finite_check=True)
+    np.testing.assert_array_equal(out[0], expected[0])  # computed: batch 0 holds no NaN
+
+
 def test_jax_arrays_in_jax_arrays_out():
     """Another DLPack framework: JAX arrays (read-only, handed over as DLPack capsules) on the CPU."""
     jax = pytest.importorskip("jax")

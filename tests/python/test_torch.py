@@ -40,6 +40,25 @@ def test_bhsd_views_and_custom_op_agree_with_numpy_path():
     torch.testing.assert_close(lse, torch.from_numpy(lse_np), atol=0, rtol=0)
 
 
+def test_head_dim_not_contiguous_is_copied_first():
+    q, k, v = qkv()
+    k_strided = k.transpose(-1, -2).contiguous().transpose(-1, -2)  # head_dim stride != 1
+    assert k_strided.stride(-1) != 1
+    torch.testing.assert_close(dattn.attention(q, k_strided, v, window=16, sink=4, gamma=8),
+                               dattn.attention(q, k, v, window=16, sink=4, gamma=8), atol=0, rtol=0)
+
+
+def test_without_lse_the_output_is_the_same():
+    """return_lse=False has the library skip the LSE (the op returns an empty one); out is bit-identical."""
+    q, k, v = qkv()
+    settings = ("delta", 16, 4, 8, 16, 0.0)
+    out, lse = torch.ops.dattn.attention(q, k, v, *settings)
+    out_only, no_lse = torch.ops.dattn.attention(q, k, v, *settings, False)
+    assert lse.shape == (1, 4, 300) and no_lse.shape == (0,) and no_lse.dtype == torch.float32
+    torch.testing.assert_close(out_only, out, atol=0, rtol=0)
+    torch.testing.assert_close(dattn.attention(q, k, v, window=16, sink=4, gamma=8, tail_min=16), out, atol=0, rtol=0)
+
+
 def test_bfloat16_in_bfloat16_out():
     q, k, v = qkv(dtype=torch.bfloat16)
     out = dattn.attention(q, k, v, mode="dense")
@@ -79,4 +98,6 @@ def test_fake_kernel_shapes():
     with FakeTensorMode():
         q, k, v = torch.empty(2, 64, 8, 32), torch.empty(2, 80, 2, 32), torch.empty(2, 80, 2, 32)
         out, lse = torch.ops.dattn.attention(q, k, v, "delta", 16, 4, 8, -1, 0.0)
+        _, no_lse = torch.ops.dattn.attention(q, k, v, "delta", 16, 4, 8, -1, 0.0, False)
     assert out.shape == (2, 64, 8, 32) and lse.shape == (2, 8, 64) and lse.dtype == torch.float32
+    assert no_lse.shape == (0,) and no_lse.dtype == torch.float32
