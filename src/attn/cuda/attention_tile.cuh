@@ -11,6 +11,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "dattn/attn/window_sink.h"
 #include "kernel_params.h"
 #include "mma_primitives.cuh"
 #include "tma_primitives.cuh"
@@ -117,12 +118,10 @@ __device__ inline KeyTileRanges dense_key_tiles(const QueryTile& qt) {
 
 template <int kBlockN>
 __device__ inline KeyTileRanges sparse_key_tiles(const AttentionKernelParams& p, const QueryTile& qt) {
-  const int last = qt.pos_last / kBlockN;
-  const int sink_keys = min(p.sink, qt.pos_last + 1);
-  const int sink_tiles = (sink_keys + kBlockN - 1) / kBlockN;
-  const int window_first = max(qt.pos_first - p.window + 1, 0) / kBlockN;
-  if (window_first <= sink_tiles) return {0, last + 1, 0, 0};
-  return {0, sink_tiles, window_first, last + 1};
+  const window_sink::KeyBlocks<int> tiles =
+      window_sink::key_blocks(qt.pos_first, qt.pos_last, p.window, p.sink, kBlockN);
+  if (tiles.window_block <= tiles.sink_blocks) return {0, tiles.last_block + 1, 0, 0};
+  return {0, tiles.sink_blocks, tiles.window_block, tiles.last_block + 1};
 }
 
 // Copies up to kRows rows of head_dim elements (rows first_row + r * row_step, r < valid_rows) into a
@@ -257,13 +256,12 @@ __device__ __forceinline__ int local_row(int m, int r) {
   return (warp * kM + m) * 16 + lane / 4 + 8 * r;
 }
 
-// Is key `key` visible to the query at position `pos`? (sparse_keys() of attn/params.h, or causal; a
-// listed unit's keys are causal only, its ownership is checked by the caller)
+// Is key `key` visible to the query at position `pos`? (window + sink, or causal; a listed unit's keys are
+// causal only, its ownership is checked by the caller)
 template <KeyMode kMode>
 __device__ __forceinline__ bool key_visible(const AttentionKernelParams& p, int key, int pos) {
-  if (key > pos) return false;
-  if constexpr (kMode == KeyMode::window_sink) return key < p.sink || key > pos - p.window;
-  return true;
+  if constexpr (kMode == KeyMode::window_sink) return window_sink::sees_key(key, pos, p.window, p.sink);
+  return key <= pos;
 }
 
 // Does any row of a strided query tile see a key of tile [kb, kb + kBlockN)? Gathered anchors are
@@ -271,20 +269,17 @@ __device__ __forceinline__ bool key_visible(const AttentionKernelParams& p, int 
 template <KeyMode kMode, int kBlockN>
 __device__ __forceinline__ bool key_tile_needed(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
   if (kMode != KeyMode::window_sink || qt.row_step == 1) return true;
-  const int kb = tile * kBlockN;
-  if (kb < p.sink) return true;
-  const int lo = kb, hi = kb + kBlockN - 1 + p.window - 1;  // rows whose window reaches the tile
-  const int r = lo <= qt.pos_first ? 0 : (lo - qt.pos_first + qt.row_step - 1) / qt.row_step;
-  return r < qt.rows && qt.pos_first + r * qt.row_step <= hi;
+  return window_sink::strided_rows_see_block(qt.pos_first, qt.row_step, qt.rows, tile * kBlockN, kBlockN, p.window,
+                                             p.sink);
 }
 
 template <KeyMode kMode, int kBlockN>
 __device__ __forceinline__ bool key_tile_unmasked(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
   static_assert(kMode != KeyMode::block_list, "listed units: see block_list_tile_unmasked");
   const int kb = tile * kBlockN, ke = kb + kBlockN - 1;
-  if (ke > qt.pos_first) return false;  // causal diagonal, or past the sequence end
-  if constexpr (kMode == KeyMode::window_sink) return ke < p.sink || kb > qt.pos_last - p.window;
-  return true;
+  if constexpr (kMode == KeyMode::window_sink)
+    return window_sink::rows_see_all_keys(qt.pos_first, qt.pos_last, kb, ke, p.window, p.sink);
+  return ke <= qt.pos_first;  // not on the causal diagonal, nor past the sequence end
 }
 
 // A key tile made of the listed units [first, first + kUnits): unmasked when every unit exists, both row
