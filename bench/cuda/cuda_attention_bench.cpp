@@ -2,12 +2,14 @@
 // top-k) on bf16 inputs with CUDA events (warm-up first, median of the repeats) and prints one JSON object
 // per (length, mode) line for bench/gpu_bench.py and bench/flex_block_topk.py. With block top-k it also
 // times the selection alone (block means, scores, top-k, unit lists) and can write the selection to .npy
-// files, so that another implementation can run the very same blocks.
+// files, so that another implementation can run the very same blocks. With --digest each line also carries a
+// hash of the output's bytes, so that two builds can be checked for bit-identical results.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -121,6 +123,16 @@ void save_bf16(const std::string& path, const dattn::Tensor& t) {
   dattn::npy::save(path, a);
 }
 
+// FNV-1a (64 bit) of a device buffer's bytes: equal digests mean bit-identical outputs (the kernels are
+// deterministic: fixed reduction orders, no atomics on the output).
+uint64_t device_digest(const void* data, size_t bytes) {
+  std::vector<unsigned char> host(bytes);
+  check(cudaMemcpy(host.data(), data, bytes, cudaMemcpyDeviceToHost), "digest copy");
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char byte : host) hash = (hash ^ byte) * 1099511628211ull;
+  return hash;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,6 +167,10 @@ int main(int argc, char** argv) {
                  "write PREFIX_n<N>_{q,k,v}.npy (bf16 bits as uint16) with each length's inputs, to check that "
                  "another benchmark generates the same ones (bench/python_bench.py)");
   std::string pattern = "window_sink", selection_out;
+  std::string pattern = "window_sink", selection_out, delta_variant = "repeat";
+  bool digest = false;
+  app.add_option("--delta-variant", delta_variant, "repeat or interpolate");
+  app.add_flag("--digest", digest, "add out_digest: a hash of the output's bytes after the timed calls");
   int64_t block_q = 64, block_k = 64, topk = 8;
   app.add_option("--pattern", pattern, "window_sink or block_topk");
   app.add_option("--block-q", block_q);
@@ -203,6 +219,7 @@ int main(int argc, char** argv) {
       p.window = window;
       p.sink = sink;
       p.gamma = gamma;
+      p.delta_variant = parse_delta_variant(delta_variant);
       p.block_q = block_q;
       p.block_k = block_k;
       p.topk = topk;
@@ -243,6 +260,10 @@ int main(int argc, char** argv) {
                             block_q, block_k, topk);
         if (!selection_out.empty() && mode_text == modes.front()) save_selection(fmt::format("{}_n{}", selection_out, n), sel);
       }
+      if (p.delta_variant != DeltaVariant::repeat) extra += fmt::format(", \"delta_variant\": \"{}\"", delta_variant);
+      if (digest)
+        extra += fmt::format(", \"gamma\": {}, \"out_digest\": \"{:016x}\"", gamma,
+                             device_digest(out.data(), size_t(out.view().numel()) * 2));
       const double tflops = 4.0 * double(head_dim) * pairs / (double(median) * 1e-3) / 1e12;
       fmt::print("{{\"impl\": \"dattn\", \"mode\": \"{}\", \"pattern\": \"{}\", \"n\": {}, \"ms\": {:.4f}, "
                  "\"wall_ms\": {:.4f}, \"reps\": {}, \"pairs\": {:.6e}, \"tflops\": {:.2f}, \"finite_check\": {}, "

@@ -1,4 +1,4 @@
-// The key patterns: window + sink geometry (sparse_keys of params.h) and block top-k's selection.
+// The key patterns: window + sink (geometry in window_sink.h) and block top-k's selection.
 #include "dattn/attn/key_pattern.h"
 
 #include <algorithm>
@@ -42,14 +42,13 @@ void select_for_head(const TensorView& q, const TensorView& k, const AttentionSh
         for (int64_t c = 0; c < d; ++c) query_mean[size_t(c)] += Acc(q.get(b, r, kv * group + g, c));
     for (Acc& x : query_mean) x /= Acc((r1 - r0) * group);
 
-    const int64_t first_pos = s.position(r0), last_pos = s.position(r1 - 1);
-    const int64_t last_kb = last_pos / bk;
-    const int64_t window_kb = std::max<int64_t>(0, first_pos - p.window + 1) / bk;  // first block any window reaches
-    const int64_t sink_kbs = (std::min(p.sink, last_pos + 1) + bk - 1) / bk;        // blocks holding a sink key
+    // the mandatory blocks: those holding a sink key, and those any window of the block's rows reaches
+    const window_sink::KeyBlocks<int64_t> mandatory =
+        window_sink::key_blocks(s.position(r0), s.position(r1 - 1), p.window, p.sink, bk);
     std::vector<int32_t>& list = lists[size_t((b * s.h_kv + kv) * q_blocks + qb)];
     candidates.clear();
-    for (int64_t kb = 0; kb <= last_kb; ++kb) {
-      if (kb < sink_kbs || kb >= window_kb) {
+    for (int64_t kb = 0; kb <= mandatory.last_block; ++kb) {
+      if (kb < mandatory.sink_blocks || kb >= mandatory.window_block) {
         list.push_back(int32_t(kb));
         continue;
       }

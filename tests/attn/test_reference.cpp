@@ -48,6 +48,54 @@ TEST(SparseKeys, CountsEachKeyOnce) {
   EXPECT_EQ(k.window_begin, 3);
 }
 
+// window_sink.h's block-level answers against its per-key rule, by brute force over small geometries
+// (exact: integers). Which blocks a run of rows visits, and whether strided rows need a block (for blocks
+// up to the last row, the only ones a kernel visits), match exactly; "no mask needed" may only err towards
+// masking (a mask on a fully visible block changes nothing).
+template <typename Int>
+void check_window_sink_geometry() {
+  namespace ws = window_sink;
+  static_assert(ws::sees_key<Int>(3, 9, 4, 2) == false && ws::sees_key<Int>(1, 9, 4, 2) && ws::sees_key<Int>(6, 9, 4, 2));
+  for (Int window = 1; window <= 9; ++window)
+    for (Int sink = 0; sink <= 7; ++sink)
+      for (Int block = 1; block <= 4; ++block)
+        for (Int first = 0; first <= 12; ++first) {
+          const auto ranges = ws::row_key_ranges(first, window, sink);
+          for (Int key = 0; key <= first; ++key)
+            ASSERT_EQ(ws::sees_key(key, first, window, sink), key < ranges.sink_end || key >= ranges.window_begin);
+          ASSERT_LE(ranges.sink_end, ranges.window_begin);
+          for (Int last = first; last <= first + 6; ++last) {
+            const ws::KeyBlocks<Int> visited = ws::key_blocks(first, last, window, sink, block);
+            for (Int b = 0; b * block <= last; ++b) {
+              bool any = false, all = true;
+              for (Int pos = first; pos <= last; ++pos)
+                for (Int key = b * block; key < (b + 1) * block; ++key) {
+                  any = any || ws::sees_key(key, pos, window, sink);
+                  all = all && ws::sees_key(key, pos, window, sink);
+                }
+              const bool listed = b < visited.sink_blocks || (b >= visited.window_block && b <= visited.last_block);
+              EXPECT_EQ(listed, any) << "window " << window << " sink " << sink << " block " << b;
+              if (ws::rows_see_all_keys(first, last, b * block, b * block + block - 1, window, sink))
+                EXPECT_TRUE(all) << "window " << window << " sink " << sink << " block " << b;
+            }
+            for (Int step = 1; step <= 3; ++step)
+              for (Int b = 0; b * block <= last - (last - first) % step; ++b) {
+                const Int rows = (last - first) / step + 1;
+                bool any = false;
+                for (Int r = 0; r < rows; ++r)
+                  for (Int key = b * block; key < (b + 1) * block; ++key)
+                    any = any || ws::sees_key(key, first + r * step, window, sink);
+                EXPECT_EQ(ws::strided_rows_see_block(first, step, rows, b * block, block, window, sink), any);
+              }
+          }
+        }
+}
+
+TEST(WindowSink, BlockGeometryFollowsPerKeyRule) {
+  check_window_sink_geometry<int>();      // the CUDA kernels' type
+  check_window_sink_geometry<int64_t>();  // the host's
+}
+
 TEST(Reference, MatchesHandComputedAttention) {
   // One head, d = 2, three tokens; row 2 with window 1, sink 1 sees keys {0, 2}.
   Tensor q({1, 3, 1, 2}, DType::f32), k({1, 3, 1, 2}, DType::f32), v({1, 3, 1, 2}, DType::f32);

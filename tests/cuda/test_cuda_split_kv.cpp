@@ -50,7 +50,6 @@ AttentionKernelParams dense_rows_work(int64_t batch, int64_t n_q, int64_t n_kv, 
   const RowPlan plan = make_row_plan(n_q, a);
   p.contiguous_tiles = tiles_of(n_q - plan.sparse_rows);
   p.anchor_tiles = tiles_of((plan.sparse_rows + plan.gamma - 1) / plan.gamma);
-  p.anchors_to_delta = a.mode == AttentionMode::delta;
   return p;
 }
 

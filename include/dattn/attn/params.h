@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dattn/attn/window_sink.h"
 #include "dattn/core/tensor.h"
 #include "dattn/core/threads.h"
 
@@ -122,17 +123,11 @@ inline RowPlan make_row_plan(int64_t n_q, const AttentionParams& p) {
 // a + b for non-negative a, b, saturating at INT64_MAX (window + sink with values up to INT64_MAX).
 inline int64_t saturating_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
 
-// Keys visible to a sparse row at absolute position pos: [0, sink_end) and [window_begin, pos].
-// The two ranges never overlap (window_begin >= sink_end), so each key counts once.
-struct SparseKeys {
-  int64_t sink_end;
-  int64_t window_begin;
-};
+// Keys visible to a sparse row at absolute position pos: [0, sink_end) and [window_begin, pos], never
+// overlapping, so each key counts once (window_sink.h holds the geometry).
+using SparseKeys = window_sink::RowKeyRanges<int64_t>;
 inline SparseKeys sparse_keys(int64_t pos, int64_t window, int64_t sink) {
-  int64_t sink_end = sink < pos + 1 ? sink : pos + 1;
-  int64_t window_begin = pos - window + 1;
-  if (window_begin < sink_end) window_begin = sink_end;
-  return {sink_end, window_begin};
+  return window_sink::row_key_ranges(pos, window, sink);
 }
 
 // Query-key pairs each mode visits (for GFLOP/s and cost reports), summed over one head.

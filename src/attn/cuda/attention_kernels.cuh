@@ -1,8 +1,9 @@
 // The two kernels of the family, both built on attention_tile.cuh:
 //  - dense_rows_kernel: query tiles of consecutive rows (dense mode, the dense tail) and tiles of gathered
-//    anchor rows, dense over their causal keys. In delta mode an anchor tile also runs its sparse keys and
-//    writes Δ = dense - sparse into p.delta; in recompute mode it writes the anchors' dense rows.
-//  - sparse_rows_kernel: window + sink attention over consecutive rows; its epilogue adds each row's Δ.
+//    anchor rows, dense over their causal keys. What an anchor tile writes is kAnchors (kernel_params.h):
+//    its dense rows, Δ = dense - sparse (after a pass over its sparse keys), or dense alone.
+//  - sparse_rows_kernel: window + sink (or block top-k) attention over consecutive rows; its epilogue
+//    (kEpilogue) adds each row's Δ or leaves the anchor rows out.
 // Both schedule the longest tiles first: blockIdx.y counts from the tile with the most keys down.
 // With few tiles the dense-rows kernel splits each tile's keys over blockIdx.z (split_kv.cuh).
 #pragma once
@@ -12,7 +13,7 @@
 
 namespace dattn::cuda::detail {
 
-template <typename Elem, int kHeadDim>
+template <typename Elem, int kHeadDim, AnchorOutput kAnchors>
 __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHeadDim>::kMinBlocksPerSm)
     dense_rows_kernel(const __grid_constant__ AttentionKernelParams p) {
   using S = TileShape<kHeadDim>;
@@ -21,11 +22,11 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
   const int b = blockIdx.x / p.h_q, h = blockIdx.x % p.h_q, kv_head = h / p.group;
   bool anchor_tile;
   const QueryTile qt = dense_rows_tile<S::kBlockM>(p, blockIdx.y, anchor_tile);
-  const bool delta_anchors = anchor_tile && p.anchors_to_delta;
+  const bool delta_anchors = kAnchors != AnchorOutput::dense_rows && anchor_tile;
 
   // Split-KV (split_kv.cuh): z < kv_splits runs one chunk of the dense keys into a partial; z == kv_splits
-  // is the delta anchors' sparse pass. Every return here depends on blockIdx only (no divergent barrier)
-  // and comes before any cp.async is issued.
+  // is the delta anchors' sparse pass (AnchorOutput::delta). Every return here depends on blockIdx only (no
+  // divergent barrier) and comes before any cp.async is issued.
   const bool split = p.kv_splits > 1;
   const int z = blockIdx.z;
   const bool sparse_slice = split && z == p.kv_splits;
@@ -47,14 +48,16 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
 
   SoftmaxAccumulator<kHeadDim> acc;
   float lse[kM][2];
-  // With p.delta_in_sparse_epilogue the sparse kernel subtracts sparse(anchor) itself.
-  if (delta_anchors && !p.delta_in_sparse_epilogue && (!split || sparse_slice)) {
-    acc.reset();
-    attend_key_tiles<Elem, kHeadDim, KeyMode::window_sink, kDenseRowsPvWgmma>(
-        p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base, pos, smem, acc);
-    acc.finish(p.scale_log2, lse);
-    write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
-    if (sparse_slice) return;
+  // (AnchorOutput::dense_into_delta: the sparse kernel subtracts sparse(anchor) itself)
+  if constexpr (kAnchors == AnchorOutput::delta) {
+    if (delta_anchors && (!split || sparse_slice)) {
+      acc.reset();
+      attend_key_tiles<Elem, kHeadDim, KeyMode::window_sink, kDenseRowsPvWgmma>(
+          p, qt, sparse_key_tiles<S::kBlockN>(p, qt), k_base, v_base, pos, smem, acc);
+      acc.finish(p.scale_log2, lse);
+      write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
+      if (sparse_slice) return;
+    }
   }
 
   acc.reset();
@@ -65,17 +68,14 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
     return;
   }
   if (delta_anchors) {
-    if (p.delta_in_sparse_epilogue)
-      write_anchor_delta<AnchorDeltaWrite::dense>(p, qt, b, h, acc);
-    else
-      write_anchor_delta<AnchorDeltaWrite::add_dense>(p, qt, b, h, acc);
+    write_anchor_delta<kDenseAnchorWrite<kAnchors>>(p, qt, b, h, acc);
     return;
   }
-  store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
+  store_rows<RowEpilogue::plain>(p, qt, b, h, acc, lse);
 }
 
-// kMode: window_sink, or block_list (block top-k's listed key units; Δ formed in the epilogue).
-template <typename Elem, int kHeadDim, KeyMode kMode>
+// kMode: window_sink, or block_list (block top-k's listed key units). kEpilogue: any RowEpilogue but plain.
+template <typename Elem, int kHeadDim, KeyMode kMode, RowEpilogue kEpilogue>
 __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHeadDim>::kMinBlocksPerSm)
     sparse_rows_kernel(const __grid_constant__ AttentionKernelParams p) {
   using S = TileShape<kHeadDim>;
@@ -96,10 +96,19 @@ __global__ void __launch_bounds__(TileShape<kHeadDim>::kThreads, TileShape<kHead
                                                               head_base<Elem>(p.v, b, kv_head), pos, smem, acc);
   float lse[S::kMTiles][2];
   acc.finish(p.scale_log2, lse);
-  if (p.add_delta && p.delta_in_sparse_epilogue)
-    store_rows_delta_staged<kHeadDim>(p, qt, b, h, acc, lse, reinterpret_cast<float*>(smem));
-  else
-    store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
+  if constexpr (kEpilogue == RowEpilogue::delta_from_tile) {
+    // the anchors' sparse rows go through shared memory ((128 / gamma) x head_dim floats, free once the key
+    // loop's last barrier passed): every row's anchor lies in the same tile
+    float* staged = reinterpret_cast<float*>(smem);
+    const auto slot = [&](int local, int col) { return staged + (local / p.gamma) * kHeadDim + col; };
+    stage_anchor_rows(p, qt, acc, slot);
+    __syncthreads();
+    store_rows<kEpilogue>(p, qt, b, h, acc, lse, [&](int local, int col, float, float) {
+      return *reinterpret_cast<const float2*>(slot(local, col));
+    });
+  } else {
+    store_rows<kEpilogue>(p, qt, b, h, acc, lse);
+  }
 }
 
 }  // namespace dattn::cuda::detail

@@ -11,6 +11,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "dattn/attn/window_sink.h"
 #include "kernel_params.h"
 #include "mma_primitives.cuh"
 #include "tma_primitives.cuh"
@@ -117,12 +118,10 @@ __device__ inline KeyTileRanges dense_key_tiles(const QueryTile& qt) {
 
 template <int kBlockN>
 __device__ inline KeyTileRanges sparse_key_tiles(const AttentionKernelParams& p, const QueryTile& qt) {
-  const int last = qt.pos_last / kBlockN;
-  const int sink_keys = min(p.sink, qt.pos_last + 1);
-  const int sink_tiles = (sink_keys + kBlockN - 1) / kBlockN;
-  const int window_first = max(qt.pos_first - p.window + 1, 0) / kBlockN;
-  if (window_first <= sink_tiles) return {0, last + 1, 0, 0};
-  return {0, sink_tiles, window_first, last + 1};
+  const window_sink::KeyBlocks<int> tiles =
+      window_sink::key_blocks(qt.pos_first, qt.pos_last, p.window, p.sink, kBlockN);
+  if (tiles.window_block <= tiles.sink_blocks) return {0, tiles.last_block + 1, 0, 0};
+  return {0, tiles.sink_blocks, tiles.window_block, tiles.last_block + 1};
 }
 
 // Copies up to kRows rows of head_dim elements (rows first_row + r * row_step, r < valid_rows) into a
@@ -257,13 +256,25 @@ __device__ __forceinline__ int local_row(int m, int r) {
   return (warp * kM + m) * 16 + lane / 4 + 8 * r;
 }
 
-// Is key `key` visible to the query at position `pos`? (sparse_keys() of attn/params.h, or causal; a
-// listed unit's keys are causal only, its ownership is checked by the caller)
+// Calls f(m, r, local) for each row the thread holds in the tile (its row r of m-tile m, the tile's row
+// `local`) that exists (local < qt.rows): the loop of every epilogue. Unrolled, so m and r index registers.
+template <int kHeadDim, int kM, typename F>
+__device__ __forceinline__ void for_each_thread_row(const QueryTile& qt, F&& f) {
+#pragma unroll
+  for (int m = 0; m < kM; ++m)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int local = local_row<kHeadDim, kM>(m, r);
+      if (local < qt.rows) f(m, r, local);
+    }
+}
+
+// Is key `key` visible to the query at position `pos`? (window + sink, or causal; a listed unit's keys are
+// causal only, its ownership is checked by the caller)
 template <KeyMode kMode>
 __device__ __forceinline__ bool key_visible(const AttentionKernelParams& p, int key, int pos) {
-  if (key > pos) return false;
-  if constexpr (kMode == KeyMode::window_sink) return key < p.sink || key > pos - p.window;
-  return true;
+  if constexpr (kMode == KeyMode::window_sink) return window_sink::sees_key(key, pos, p.window, p.sink);
+  return key <= pos;
 }
 
 // Does any row of a strided query tile see a key of tile [kb, kb + kBlockN)? Gathered anchors are
@@ -271,20 +282,17 @@ __device__ __forceinline__ bool key_visible(const AttentionKernelParams& p, int 
 template <KeyMode kMode, int kBlockN>
 __device__ __forceinline__ bool key_tile_needed(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
   if (kMode != KeyMode::window_sink || qt.row_step == 1) return true;
-  const int kb = tile * kBlockN;
-  if (kb < p.sink) return true;
-  const int lo = kb, hi = kb + kBlockN - 1 + p.window - 1;  // rows whose window reaches the tile
-  const int r = lo <= qt.pos_first ? 0 : (lo - qt.pos_first + qt.row_step - 1) / qt.row_step;
-  return r < qt.rows && qt.pos_first + r * qt.row_step <= hi;
+  return window_sink::strided_rows_see_block(qt.pos_first, qt.row_step, qt.rows, tile * kBlockN, kBlockN, p.window,
+                                             p.sink);
 }
 
 template <KeyMode kMode, int kBlockN>
 __device__ __forceinline__ bool key_tile_unmasked(const AttentionKernelParams& p, const QueryTile& qt, int tile) {
   static_assert(kMode != KeyMode::block_list, "listed units: see block_list_tile_unmasked");
   const int kb = tile * kBlockN, ke = kb + kBlockN - 1;
-  if (ke > qt.pos_first) return false;  // causal diagonal, or past the sequence end
-  if constexpr (kMode == KeyMode::window_sink) return ke < p.sink || kb > qt.pos_last - p.window;
-  return true;
+  if constexpr (kMode == KeyMode::window_sink)
+    return window_sink::rows_see_all_keys(qt.pos_first, qt.pos_last, kb, ke, p.window, p.sink);
+  return ke <= qt.pos_first;  // not on the causal diagonal, nor past the sequence end
 }
 
 // A key tile made of the listed units [first, first + kUnits): unmasked when every unit exists, both row
@@ -360,44 +368,65 @@ __device__ __forceinline__ void write_anchor_gap(const AttentionKernelParams& p,
     p.anchor_gap[(int64_t(b) * p.h_q + h) * p.num_anchors + j] = dense_sq > 0.f ? sqrtf(delta_sq / dense_sq) : 0.f;
 }
 
-// Writes the thread's rows of acc (plus the correction of their anchors when add_delta: Δ of the row's
-// anchor, or with p.interpolate (1 - t) Δ_j + t Δ_{j+1}, t = (row - a_j) / gamma, where a next anchor
-// exists) and their LSE. p.delta holds Δ = dense - sparse here; an anchor row's own sparse output is acc,
-// so its dense row is acc + Δ (the anchor gap, when requested).
-template <int kHeadDim, int kM>
+// Row of p.delta for anchor `anchor` of head (b, h): Δ, or dense(anchor) (AnchorOutput::dense_into_delta).
+template <int kHeadDim>
+__device__ __forceinline__ float* anchor_row(const AttentionKernelParams& p, int b, int h, int anchor) {
+  return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + anchor) * kHeadDim;
+}
+
+// Writes the thread's rows of acc, corrected per kEpilogue (kernel_params.h), and their LSE.
+//  - add_delta / interpolate: p.delta holds Δ = dense - sparse; a row adds Δ of its anchor j (interpolate:
+//    (1 - t) Δ_j + t Δ_{j+1}, t = (row - a_j) / gamma, where a next anchor exists). An anchor row's own
+//    sparse output is acc, so its dense row is acc + Δ.
+//  - delta_from_tile: p.delta holds dense(anchor); sparse_anchor(local, col, x0, x1) returns the float2 of
+//    the row's anchor's sparse row at column col (staged by stage_anchor_rows; x0, x1: the row's own pair,
+//    which is it when the row is its own anchor), and the row adds Δ = dense - sparse.
+// With p.anchor_gap the epilogue that forms an anchor's output from Δ also writes its anchor gap.
+struct NoSparseAnchor {};
+template <RowEpilogue kEpilogue, int kHeadDim, int kM, typename SparseAnchor = NoSparseAnchor>
 __device__ __forceinline__ void store_rows(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
                                            const SoftmaxAccumulator<kHeadDim, kM>& acc, const float (&lse)[kM][2],
-                                           bool add_delta, bool skip_anchor_rows) {
+                                           SparseAnchor sparse_anchor = {}) {
+  constexpr bool kCorrects = kEpilogue == RowEpilogue::add_delta || kEpilogue == RowEpilogue::interpolate ||
+                             kEpilogue == RowEpilogue::delta_from_tile;
   const int lane = threadIdx.x % 32;
-#pragma unroll
-  for (int m = 0; m < kM; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int local = local_row<kHeadDim, kM>(m, r);
-      if (local >= qt.rows) continue;
-      const int row = qt.row(local);
-      const bool sparse_block_row = row < p.sparse_rows;
-      if (skip_anchor_rows && sparse_block_row && row % p.gamma == 0) continue;
-      const float* delta = nullptr;
-      const float* next = nullptr;
-      float t = 0.f;
-      if (add_delta && sparse_block_row) {
-        const int j = row / p.gamma;
-        delta = p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + j) * kHeadDim;
-        if (p.interpolate && j + 1 < p.num_anchors) {
-          next = delta + kHeadDim;
-          t = float(row - j * p.gamma) / float(p.gamma);
-        }
+  for_each_thread_row<kHeadDim, kM>(qt, [&](int m, int r, int local) {
+    const int row = qt.row(local);
+    const bool sparse_block_row = row < p.sparse_rows;
+    if constexpr (kEpilogue == RowEpilogue::skip_anchor_rows)
+      if (sparse_block_row && row % p.gamma == 0) return;
+    // the p.delta row of the row's anchor (none for dense-tail rows)
+    const float* anchor = kCorrects && sparse_block_row ? anchor_row<kHeadDim>(p, b, h, row / p.gamma) : nullptr;
+    const float* next = nullptr;
+    float t = 0.f;
+    if constexpr (kEpilogue == RowEpilogue::interpolate) {
+      const int j = row / p.gamma;
+      if (anchor && j + 1 < p.num_anchors) {
+        next = anchor + kHeadDim;
+        t = float(row - j * p.gamma) / float(p.gamma);
       }
-      const bool gap_row = p.anchor_gap && delta && row % p.gamma == 0;
-      float delta_sq = 0.f, dense_sq = 0.f;
-      const int64_t out_row = out_row_index(p, b, h, row);
+    }
+    const bool gap_row = p.anchor_gap && anchor && row % p.gamma == 0;
+    float delta_sq = 0.f, dense_sq = 0.f;
+    const int64_t out_row = out_row_index(p, b, h, row);
 #pragma unroll
-      for (int d = 0; d < kHeadDim / 8; ++d) {
-        const int col = d * 8 + 2 * (lane % 4);
-        float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
-        if (delta) {
-          float2 dv = *reinterpret_cast<const float2*>(delta + col);
+    for (int d = 0; d < kHeadDim / 8; ++d) {
+      const int col = d * 8 + 2 * (lane % 4);
+      float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
+      if constexpr (kEpilogue == RowEpilogue::delta_from_tile) {
+        if (anchor) {
+          const float2 dv = *reinterpret_cast<const float2*>(anchor + col);
+          const float2 sv = sparse_anchor(local, col, x0, x1);
+          if (gap_row) {
+            delta_sq += (dv.x - sv.x) * (dv.x - sv.x) + (dv.y - sv.y) * (dv.y - sv.y);
+            dense_sq += dv.x * dv.x + dv.y * dv.y;
+          }
+          x0 += dv.x - sv.x;  // Δ rounded as dense + (-sparse) is by the two-pass path: same bits
+          x1 += dv.y - sv.y;
+        }
+      } else if constexpr (kCorrects) {
+        if (anchor) {
+          float2 dv = *reinterpret_cast<const float2*>(anchor + col);
           if (gap_row) {
             delta_sq += dv.x * dv.x + dv.y * dv.y;
             dense_sq += (x0 + dv.x) * (x0 + dv.x) + (x1 + dv.y) * (x1 + dv.y);
@@ -409,108 +438,61 @@ __device__ __forceinline__ void store_rows(const AttentionKernelParams& p, const
           x0 += dv.x;
           x1 += dv.y;
         }
-        store_pair(p, out_row + col, x0, x1);
       }
-      if (gap_row) write_anchor_gap(p, b, h, row / p.gamma, delta_sq, dense_sq);
-      if (lane % 4 == 0) store_row_lse(p, b, h, row, lse[m][r]);
+      store_pair(p, out_row + col, x0, x1);
     }
+    if (gap_row) write_anchor_gap(p, b, h, row / p.gamma, delta_sq, dense_sq);
+    if (lane % 4 == 0) store_row_lse(p, b, h, row, lse[m][r]);
+  });
 }
 
-// The sparse tile's epilogue when it forms Δ itself (p.delta_in_sparse_epilogue; block top-k on the
-// one-warpgroup kernels): p.delta holds dense(anchor), and every row's anchor lies in the same tile (tiles
-// start at multiples of 128 and gamma divides 64), so the anchors' sparse rows are staged in shared memory
-// (`staged`: (128 / gamma) x head_dim floats, free once the key loop's last barrier passed).
-template <int kHeadDim, int kM>
-__device__ __forceinline__ void store_rows_delta_staged(const AttentionKernelParams& p, const QueryTile& qt, int b,
-                                                        int h, const SoftmaxAccumulator<kHeadDim, kM>& acc,
-                                                        const float (&lse)[kM][2], float* staged) {
+// RowEpilogue::delta_from_tile, first step: the thread's anchor rows of acc (local rows that are multiples
+// of gamma; tiles start at multiples of 128 and gamma divides 64) to slot(local, col), a float* of the
+// kernel's staging area; the caller then syncs the threads that read them back in store_rows.
+template <int kHeadDim, int kM, typename Slot>
+__device__ __forceinline__ void stage_anchor_rows(const AttentionKernelParams& p, const QueryTile& qt,
+                                                  const SoftmaxAccumulator<kHeadDim, kM>& acc, Slot slot) {
   const int lane = threadIdx.x % 32;
+  for_each_thread_row<kHeadDim, kM>(qt, [&](int m, int r, int local) {
+    if (local % p.gamma != 0) return;
 #pragma unroll
-  for (int m = 0; m < kM; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int local = local_row<kHeadDim, kM>(m, r);
-      if (local >= qt.rows || local % p.gamma != 0) continue;
-#pragma unroll
-      for (int d = 0; d < kHeadDim / 8; ++d) {
-        const int col = d * 8 + 2 * (lane % 4);
-        *reinterpret_cast<float2*>(staged + (local / p.gamma) * kHeadDim + col) =
-            make_float2(acc.o[m][d][2 * r], acc.o[m][d][2 * r + 1]);
-      }
+    for (int d = 0; d < kHeadDim / 8; ++d) {
+      const int col = d * 8 + 2 * (lane % 4);
+      *reinterpret_cast<float2*>(slot(local, col)) = make_float2(acc.o[m][d][2 * r], acc.o[m][d][2 * r + 1]);
     }
-  __syncthreads();
-#pragma unroll
-  for (int m = 0; m < kM; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int local = local_row<kHeadDim, kM>(m, r);
-      if (local >= qt.rows) continue;
-      const int row = qt.row(local);
-      const float* dense =
-          row < p.sparse_rows ? p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim : nullptr;
-      const float* sparse_anchor = staged + (local / p.gamma) * kHeadDim;
-      const bool gap_row = p.anchor_gap && dense && local % p.gamma == 0;
-      float delta_sq = 0.f, dense_sq = 0.f;
-      const int64_t out_row = out_row_index(p, b, h, row);
-#pragma unroll
-      for (int d = 0; d < kHeadDim / 8; ++d) {
-        const int col = d * 8 + 2 * (lane % 4);
-        float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
-        if (dense) {
-          const float2 dv = *reinterpret_cast<const float2*>(dense + col);
-          const float2 sv = *reinterpret_cast<const float2*>(sparse_anchor + col);
-          if (gap_row) {
-            delta_sq += (dv.x - sv.x) * (dv.x - sv.x) + (dv.y - sv.y) * (dv.y - sv.y);
-            dense_sq += dv.x * dv.x + dv.y * dv.y;
-          }
-          x0 += dv.x - sv.x;
-          x1 += dv.y - sv.y;
-        }
-        store_pair(p, out_row + col, x0, x1);
-      }
-      if (gap_row) write_anchor_gap(p, b, h, row / p.gamma, delta_sq, dense_sq);
-      if (lane % 4 == 0) store_row_lse(p, b, h, row, lse[m][r]);
-    }
-}
-
-// Row of p.delta that holds Δ of the anchor in the thread's row r of m-tile m (an anchor tile), or nullptr
-// past the tile's end.
-template <int kHeadDim, int kM>
-__device__ __forceinline__ float* anchor_delta_row(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
-                                                   int m, int r) {
-  const int local = local_row<kHeadDim, kM>(m, r);
-  if (local >= qt.rows) return nullptr;
-  return p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + qt.row(local) / p.gamma) * kHeadDim;
+  });
 }
 
 // What an anchor tile writes into its rows of p.delta. Δ = dense - sparse takes two steps: first
 // minus_sparse, then add_dense (here, or the combine kernel after a split); each thread re-reads only what
-// it wrote. With p.delta_in_sparse_epilogue the dense-rows kernel writes `dense` alone and the sparse kernel
-// subtracts sparse(anchor).
+// it wrote. With AnchorOutput::dense_into_delta the dense-rows kernel writes `dense` alone and the sparse
+// kernel subtracts sparse(anchor).
 enum class AnchorDeltaWrite { minus_sparse, add_dense, dense };
+// What the dense pass of an anchor tile writes, per AnchorOutput (not dense_rows: those store their rows).
+template <AnchorOutput kAnchors>
+inline constexpr AnchorDeltaWrite kDenseAnchorWrite =
+    kAnchors == AnchorOutput::dense_into_delta ? AnchorDeltaWrite::dense : AnchorDeltaWrite::add_dense;
 
 template <AnchorDeltaWrite kWrite, int kHeadDim, int kM>
 __device__ __forceinline__ void write_anchor_delta(const AttentionKernelParams& p, const QueryTile& qt, int b, int h,
                                                    const SoftmaxAccumulator<kHeadDim, kM>& acc) {
   const int lane = threadIdx.x % 32;
+  for_each_thread_row<kHeadDim, kM>(qt, [&](int m, int r, int local) {
+    float* row = anchor_row<kHeadDim>(p, b, h, qt.row(local) / p.gamma);  // an anchor tile: row `local` is an anchor
 #pragma unroll
-  for (int m = 0; m < kM; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-      if (float* row = anchor_delta_row<kHeadDim, kM>(p, qt, b, h, m, r))
-#pragma unroll
-        for (int d = 0; d < kHeadDim / 8; ++d) {
-          float2* cell = reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4));
-          const float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
-          if constexpr (kWrite == AnchorDeltaWrite::minus_sparse) {
-            *cell = make_float2(-x0, -x1);
-          } else if constexpr (kWrite == AnchorDeltaWrite::add_dense) {
-            const float2 minus_sparse = *cell;
-            *cell = make_float2(x0 + minus_sparse.x, x1 + minus_sparse.y);
-          } else {
-            *cell = make_float2(x0, x1);
-          }
-        }
+    for (int d = 0; d < kHeadDim / 8; ++d) {
+      float2* cell = reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4));
+      const float x0 = acc.o[m][d][2 * r], x1 = acc.o[m][d][2 * r + 1];
+      if constexpr (kWrite == AnchorDeltaWrite::minus_sparse) {
+        *cell = make_float2(-x0, -x1);
+      } else if constexpr (kWrite == AnchorDeltaWrite::add_dense) {
+        const float2 minus_sparse = *cell;
+        *cell = make_float2(x0 + minus_sparse.x, x1 + minus_sparse.y);
+      } else {
+        *cell = make_float2(x0, x1);
+      }
+    }
+  });
 }
 
 }  // namespace dattn::cuda::detail

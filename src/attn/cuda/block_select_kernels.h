@@ -1,11 +1,13 @@
 // The kernels of block top-k's device selection (block_select.cu), behind plain launchers: block means,
 // the top-k of each query block from a chunk of scores, and the per-tile lists of 64-key units. The host
-// side (block_select.h/.cpp) allocates, runs the score GEMMs and owns the buffers. No dattn headers here:
-// the .cu compiles as C++17.
+// side (block_select.h/.cpp) allocates, runs the score GEMMs and owns the buffers. Only plain C++17 dattn
+// headers here (the .cu compiles as C++17).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "dattn/attn/window_sink.h"
 
 namespace dattn::cuda::detail {
 
@@ -23,16 +25,11 @@ struct SelectGeometry {
 
 // The key blocks of query block qb: [0, sink_blocks) and [window_block, last_block] are kept; candidates
 // are [sink_blocks, window_block) (none when window_block <= sink_blocks).
-struct QueryBlockKeys {
-  int64_t last_block, window_block, sink_blocks;
-};
+using QueryBlockKeys = window_sink::KeyBlocks<int64_t>;
 
 __host__ __device__ inline QueryBlockKeys query_block_keys(const SelectGeometry& g, int64_t qb) {
   const int64_t r0 = qb * g.block_q, r1 = r0 + g.block_q < g.n_q ? r0 + g.block_q : g.n_q;
-  const int64_t first_pos = g.n_kv - g.n_q + r0, last_pos = g.n_kv - g.n_q + r1 - 1;
-  const int64_t window_first = first_pos - g.window + 1 > 0 ? first_pos - g.window + 1 : 0;
-  const int64_t sink_keys = g.sink < last_pos + 1 ? g.sink : last_pos + 1;
-  return {last_pos / g.block_k, window_first / g.block_k, (sink_keys + g.block_k - 1) / g.block_k};
+  return window_sink::key_blocks(g.n_kv - g.n_q + r0, g.n_kv - g.n_q + r1 - 1, g.window, g.sink, g.block_k);
 }
 
 void launch_block_means(const SelectGeometry& g, bool bf16, float* key_means, float* query_means,

@@ -27,6 +27,8 @@ void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess) fail("cuda backend: {} failed: {} ({})", what, cudaGetErrorString(status), int(status));
 }
 
+void unsupported_kernel(const char* what) { fail("cuda backend: internal error: {}", what); }
+
 int current_device_attribute(cudaDeviceAttr attribute, const char* what) {
   int device = 0;
   check_cuda(cudaGetDevice(&device), "querying the current device");
@@ -45,7 +47,7 @@ int current_device_attribute(cudaDeviceAttr attribute, const char* what) {
 namespace {
 
 // A build option so that the anchors' sparse pass in the dense-rows kernel can be timed against the
-// sparse kernel's epilogue doing it (kernel_params.h, delta_in_sparse_epilogue).
+// sparse kernel's epilogue doing it (kernel_params.h, RowEpilogue::delta_from_tile).
 #ifndef DATTN_CUDA_DELTA_IN_SPARSE_EPILOGUE
 #define DATTN_CUDA_DELTA_IN_SPARSE_EPILOGUE 1
 #endif
@@ -129,23 +131,49 @@ OutType out_type(DType t) {
   fail("cuda backend: unknown output dtype {}", int(t));
 }
 
+// The mode behaviour of the kernels (kernel_params.h), chosen once per call by kernel_variants().
+struct KernelVariants {
+  AnchorOutput anchors = AnchorOutput::dense_rows;
+  RowEpilogue sparse_epilogue = RowEpilogue::skip_anchor_rows;
+};
+
+// dense: dense rows only. sparse: the sparse kernel alone, with no anchor rows to skip (sparse_rows = 0).
+// recompute: the dense-rows kernel writes the anchors' rows, the sparse kernel skips them. delta: Δ from
+// the dense-rows kernel (two passes over the anchors) added by the sparse kernel, or formed in the sparse
+// kernel's epilogue when every block of gamma rows lies in one 64-row group of its tile: always for block
+// top-k (checked by the caller), for window + sink on the warp-specialised kernels (gamma >= 2; not with
+// interpolation, which needs the next block's Δ too). p.block_list: block top-k with sparse rows to run
+// (without any, there are no anchors either, and the choice does not matter).
+KernelVariants kernel_variants(const AttentionParams& params, const AttentionKernelParams& p) {
+  if (params.mode != AttentionMode::delta) return {};
+  const bool interpolate = params.delta_variant == DeltaVariant::interpolate;
+  const bool delta_from_tile = p.block_list || (kDeltaInSparseEpilogue && !interpolate && p.warp_specialized &&
+                                                p.gamma >= 2 && 64 % p.gamma == 0);
+  if (delta_from_tile) return {AnchorOutput::dense_into_delta, RowEpilogue::delta_from_tile};
+  return {AnchorOutput::delta, interpolate ? RowEpilogue::interpolate : RowEpilogue::add_delta};
+}
+
 enum class RowsKernel { dense, sparse };
 
 template <ElemType kElem>
-void launch_for_head_dim(int head_dim, RowsKernel kernel, const AttentionKernelParams& p, cudaStream_t stream) {
+void launch_for_head_dim(int head_dim, RowsKernel kernel, const KernelVariants& variants,
+                         const AttentionKernelParams& p, cudaStream_t stream) {
   switch (kernel) {
     case RowsKernel::dense:
-      return head_dim == 64 ? launch_dense_rows<kElem, 64>(p, stream) : launch_dense_rows<kElem, 128>(p, stream);
+      return head_dim == 64 ? launch_dense_rows<kElem, 64>(variants.anchors, p, stream)
+                            : launch_dense_rows<kElem, 128>(variants.anchors, p, stream);
     case RowsKernel::sparse:
-      return head_dim == 64 ? launch_sparse_rows<kElem, 64>(p, stream) : launch_sparse_rows<kElem, 128>(p, stream);
+      return head_dim == 64 ? launch_sparse_rows<kElem, 64>(variants.sparse_epilogue, p, stream)
+                            : launch_sparse_rows<kElem, 128>(variants.sparse_epilogue, p, stream);
   }
 }
 
-void launch(DType dtype, int head_dim, RowsKernel kernel, const AttentionKernelParams& p, cudaStream_t stream) {
+void launch(DType dtype, int head_dim, RowsKernel kernel, const KernelVariants& variants,
+            const AttentionKernelParams& p, cudaStream_t stream) {
   if (dtype == DType::bf16)
-    launch_for_head_dim<ElemType::bf16>(head_dim, kernel, p, stream);
+    launch_for_head_dim<ElemType::bf16>(head_dim, kernel, variants, p, stream);
   else
-    launch_for_head_dim<ElemType::f16>(head_dim, kernel, p, stream);
+    launch_for_head_dim<ElemType::f16>(head_dim, kernel, variants, p, stream);
 }
 
 // fp32 scratch of a call: Δ, split-KV partials, anchor gaps.
@@ -162,13 +190,14 @@ void plan_dense_rows_splits(AttentionKernelParams& p, int forced_splits) {
 }
 
 // The dense-rows tiles in p (split as planned, with their partials' scratch), then the kernel(s).
-void launch_dense_rows_tiles(DType dtype, int head_dim, AttentionKernelParams& p, cudaStream_t stream) {
+void launch_dense_rows_tiles(DType dtype, int head_dim, const KernelVariants& variants, AttentionKernelParams& p,
+                             cudaStream_t stream) {
   const bool split = p.kv_splits > 1;
   ScratchBuffer split_o(split ? split_o_floats(p, kQueryTileRows, head_dim) : 0, stream, "allocating split-KV partials");
   ScratchBuffer split_lse(split ? split_lse_floats(p, kQueryTileRows) : 0, stream, "allocating split-KV partials");
   p.split_o = split_o.data();
   p.split_lse = split_lse.data();
-  launch(dtype, head_dim, RowsKernel::dense, p, stream);
+  launch(dtype, head_dim, RowsKernel::dense, variants, p, stream);
 }
 
 }  // namespace
@@ -261,7 +290,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
     p.contiguous_row_begin = 0;
     p.contiguous_tiles = tiles_of(s.n_q);
     plan_dense_rows_splits(p, config.kv_splits);
-    launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
+    launch_dense_rows_tiles(q.dtype, head_dim, kernel_variants(params, p), p, stream);
     non_finite.refuse_if_flagged(q, k, v, scale);
     return;
   }
@@ -276,7 +305,7 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
     p.query_tiles = selection->query_tiles();
   }
   if (mode == AttentionMode::sparse) {
-    launch(q.dtype, head_dim, RowsKernel::sparse, p, stream);
+    launch(q.dtype, head_dim, RowsKernel::sparse, kernel_variants(params, p), p, stream);
     non_finite.refuse_if_flagged(q, k, v, scale);
     return;
   }
@@ -288,22 +317,13 @@ void attention(const TensorView& q, const TensorView& k, const TensorView& v, co
                            "allocating the anchor gaps");
   p.delta = delta_buffer.data();
   p.anchor_gap = gap_buffer.data();
-  p.interpolate = interpolate;
   p.contiguous_row_begin = p.sparse_rows;
   p.contiguous_tiles = tiles_of(s.n_q - p.sparse_rows);
   p.anchor_tiles = tiles_of(p.num_anchors);
-  p.anchors_to_delta = delta;
-  // The sparse kernel forms Δ from the anchor's own sparse row when every block of gamma rows lies in one
-  // 64-row group of its tile: always for block top-k (checked above), for window + sink on the
-  // warp-specialised kernels (gamma >= 2; not with interpolation, which needs the next block's Δ too).
-  p.delta_in_sparse_epilogue =
-      delta && (block_topk || (kDeltaInSparseEpilogue && !interpolate && p.warp_specialized && p.gamma >= 2 &&
-                               64 % p.gamma == 0));
-  p.add_delta = delta;
-  p.skip_anchor_rows = !delta;
+  const KernelVariants variants = kernel_variants(params, p);
   plan_dense_rows_splits(p, config.kv_splits);
-  launch_dense_rows_tiles(q.dtype, head_dim, p, stream);
-  launch(q.dtype, head_dim, RowsKernel::sparse, p, stream);
+  launch_dense_rows_tiles(q.dtype, head_dim, variants, p, stream);
+  launch(q.dtype, head_dim, RowsKernel::sparse, variants, p, stream);
   non_finite.refuse_if_flagged(q, k, v, scale);
   if (want_gap) *params.anchor_gap = reduce_anchor_gaps(gap_buffer.to_host(), s.batch * s.h_q, p.num_anchors);
 }

@@ -4,7 +4,7 @@
 
 #include "launch_kernels.cuh"
 namespace dattn::cuda::detail {
-template void launch_dense_rows<ElemType::bf16, 128>(const AttentionKernelParams&, cudaStream_t);
+template void launch_dense_rows<ElemType::bf16, 128>(AnchorOutput, const AttentionKernelParams&, cudaStream_t);
 
 // Here because it needs a kernel symbol (see launch.h).
 bool hopper_kernels_loaded() {
@@ -16,7 +16,8 @@ bool hopper_kernels_loaded() {
   const auto [it, inserted] = cache.try_emplace(device, false);
   if (inserted) {
     cudaFuncAttributes attributes{};
-    const cudaError_t status = cudaFuncGetAttributes(&attributes, dense_rows_ws_kernel<__nv_bfloat16, 128>);
+    const cudaError_t status =
+        cudaFuncGetAttributes(&attributes, dense_rows_ws_kernel<__nv_bfloat16, 128, AnchorOutput::dense_rows>);
     if (status != cudaSuccess) cache.erase(it);
     check_cuda(status, "querying which binary of the attention kernels the device runs");
     it->second = attributes.ptxVersion >= 90;

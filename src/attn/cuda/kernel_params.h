@@ -7,6 +7,31 @@ namespace dattn::cuda::detail {
 
 enum class OutType : int { f32 = 0, bf16 = 1, f16 = 2 };
 
+// The mode behaviour of the kernels, chosen once on the host (cuda_attention.cpp) and compiled into each
+// kernel as a template parameter, so that an instantiation holds only its own epilogue and key passes.
+//
+// What the dense-rows kernel writes for its anchor tiles (and combine_splits_kernel after a split).
+enum class AnchorOutput {
+  dense_rows,        // dense and recompute modes: the anchors' dense output rows, like every other row
+  delta,             // delta: Δ = dense(anchor) - sparse(anchor) into p.delta (a window + sink pass, then dense)
+  dense_into_delta,  // delta with RowEpilogue::delta_from_tile: dense(anchor) alone into p.delta
+};
+// How a kernel's epilogue writes its rows. The dense-rows kernel writes them as they are (plain); the
+// sparse-rows kernel takes one of the others. Sparse mode uses skip_anchor_rows, which skips nothing there
+// (sparse_rows = 0): one instantiation fewer per key mode and schedule.
+enum class RowEpilogue {
+  plain,
+  skip_anchor_rows,  // recompute: anchor rows are left to the dense-rows kernel
+  add_delta,         // delta, variant repeat: each row adds Δ of its anchor, read from p.delta
+  interpolate,       // delta, variant interpolate: (1 - t) Δ_j + t Δ_{j+1}, t = (row - a_j) / gamma (window + sink)
+  // Delta when every block of gamma rows lies inside one 64-row group of its sparse tile (gamma divides 64),
+  // which then also holds sparse(anchor): the dense-rows kernel skips the anchors' sparse pass and writes
+  // dense(anchor) into p.delta (AnchorOutput::dense_into_delta), and the sparse kernel forms Δ = dense(anchor)
+  // - sparse(anchor) in its epilogue (same bits: the anchor's sparse row visits the same key tiles in the same
+  // order either way). Block top-k always; window + sink on the warp-specialised kernels.
+  delta_from_tile,
+};
+
 // A TMA tensor map (CUtensorMap: 128 bytes, 128-byte aligned), opaque here; tma_maps.cpp fills it with
 // cuTensorMapEncodeTiled.
 struct alignas(128) TmaDescriptor {
@@ -34,32 +59,24 @@ struct AttentionKernelParams {
 
   // Row plan (make_row_plan): rows [0, sparse_rows) form blocks of gamma rows led by an anchor.
   int gamma, sparse_rows, num_anchors;
-  float* delta;  // (batch, h_q, num_anchors, head_dim) fp32: dense(anchor) - sparse(anchor), or see below
-  // Delta mode, warp-specialised kernels, gamma dividing 64: every block of gamma rows lies inside one
-  // consumer warpgroup's 64 rows of a sparse tile, which also holds sparse(anchor). Then the dense-rows
-  // kernel skips the anchors' sparse pass and writes dense(anchor) into p.delta, and the sparse kernel
-  // forms Δ = dense(anchor) - sparse(anchor) in its epilogue (same bits: the anchor's sparse row visits
-  // the same key tiles in the same order either way).
-  bool delta_in_sparse_epilogue;
+  // (batch, h_q, num_anchors, head_dim) fp32: Δ = dense(anchor) - sparse(anchor), or dense(anchor) alone
+  // (AnchorOutput::dense_into_delta)
+  float* delta;
 
   // Dense-rows kernel work list: first `contiguous_tiles` tiles of consecutive rows starting at
   // `contiguous_row_begin` (dense mode or the dense tail), then `anchor_tiles` tiles of gathered anchors.
   int contiguous_row_begin, contiguous_tiles, anchor_tiles;
-  bool anchors_to_delta;  // delta mode: anchors write Δ; recompute mode: anchors write their dense rows
 
   // Split-KV for the dense-rows kernel (split_kv.cuh), used when its tiles are too few to fill the GPU:
   // blockIdx.z = split s runs the causal key tiles [max(total - (s+1)*split_key_tiles, 0),
   // total - s*split_key_tiles) of its tile (counted from the diagonal, so z = 0 holds the longest, masked
-  // chunk); z = kv_splits is the anchors' sparse pass in delta mode. kv_splits == 1: no split.
+  // chunk); z = kv_splits is the anchors' sparse pass (AnchorOutput::delta). kv_splits == 1: no split.
   int kv_splits, split_key_tiles;
   float* split_o;    // (batch*h_q, tiles, kv_splits, kBlockM, head_dim) fp32, normalised per split
   float* split_lse;  // (batch*h_q, tiles, kv_splits, kBlockM) natural log; -inf: the split saw no key of the row
 
-  // Sparse kernel: rows [0, sparse_row_end); add Δ to rows < sparse_rows (delta) or leave anchor rows to
-  // the dense-rows kernel (recompute).
+  // Sparse kernel: rows [0, sparse_row_end); what it does with rows < sparse_rows is its RowEpilogue.
   int sparse_row_end;
-  bool add_delta, skip_anchor_rows;
-  bool interpolate;  // delta variant interpolate: rows add (1 - t) Δ_j + t Δ_{j+1} (store_rows)
 
   // sm_90a: K and V tiles arrive by TMA through these maps (4-D: dim, row, head, batch; 64 x 64 boxes,
   // 128-byte swizzle) when use_tma; otherwise (layouts TMA cannot describe, DATTN_CUDA_TMA=0) by cp.async.

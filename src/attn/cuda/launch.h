@@ -13,13 +13,15 @@ namespace dattn::cuda::detail {
 
 enum class ElemType { bf16, f16 };
 
-// Query tiles of consecutive rows and of gathered anchors, dense over causal keys (see attention_kernels.cuh).
+// Query tiles of consecutive rows and of gathered anchors, dense over causal keys (see attention_kernels.cuh);
+// the anchor tiles write what `anchors` says.
 template <ElemType kElem, int kHeadDim>
-void launch_dense_rows(const AttentionKernelParams& p, cudaStream_t stream);
+void launch_dense_rows(AnchorOutput anchors, const AttentionKernelParams& p, cudaStream_t stream);
 
-// Window + sink rows [0, p.sparse_row_end), with Δ added or anchor rows skipped per p.
+// Window + sink (or, with p.block_list, block top-k) rows [0, p.sparse_row_end), written per `epilogue`
+// (not plain).
 template <ElemType kElem, int kHeadDim>
-void launch_sparse_rows(const AttentionKernelParams& p, cudaStream_t stream);
+void launch_sparse_rows(RowEpilogue epilogue, const AttentionKernelParams& p, cudaStream_t stream);
 
 // Whether the current device runs this build's sm_90a code (wgmma, TMA, the warp-specialised kernels):
 // false on a Hopper when the build holds only sm_80 code, which the driver then JIT-compiles from its PTX

@@ -24,48 +24,93 @@ void launch_tiles(Kernel kernel, int threads, int smem_bytes, const AttentionKer
   check_cuda(cudaGetLastError(), name);
 }
 
-// The dense-rows or sparse-rows kernel of either schedule (p.warp_specialized: ws_kernels.cuh); the sparse
-// rows walk window + sink or, with p.block_list, block top-k's listed key units.
-template <typename Elem, int kHeadDim>
-void launch_rows_kernel(bool dense_rows, const AttentionKernelParams& p, int tiles, int slices, cudaStream_t stream,
-                        const char* name) {
+// The kernels of either schedule (p.warp_specialized: ws_kernels.cuh) for one AnchorOutput / RowEpilogue:
+// each launcher below references only its own instantiations, so that a .cu file compiles only those.
+template <typename Elem, int kHeadDim, AnchorOutput kAnchors>
+void launch_dense_rows_kernel(const AttentionKernelParams& p, int tiles, int slices, cudaStream_t stream,
+                              const char* name) {
   if (p.warp_specialized) {
     using S = WsTileShape<kHeadDim>;
-    auto kernel = dense_rows       ? dense_rows_ws_kernel<Elem, kHeadDim>
-                  : p.block_list ? sparse_rows_ws_kernel<Elem, kHeadDim, KeyMode::block_list>
-                                 : sparse_rows_ws_kernel<Elem, kHeadDim, KeyMode::window_sink>;
-    launch_tiles(kernel, S::kThreads, S::kSmemBytes, p, tiles, slices, stream, name);
+    launch_tiles(dense_rows_ws_kernel<Elem, kHeadDim, kAnchors>, S::kThreads, S::kSmemBytes, p, tiles, slices, stream,
+                 name);
     return;
   }
   using S = TileShape<kHeadDim>;
-  auto kernel = dense_rows       ? dense_rows_kernel<Elem, kHeadDim>
-                : p.block_list ? sparse_rows_kernel<Elem, kHeadDim, KeyMode::block_list>
-                               : sparse_rows_kernel<Elem, kHeadDim, KeyMode::window_sink>;
-  launch_tiles(kernel, S::kThreads, S::kSmemBytes, p, tiles, slices, stream, name);
+  launch_tiles(dense_rows_kernel<Elem, kHeadDim, kAnchors>, S::kThreads, S::kSmemBytes, p, tiles, slices, stream, name);
 }
 
 // Split or not (p.kv_splits, chosen on the host by split_kv.h), then the combine of the partials.
-template <ElemType kElem, int kHeadDim>
-void launch_dense_rows(const AttentionKernelParams& p, cudaStream_t stream) {
-  static_assert(TileShape<kHeadDim>::kBlockM == kQueryTileRows && TileShape<kHeadDim>::kBlockN == kKeyTileKeys &&
-                TileShape<kHeadDim>::kMinBlocksPerSm == kCtasPerSm &&
-                WsTileShape<kHeadDim>::kMinBlocksPerSm == kWsCtasPerSm &&
-                WsTileShape<kHeadDim>::kBlockN == kWsKeyTileKeys);
+template <typename Elem, int kHeadDim, AnchorOutput kAnchors>
+void launch_dense_rows_for(const AttentionKernelParams& p, cudaStream_t stream) {
   const int tiles = p.contiguous_tiles + p.anchor_tiles;
   if (p.kv_splits <= 1) {
-    launch_rows_kernel<ElemOf<kElem>, kHeadDim>(true, p, tiles, 1, stream, "launching dense_rows_kernel");
+    launch_dense_rows_kernel<Elem, kHeadDim, kAnchors>(p, tiles, 1, stream, "launching dense_rows_kernel");
     return;
   }
-  launch_rows_kernel<ElemOf<kElem>, kHeadDim>(true, p, tiles, split_kv_slices(p), stream,
-                                              "launching dense_rows_kernel (split keys)");
-  launch_tiles(combine_splits_kernel<kHeadDim, kQueryTileRows>, 128, 0, p, tiles, 1, stream,
+  launch_dense_rows_kernel<Elem, kHeadDim, kAnchors>(p, tiles, split_kv_slices(p, kAnchors), stream,
+                                                     "launching dense_rows_kernel (split keys)");
+  launch_tiles(combine_splits_kernel<kHeadDim, kQueryTileRows, kAnchors>, 128, 0, p, tiles, 1, stream,
                "launching combine_splits_kernel");
 }
 
 template <ElemType kElem, int kHeadDim>
-void launch_sparse_rows(const AttentionKernelParams& p, cudaStream_t stream) {
+void launch_dense_rows(AnchorOutput anchors, const AttentionKernelParams& p, cudaStream_t stream) {
+  static_assert(TileShape<kHeadDim>::kBlockM == kQueryTileRows && TileShape<kHeadDim>::kBlockN == kKeyTileKeys &&
+                TileShape<kHeadDim>::kMinBlocksPerSm == kCtasPerSm &&
+                WsTileShape<kHeadDim>::kMinBlocksPerSm == kWsCtasPerSm &&
+                WsTileShape<kHeadDim>::kBlockN == kWsKeyTileKeys);
+  using Elem = ElemOf<kElem>;
+  switch (anchors) {
+    case AnchorOutput::dense_rows: return launch_dense_rows_for<Elem, kHeadDim, AnchorOutput::dense_rows>(p, stream);
+    case AnchorOutput::delta: return launch_dense_rows_for<Elem, kHeadDim, AnchorOutput::delta>(p, stream);
+    case AnchorOutput::dense_into_delta:
+      return launch_dense_rows_for<Elem, kHeadDim, AnchorOutput::dense_into_delta>(p, stream);
+  }
+  unsupported_kernel("dense_rows_kernel: unknown AnchorOutput");
+}
+
+template <typename Elem, int kHeadDim, KeyMode kMode, RowEpilogue kEpilogue>
+void launch_sparse_rows_for(const AttentionKernelParams& p, cudaStream_t stream) {
   const int tiles = (p.sparse_row_end + kQueryTileRows - 1) / kQueryTileRows;
-  launch_rows_kernel<ElemOf<kElem>, kHeadDim>(false, p, tiles, 1, stream, "launching sparse_rows_kernel");
+  const char* name = "launching sparse_rows_kernel";
+  if (p.warp_specialized) {
+    using S = WsTileShape<kHeadDim>;
+    launch_tiles(sparse_rows_ws_kernel<Elem, kHeadDim, kMode, kEpilogue>, S::kThreads, S::kSmemBytes, p, tiles, 1,
+                 stream, name);
+    return;
+  }
+  // The host forms Δ in the one-warpgroup window + sink epilogue nowhere (cuda_attention.cpp): not compiled.
+  if constexpr (kMode == KeyMode::window_sink && kEpilogue == RowEpilogue::delta_from_tile) {
+    unsupported_kernel("sparse_rows_kernel: delta_from_tile with window + sink needs the warp-specialised kernels");
+  } else {
+    using S = TileShape<kHeadDim>;
+    launch_tiles(sparse_rows_kernel<Elem, kHeadDim, kMode, kEpilogue>, S::kThreads, S::kSmemBytes, p, tiles, 1, stream,
+                 name);
+  }
+}
+
+// Only the combinations that occur: block top-k (p.block_list) has no Δ buffer to read (its Δ is always
+// formed in the epilogue) and no interpolation.
+template <ElemType kElem, int kHeadDim>
+void launch_sparse_rows(RowEpilogue epilogue, const AttentionKernelParams& p, cudaStream_t stream) {
+  using Elem = ElemOf<kElem>;
+  constexpr KeyMode kWs = KeyMode::window_sink, kList = KeyMode::block_list;
+  switch (epilogue) {
+    case RowEpilogue::skip_anchor_rows:
+      return p.block_list ? launch_sparse_rows_for<Elem, kHeadDim, kList, RowEpilogue::skip_anchor_rows>(p, stream)
+                          : launch_sparse_rows_for<Elem, kHeadDim, kWs, RowEpilogue::skip_anchor_rows>(p, stream);
+    case RowEpilogue::delta_from_tile:
+      return p.block_list ? launch_sparse_rows_for<Elem, kHeadDim, kList, RowEpilogue::delta_from_tile>(p, stream)
+                          : launch_sparse_rows_for<Elem, kHeadDim, kWs, RowEpilogue::delta_from_tile>(p, stream);
+    case RowEpilogue::add_delta:
+      if (!p.block_list) return launch_sparse_rows_for<Elem, kHeadDim, kWs, RowEpilogue::add_delta>(p, stream);
+      break;
+    case RowEpilogue::interpolate:
+      if (!p.block_list) return launch_sparse_rows_for<Elem, kHeadDim, kWs, RowEpilogue::interpolate>(p, stream);
+      break;
+    case RowEpilogue::plain: break;
+  }
+  unsupported_kernel("sparse_rows_kernel: no instantiation for this epilogue and key mode");
 }
 
 }  // namespace dattn::cuda::detail

@@ -3,8 +3,9 @@
 // the whole key range. Then every tile's causal key tiles are cut into chunks of p.split_key_tiles, one
 // CTA per chunk (blockIdx.z), each writing an fp32 partial (normalised O and its LSE); combine_splits_kernel
 // merges them by log-sum-exp and does what the tile epilogue would have done (output rows and LSE, or Δ).
-// In delta mode the anchors' sparse pass (window + sink keys) gets its own z-slice, z = p.kv_splits: it
-// writes -sparse into p.delta like the unsplit kernel, and the combine adds the merged dense part.
+// With AnchorOutput::delta the anchors' sparse pass (window + sink keys) gets its own z-slice, z =
+// p.kv_splits: it writes -sparse into p.delta like the unsplit kernel, and the combine adds the merged
+// dense part.
 #pragma once
 #include "attention_tile.cuh"
 
@@ -56,26 +57,23 @@ __device__ __forceinline__ void store_split_partial(const AttentionKernelParams&
   float* o = p.split_o + index * kBlockM * kHeadDim;
   float* l = p.split_lse + index * kBlockM;
   const int lane = threadIdx.x % 32;
+  for_each_thread_row<kHeadDim, kM>(qt, [&](int m, int r, int local) {
+    float* row = o + int64_t(local) * kHeadDim;
 #pragma unroll
-  for (int m = 0; m < kM; ++m)
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int local = local_row<kHeadDim, kM>(m, r);
-      if (local >= qt.rows) continue;
-      float* row = o + int64_t(local) * kHeadDim;
-#pragma unroll
-      for (int d = 0; d < kHeadDim / 8; ++d)
-        *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) = make_float2(acc.o[m][d][2 * r], acc.o[m][d][2 * r + 1]);
-      if (lane % 4 == 0) l[local] = lse[m][r];
-    }
+    for (int d = 0; d < kHeadDim / 8; ++d)
+      *reinterpret_cast<float2*>(row + d * 8 + 2 * (lane % 4)) =
+          make_float2(acc.o[m][d][2 * r], acc.o[m][d][2 * r + 1]);
+    if (lane % 4 == 0) l[local] = lse[m][r];
+  });
 }
 
 // One CTA per (batch*head, tile) of the dense-rows grid, one warp per row at a time, each lane owning
 // kHeadDim / 32 adjacent columns. out = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse); a split
 // with lse = -inf is skipped (not multiplied by 0: its O may be unwritten). Then the tile epilogue:
-// delta anchors add the merged dense row to the -sparse already in p.delta; every other row (tail, dense
-// mode, recompute anchors) writes its output row and its dense LSE.
-template <int kHeadDim, int kBlockM>
+// delta anchors add the merged dense row to the -sparse already in p.delta (or write it alone:
+// AnchorOutput::dense_into_delta); every other row (tail, dense mode, recompute anchors) writes its output
+// row and its dense LSE.
+template <int kHeadDim, int kBlockM, AnchorOutput kAnchors>
 __global__ void __launch_bounds__(128) combine_splits_kernel(const __grid_constant__ AttentionKernelParams p) {
   constexpr int kPerLane = kHeadDim / 32;
   static_assert(kPerLane % 2 == 0, "lanes store column pairs");
@@ -107,24 +105,21 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const __grid_consta
     // Every causal row sees key 0, so sum > 0 for a valid row; the guard only keeps a broken input finite.
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     const int row = qt.row(local);
-    if (anchor_tile && p.anchors_to_delta) {
-      float* delta = p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim + col;
+    if (kAnchors != AnchorOutput::dense_rows && anchor_tile) {
+      float* delta = anchor_row<kHeadDim>(p, b, h, row / p.gamma) + col;
 #pragma unroll
       for (int e = 0; e < kPerLane; ++e) {
-        if (p.delta_in_sparse_epilogue)
+        if constexpr (kAnchors == AnchorOutput::dense_into_delta)
           delta[e] = x[e] * inv;  // dense(anchor); the sparse kernel subtracts sparse(anchor)
         else
           delta[e] += x[e] * inv;  // delta held -sparse(anchor)
       }
       continue;
     }
-    const int64_t out_row =
-        int64_t(b) * p.out_batch_stride + int64_t(row) * p.out_row_stride + int64_t(h) * p.out_head_stride;
+    const int64_t out_row = out_row_index(p, b, h, row);
 #pragma unroll
     for (int e = 0; e < kPerLane; e += 2) store_pair(p, out_row + col + e, x[e] * inv, x[e + 1] * inv);
-    if (p.lse && lane == 0)
-      p.lse[int64_t(b) * p.lse_batch_stride + int64_t(h) * p.lse_head_stride + int64_t(row) * p.lse_row_stride] =
-          sum > 0.f ? max_lse + logf(sum) : kNegInf;
+    if (lane == 0) store_row_lse(p, b, h, row, sum > 0.f ? max_lse + logf(sum) : kNegInf);
   }
 }
 

@@ -46,10 +46,10 @@ SplitPlan plan_kv_splits(const AttentionKernelParams& p, int sm_count, int force
 // Multiprocessor count of the current device, queried once per device.
 int current_device_sm_count();
 
-// z-slices of the split dense-rows grid: one per chunk, plus the anchors' sparse pass in delta mode (unless
-// the sparse kernel does it, p.delta_in_sparse_epilogue).
-inline int split_kv_slices(const AttentionKernelParams& p) {
-  return p.kv_splits + (p.anchors_to_delta && p.anchor_tiles > 0 && !p.delta_in_sparse_epilogue ? 1 : 0);
+// z-slices of the split dense-rows grid: one per chunk, plus the anchors' sparse pass when they write Δ
+// (AnchorOutput::delta).
+inline int split_kv_slices(const AttentionKernelParams& p, AnchorOutput anchors) {
+  return p.kv_splits + (anchors == AnchorOutput::delta && p.anchor_tiles > 0 ? 1 : 0);
 }
 
 // fp32 elements of split_o and split_lse.

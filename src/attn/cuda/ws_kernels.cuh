@@ -15,14 +15,14 @@ namespace dattn::cuda::detail {
 
 // Dense-rows tile `tile` of head bh (longest first, as dense_rows_kernel's blockIdx.y), key chunk `split`.
 // Returns depend on the arguments only (no divergent barrier).
-template <typename Elem, int kHeadDim>
+template <typename Elem, int kHeadDim, AnchorOutput kAnchors>
 __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& p, int bh, int tile, int split,
                                                    Elem* smem) {
   using S = WsTileShape<kHeadDim>;
   const int b = bh / p.h_q, h = bh % p.h_q, kv_head = h / p.group;
   bool anchor_tile;
   const QueryTile qt = dense_rows_tile<S::kBlockM>(p, tile, anchor_tile);
-  const bool delta_anchors = anchor_tile && p.anchors_to_delta;
+  const bool delta_anchors = kAnchors != AnchorOutput::dense_rows && anchor_tile;
 
   // The passes of dense_rows_kernel: the delta anchors' sparse pass (unsplit, or its own z-slice), then
   // the dense keys (all, or chunk `split`).
@@ -37,7 +37,10 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
       return;
     }
   }
-  const bool sparse_pass = delta_anchors && !p.delta_in_sparse_epilogue && (!splits || sparse_slice);
+  // the anchors' sparse pass: only AnchorOutput::delta has one (a constant, so that the other
+  // instantiations hold no window + sink key pass)
+  constexpr bool kSparsePass = kAnchors == AnchorOutput::delta;
+  const bool sparse_pass = kSparsePass && delta_anchors && (!splits || sparse_slice);
   const bool dense_pass = !sparse_slice;
   const KeyTileRanges sparse_keys = sparse_key_tiles<S::kBlockN>(p, qt);
 
@@ -47,7 +50,8 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
   if (threadIdx.x / 128 == S::kProducerWarpgroup) {
     release_registers<S::kProducerRegisters>();
     if (threadIdx.x % 128 == 0) {
-      if (sparse_pass) produce_key_tiles<Elem, kHeadDim, KeyMode::window_sink>(p, qt, sparse_keys, b, kv_head, ring);
+      if constexpr (kSparsePass)
+        if (sparse_pass) produce_key_tiles<Elem, kHeadDim, KeyMode::window_sink>(p, qt, sparse_keys, b, kv_head, ring);
       if (dense_pass) produce_key_tiles<Elem, kHeadDim, KeyMode::dense>(p, qt, dense_keys, b, kv_head, ring);
     }
     return;
@@ -59,11 +63,13 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
   SoftmaxAccumulator<kHeadDim, 1> acc;
   float lse[1][2];
   IssueTurns::start();
-  if (sparse_pass) {
-    acc.reset();
-    ws_attend_key_tiles<Elem, kHeadDim, KeyMode::window_sink>(p, qt, sparse_keys, pos, smem, ring, acc);
-    acc.finish(p.scale_log2, lse);
-    write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
+  if constexpr (kSparsePass) {
+    if (sparse_pass) {
+      acc.reset();
+      ws_attend_key_tiles<Elem, kHeadDim, KeyMode::window_sink>(p, qt, sparse_keys, pos, smem, ring, acc);
+      acc.finish(p.scale_log2, lse);
+      write_anchor_delta<AnchorDeltaWrite::minus_sparse>(p, qt, b, h, acc);
+    }
   }
   if (dense_pass) {
     acc.reset();
@@ -75,77 +81,39 @@ __device__ __forceinline__ void dense_rows_ws_work(const AttentionKernelParams& 
   if (splits) {
     store_split_partial(p, qt, bh, tile, split, acc, lse);
   } else if (delta_anchors) {
-    if (p.delta_in_sparse_epilogue)
-      write_anchor_delta<AnchorDeltaWrite::dense>(p, qt, b, h, acc);
-    else
-      write_anchor_delta<AnchorDeltaWrite::add_dense>(p, qt, b, h, acc);
+    write_anchor_delta<kDenseAnchorWrite<kAnchors>>(p, qt, b, h, acc);
   } else {
-    store_rows<kHeadDim>(p, qt, b, h, acc, lse, /*add_delta=*/false, /*skip_anchor_rows=*/false);
+    store_rows<RowEpilogue::plain>(p, qt, b, h, acc, lse);
   }
 }
 
-// The sparse tile's epilogue with p.delta_in_sparse_epilogue: each row gets Δ = dense(a) - sparse(a) of
-// its anchor a, which starts a block inside the same warpgroup's 64 rows (gamma divides 64). The anchors'
-// sparse rows go through the warpgroup's own Q rows in shared memory, free once its last wgmma is done:
-// head_dim / 64 column blocks of 64 x 64 elements, i.e. 32 fp32 rows of 64 columns each (gamma >= 2; with
-// gamma = 1 every row is its own anchor and needs no staging).
+// RowEpilogue::delta_from_tile: each row gets Δ = dense(a) - sparse(a) of its anchor a, which starts a
+// block inside the same warpgroup's 64 rows (gamma divides 64). The anchors' sparse rows go through the
+// warpgroup's own Q rows in shared memory, free once its last wgmma is done: head_dim / 64 column blocks
+// of 64 x 64 elements, i.e. 32 fp32 rows of 64 columns each (gamma >= 2; with gamma = 1 every row is its
+// own anchor and needs no staging).
 template <typename Elem, int kHeadDim>
-__device__ __forceinline__ void store_rows_delta_from_anchor_rows(const AttentionKernelParams& p, const QueryTile& qt,
-                                                                  int b, int h, const SoftmaxAccumulator<kHeadDim, 1>& acc,
-                                                                  const float (&lse)[1][2], Elem* smem) {
+__device__ __forceinline__ void store_rows_delta_from_tile(const AttentionKernelParams& p, const QueryTile& qt, int b,
+                                                           int h, const SoftmaxAccumulator<kHeadDim, 1>& acc,
+                                                           const float (&lse)[1][2], Elem* smem) {
   using S = WsTileShape<kHeadDim>;
-  const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
-  auto staged = [&](int anchor, int col) {  // anchor: index within the warpgroup's rows
-    return reinterpret_cast<float*>(smem + (col / 64) * S::kBlockM * 64 + group * 64 * 64) + anchor * 64 + col % 64;
+  const int group = threadIdx.x / 128;
+  const auto slot = [&](int local, int col) {  // the staged pair of local row `local`'s anchor
+    float* column_block = reinterpret_cast<float*>(smem + (col / 64) * S::kBlockM * 64 + group * 64 * 64);
+    return column_block + (local % 64) / p.gamma * 64 + col % 64;
   };
   const bool own_anchor = p.gamma == 1;
   if (!own_anchor) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int in_group = warp * 16 + lane / 4 + 8 * r;
-      if (in_group % p.gamma != 0 || group * 64 + in_group >= qt.rows) continue;
-#pragma unroll
-      for (int d = 0; d < kHeadDim / 8; ++d) {
-        const int col = d * 8 + 2 * (lane % 4);
-        *reinterpret_cast<float2*>(staged(in_group / p.gamma, col)) = make_float2(acc.o[0][d][2 * r], acc.o[0][d][2 * r + 1]);
-      }
-    }
+    stage_anchor_rows(p, qt, acc, slot);
     named_barrier_sync(1 + group, 128);
   }
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int in_group = warp * 16 + lane / 4 + 8 * r, local = group * 64 + in_group;
-    if (local >= qt.rows) continue;
-    const int row = qt.row(local);
-    const float* dense = row < p.sparse_rows
-                             ? p.delta + ((int64_t(b) * p.h_q + h) * p.num_anchors + row / p.gamma) * kHeadDim
-                             : nullptr;
-    const bool gap_row = p.anchor_gap && dense && in_group % p.gamma == 0;
-    float delta_sq = 0.f, dense_sq = 0.f;
-    const int64_t out_row = out_row_index(p, b, h, row);
-#pragma unroll
-    for (int d = 0; d < kHeadDim / 8; ++d) {
-      const int col = d * 8 + 2 * (lane % 4);
-      float x0 = acc.o[0][d][2 * r], x1 = acc.o[0][d][2 * r + 1];
-      if (dense) {
-        const float2 dv = *reinterpret_cast<const float2*>(dense + col);
-        const float2 sv = own_anchor ? make_float2(x0, x1) : *reinterpret_cast<const float2*>(staged(in_group / p.gamma, col));
-        if (gap_row) {
-          delta_sq += (dv.x - sv.x) * (dv.x - sv.x) + (dv.y - sv.y) * (dv.y - sv.y);
-          dense_sq += dv.x * dv.x + dv.y * dv.y;
-        }
-        x0 += dv.x - sv.x;  // Δ rounded as dense + (-sparse) is by the two-pass path: same bits
-        x1 += dv.y - sv.y;
-      }
-      store_pair(p, out_row + col, x0, x1);
-    }
-    if (gap_row) write_anchor_gap(p, b, h, row / p.gamma, delta_sq, dense_sq);
-    if (lane % 4 == 0) store_row_lse(p, b, h, row, lse[0][r]);
-  }
+  store_rows<RowEpilogue::delta_from_tile>(p, qt, b, h, acc, lse, [&](int local, int col, float x0, float x1) {
+    return own_anchor ? make_float2(x0, x1) : *reinterpret_cast<const float2*>(slot(local, col));
+  });
 }
 
-// Sparse tile `t` (rows 128 t ...) of head bh; kMode: window_sink or block_list.
-template <typename Elem, int kHeadDim, KeyMode kMode>
+// Sparse tile `t` (rows 128 t ...) of head bh; kMode: window_sink or block_list; kEpilogue: not plain.
+template <typename Elem, int kHeadDim, KeyMode kMode, RowEpilogue kEpilogue>
 __device__ __forceinline__ void sparse_rows_ws_work(const AttentionKernelParams& p, int bh, int t, Elem* smem) {
   using S = WsTileShape<kHeadDim>;
   const int b = bh / p.h_q, h = bh % p.h_q, kv_head = h / p.group;
@@ -172,33 +140,33 @@ __device__ __forceinline__ void sparse_rows_ws_work(const AttentionKernelParams&
   IssueTurns::finish();
   float lse[1][2];
   acc.finish(p.scale_log2, lse);
-  if (p.add_delta && p.delta_in_sparse_epilogue)
-    store_rows_delta_from_anchor_rows<Elem, kHeadDim>(p, qt, b, h, acc, lse, smem);
+  if constexpr (kEpilogue == RowEpilogue::delta_from_tile)
+    store_rows_delta_from_tile<Elem, kHeadDim>(p, qt, b, h, acc, lse, smem);
   else
-    store_rows<kHeadDim>(p, qt, b, h, acc, lse, p.add_delta, p.skip_anchor_rows);
+    store_rows<kEpilogue>(p, qt, b, h, acc, lse);
 }
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <typename Elem, int kHeadDim>
+template <typename Elem, int kHeadDim, AnchorOutput kAnchors>
 __global__ void __launch_bounds__(WsTileShape<kHeadDim>::kThreads, WsTileShape<kHeadDim>::kMinBlocksPerSm)
     dense_rows_ws_kernel(const __grid_constant__ AttentionKernelParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(16) unsigned char smem_bytes[];
-  dense_rows_ws_work<Elem, kHeadDim>(p, blockIdx.x, blockIdx.y, blockIdx.z, aligned_smem<Elem>(smem_bytes));
+  dense_rows_ws_work<Elem, kHeadDim, kAnchors>(p, blockIdx.x, blockIdx.y, blockIdx.z, aligned_smem<Elem>(smem_bytes));
 #else
   __trap();
 #endif
 }
 
-template <typename Elem, int kHeadDim, KeyMode kMode>
+template <typename Elem, int kHeadDim, KeyMode kMode, RowEpilogue kEpilogue>
 __global__ void __launch_bounds__(WsTileShape<kHeadDim>::kThreads, WsTileShape<kHeadDim>::kMinBlocksPerSm)
     sparse_rows_ws_kernel(const __grid_constant__ AttentionKernelParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(16) unsigned char smem_bytes[];
   // the longest tiles (the last rows) first, as sparse_rows_kernel
-  sparse_rows_ws_work<Elem, kHeadDim, kMode>(p, blockIdx.x, int(gridDim.y) - 1 - int(blockIdx.y),
-                                      aligned_smem<Elem>(smem_bytes));
+  sparse_rows_ws_work<Elem, kHeadDim, kMode, kEpilogue>(p, blockIdx.x, int(gridDim.y) - 1 - int(blockIdx.y),
+                                                        aligned_smem<Elem>(smem_bytes));
 #else
   __trap();
 #endif
