@@ -166,7 +166,6 @@ int main(int argc, char** argv) {
   app.add_option("--inputs-out", inputs_out,
                  "write PREFIX_n<N>_{q,k,v}.npy (bf16 bits as uint16) with each length's inputs, to check that "
                  "another benchmark generates the same ones (bench/python_bench.py)");
-  std::string pattern = "window_sink", selection_out;
   std::string pattern = "window_sink", selection_out, delta_variant = "repeat";
   bool digest = false;
   app.add_option("--delta-variant", delta_variant, "repeat or interpolate");
