@@ -10,8 +10,8 @@ mkdir -p "$out"
 stage=$(mktemp -d)
 mkdir -p "$stage/$build/src/cli" "$stage/lib"
 cp "$build/src/cli/dattn" "$stage/$build/src/cli/"
-# the benchmark drivers of bench/model_bench.py and bench/gpu_bench.py, when built
-for bin in src/model/cuda/dattn_model_cuda_bench bench/cuda/cuda_attention_bench; do
+# the benchmark drivers (bench/model_bench.py, bench/gpu_bench.py, the engine bench), when built
+for bin in src/model/cuda/dattn_model_cuda_bench bench/cuda/cuda_attention_bench bench/engine/dattn_engine_bench; do
   if [ -x "$build/$bin" ]; then mkdir -p "$stage/$build/$(dirname $bin)" && cp "$build/$bin" "$stage/$build/$bin"; fi
 done
 # every test binary of the `cuda`-labelled directories; of tests/server only its cuda test
@@ -20,7 +20,7 @@ for entry in "tests/cuda test_*" "tests/model_cuda test_*" "tests/server test_se
   mkdir -p "$stage/$build/$dir"
   cp "$build/$dir"/$pattern "$build/$dir"/CTestTestfile.cmake "$stage/$build/$dir/" 2>/dev/null || true
 done
-strip --strip-unneeded "$stage/$build/src/cli/dattn" "$stage/$build"/src/model/cuda/dattn_model_cuda_bench "$stage/$build"/bench/cuda/cuda_attention_bench "$stage/$build"/tests/*/test_*[!e] 2>/dev/null || true
+strip --strip-unneeded "$stage/$build/src/cli/dattn" "$stage/$build"/src/model/cuda/dattn_model_cuda_bench "$stage/$build"/bench/cuda/cuda_attention_bench "$stage/$build"/bench/engine/dattn_engine_bench "$stage/$build"/tests/*/test_*[!e] 2>/dev/null || true
 for lib in libfmt.so.9 libcpp-httplib.so.0.11 libpcre2-8.so.0 libicuuc.so.72 libicudata.so.72 libgfortran.so.5 libquadmath.so.0; do
   cp -L "/lib/x86_64-linux-gnu/$lib" "$stage/lib/"
 done

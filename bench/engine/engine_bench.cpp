@@ -15,6 +15,19 @@
 using namespace dattn;
 using Clock = std::chrono::steady_clock;
 
+// ", \"decode_stage_ms_per_step\": {stage: ms, ...}, \"decode_device_ms_per_step\": total" (profiled runs).
+std::string stage_fields(const server::EngineStats& s) {
+  if (s.decode_stage_ms.empty() || s.decode_only_steps == 0) return "";
+  std::string stages;
+  double total = 0;
+  for (const auto& [name, ms] : s.decode_stage_ms) {
+    const double per_step = ms / double(s.decode_only_steps);
+    stages += fmt::format("{}\"{}\": {:.3f}", stages.empty() ? "" : ", ", name, per_step);
+    total += per_step;
+  }
+  return fmt::format(", \"decode_stage_ms_per_step\": {{{}}}, \"decode_device_ms_per_step\": {:.3f}", stages, total);
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"serving engine throughput"};
   std::string model_dir = DATTN_SOURCE_DIR "/models/dattn-tiny-16k", device = "cpu", mode = "delta";
@@ -34,6 +47,8 @@ int main(int argc, char** argv) {
   app.add_option("--window", window);
   app.add_option("--sink", sink);
   app.add_option("--gamma", gamma);
+  bool profile = false;
+  app.add_flag("--profile", profile, "device time per stage of the decode-only steps (cuda)");
   CLI11_PARSE(app, argc, argv);
   try {
     const auto model = model::Model::load(model_dir);
@@ -45,6 +60,7 @@ int main(int argc, char** argv) {
     o.kv_memory_gib = kv_gib;
     o.max_queue = requests;
     o.attention.params = {.mode = parse_mode(mode), .window = window, .sink = sink, .gamma = gamma};
+    o.profile_decode = profile;
     auto engine = server::Engine::create(model, o);
     std::mutex mutex;
     std::condition_variable cv;
@@ -83,10 +99,13 @@ int main(int argc, char** argv) {
     fmt::print(
         "{{\"device\": \"{}\", \"requests\": {}, \"prompt_tokens\": {}, \"new_tokens\": {}, \"max_batch\": {}, "
         "\"chunk\": {}, \"seconds\": {:.3f}, \"generated_tokens_per_s\": {:.1f}, \"ttft_ms_mean\": {:.1f}, "
-        "\"ttft_ms_max\": {:.1f}, \"max_inter_token_gap_ms\": {:.1f}, \"peak_running\": {}}}\n",
+        "\"ttft_ms_max\": {:.1f}, \"max_inter_token_gap_ms\": {:.1f}, \"peak_running\": {}, "
+        "\"decode_only_steps\": {}, \"decode_step_ms\": {:.3f}{}}}\n",
         device, requests, prompt_tokens, new_tokens, max_batch, chunk, seconds, double(generated) / seconds,
         ttft_sum / double(requests), *std::max_element(ttft.begin(), ttft.end()),
-        *std::max_element(max_gap.begin(), max_gap.end()), s.peak_running);
+        *std::max_element(max_gap.begin(), max_gap.end()), s.peak_running, s.decode_only_steps,
+        s.decode_only_steps ? 1e3 * s.decode_only_seconds / double(s.decode_only_steps) : 0.0,
+        stage_fields(s));
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;

@@ -381,6 +381,8 @@ class BatchEngine final : public Engine {
     batch.ids = ids;
     std::vector<float> logits(size_t(batch.logit_rows() * vocab));
     const auto start = Clock::now();
+    const bool decode_only = prefill_rows == 0;
+    if (options_.profile_decode) forward_->set_stage_profiling(decode_only);
     try {
       model::run_forward(*forward_, batch, model_->config().num_layers, logits.data());
     } catch (const std::exception& e) {
@@ -405,6 +407,21 @@ class BatchEngine final : public Engine {
         ended.emplace_back(s.pending.id, reason, sent);
     }
     for (const auto& [id, reason, sent] : ended) finish(id, reason, {}, sent);
+    if (decode_only) record_decode_step(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+
+  void record_decode_step(double seconds) {
+    std::vector<std::pair<std::string, double>> stages;
+    if (options_.profile_decode) stages = forward_->take_stage_profile();
+    std::lock_guard lock(mutex_);
+    ++stats_.decode_only_steps;
+    stats_.decode_only_seconds += seconds;
+    for (const auto& [name, ms] : stages) {
+      auto it = std::find_if(stats_.decode_stage_ms.begin(), stats_.decode_stage_ms.end(),
+                             [&](const auto& t) { return t.first == name; });
+      if (it == stats_.decode_stage_ms.end()) it = stats_.decode_stage_ms.insert(stats_.decode_stage_ms.end(), {name, 0.0});
+      it->second += ms;
+    }
   }
 
   // Samples the next token and tells the client. Returns why the sequence ends (none: it goes on) and

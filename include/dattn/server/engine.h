@@ -26,6 +26,7 @@ struct EngineOptions {
   int64_t max_queue = 64;              // waiting requests beyond the running ones; more -> QueueFull
   model::AttentionPlan attention;      // server default; a request may override mode/window/sink/gamma
   int num_threads = 0;
+  bool profile_decode = false;         // per-stage device time of decode-only steps (EngineStats, cuda)
 };
 
 enum class FinishReason { none, stop_token, length, context, cancelled, error };
@@ -61,6 +62,11 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0, generated_tokens_total = 0, prefix_reused_tokens_total = 0;
   double prefill_tokens_per_s = 0, decode_tokens_per_s = 0;  // recent averages
   int64_t peak_running = 0;  // the most sequences one forward step has served
+  // Steps that only decoded (no prefill rows): how many, their wall time (forward pass, logits to the host,
+  // sampling, token callbacks) and, with EngineOptions::profile_decode, their device time per stage (ms).
+  int64_t decode_only_steps = 0;
+  double decode_only_seconds = 0;
+  std::vector<std::pair<std::string, double>> decode_stage_ms;
   // Per layer, over every finished delta prefill: the anchor gap ||dense(a) - sparse(a)|| / ||dense(a)||,
   // mean over (head, anchor) pairs and the largest head mean seen (empty until a delta prefill finished).
   std::vector<double> anchor_gap_mean, anchor_gap_max;

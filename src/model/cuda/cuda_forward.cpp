@@ -284,6 +284,15 @@ void CudaForward::logits(const ForwardBatch& batch, float* host_logits) {
   if (filled > 0) flush();
   profiler_.mark("lm head + logits copy");
   synchronize();
+  profiler_.collect();  // the pass is complete (a session collects again after its own sync: a no-op)
+}
+
+std::vector<std::pair<std::string, double>> CudaForward::take_stage_profile() {
+  synchronize();
+  profiler_.collect();
+  std::vector<std::pair<std::string, double>> totals = profiler_.totals();
+  profiler_.clear();
+  return totals;
 }
 
 }  // namespace cuda_detail
