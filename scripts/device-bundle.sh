@@ -27,7 +27,8 @@ done
 cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$stage/lib/"
 # libdattn, fmt's headers and nanobind's sources: scripts/device-python.sh compiles the Python module there
 "$(dirname "$0")/device-python.sh" stage "$build" "$stage/python-module"
-# xz -9 (64 MiB window, one thread) finds the kernels repeated in every binary: about half the size of -6
-tar -C "$stage" -cf - . | xz -9 -T1 > "$out/bundle.tar.xz"
+# every binary links the same kernels: xz with a window spanning the whole tarball (1 GiB: ~11 GiB of memory
+# to compress, 1 GiB to unpack) stores them once; the default -9 window (64 MiB) spans only one or two binaries
+tar -C "$stage" -cf - . | xz --lzma2=preset=9,dict=1GiB -T1 > "$out/bundle.tar.xz"
 rm -rf "$stage"
 ls -la "$out/bundle.tar.xz"
