@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import percentile  # noqa: E402
+from serve_load import percentile, sse_data  # noqa: E402
 
 GIB = float(1 << 30)
 HOST = "127.0.0.1"
@@ -185,24 +185,14 @@ class Stream:
             if response.status != 200:
                 self.error = f"HTTP {response.status}: {response.read()[:300]!r}"
                 return
-            buffer = b""
-            while not self.stop.is_set():
-                chunk = response.read1(65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                while b"\n\n" in buffer:
-                    event, buffer = buffer.split(b"\n\n", 1)
-                    if not event.startswith(b"data: ") or event == b"data: [DONE]":
-                        continue
-                    now = time.perf_counter()
-                    if self.first is None:
-                        self.first = now
-                    data = json.loads(event[6:])
-                    if data.get("usage"):
-                        self.usage = data["usage"]
-                    if data.get("choices") and data["choices"][0].get("text"):
-                        self.arrivals.append(now)
+            for data in sse_data(response, self.stop):
+                now = time.perf_counter()
+                if self.first is None:
+                    self.first = now
+                if data.get("usage"):
+                    self.usage = data["usage"]
+                if data.get("choices") and data["choices"][0].get("text"):
+                    self.arrivals.append(now)
         except (OSError, http.client.HTTPException) as e:
             self.error = f"{type(e).__name__}: {e}"
         finally:

@@ -67,6 +67,21 @@ def model_id(host, port, headers):
     return json.loads(body)["data"][0]["id"]
 
 
+def sse_data(response, stop=None):
+    """The JSON objects of an SSE response's `data:` events as they arrive (comments and [DONE] skipped);
+    stops early once the threading.Event `stop` is set."""
+    buffer = b""
+    while stop is None or not stop.is_set():
+        chunk = response.read1(65536)
+        if not chunk:
+            return
+        buffer += chunk
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            if event.startswith(b"data: ") and event != b"data: [DONE]":
+                yield json.loads(event[6:])
+
+
 def one_request(host, port, headers, body, timeout_s):
     """Streams one completion; returns a dict of timings, or an error string."""
     start = time.perf_counter()
@@ -76,21 +91,12 @@ def one_request(host, port, headers, body, timeout_s):
         response = conn.getresponse()
         if response.status != 200:
             return {"error": f"HTTP {response.status}: {response.read()[:200]!r}"}
-        arrivals, usage, buffer = [], None, b""
-        while True:
-            chunk = response.read1(65536)
-            if not chunk:
-                break
-            buffer += chunk
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                if not event.startswith(b"data: ") or event == b"data: [DONE]":
-                    continue
-                data = json.loads(event[6:])
-                if data.get("usage"):
-                    usage = data["usage"]
-                if data.get("choices") and data["choices"][0].get("text"):
-                    arrivals.append(time.perf_counter())
+        arrivals, usage = [], None
+        for data in sse_data(response):
+            if data.get("usage"):
+                usage = data["usage"]
+            if data.get("choices") and data["choices"][0].get("text"):
+                arrivals.append(time.perf_counter())
         end = time.perf_counter()
     except (OSError, http.client.HTTPException) as e:
         return {"error": f"{type(e).__name__}: {e}"}
