@@ -15,7 +15,6 @@ class ClientConnection {
                                               const std::string& remote_addr, int remote_port);
   // The client closed its end (or the connection broke). Does not block or read.
   bool closed_by_peer() const;
-  int socket() const { return fd_; }
 
  private:
   explicit ClientConnection(int fd) : fd_(fd) {}

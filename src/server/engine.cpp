@@ -382,13 +382,12 @@ class BatchEngine final : public Engine {
     batch.ids = ids;
     // kept across steps: a fresh 16 MB vector a step (32 rows of a 128K vocabulary) costs its page faults
     // and zero fill on the engine thread, between two forward passes
-    std::vector<float>& logits = logits_;
-    logits.resize(size_t(batch.logit_rows() * vocab));
+    logits_.resize(size_t(batch.logit_rows() * vocab));
     const auto start = Clock::now();
     const bool decode_only = prefill_rows == 0;
     if (options_.profile_decode) forward_->set_stage_profiling(decode_only);
     try {
-      model::run_forward(*forward_, batch, model_->config().num_layers, logits.data());
+      model::run_forward(*forward_, batch, model_->config().num_layers, logits_.data());
     } catch (const std::exception& e) {
       std::vector<uint64_t> ids_in_batch;
       for (Sequence* s : members) ids_in_batch.push_back(s->pending.id);
@@ -406,7 +405,7 @@ class BatchEngine final : public Engine {
       if (!rows.decode) publish_prompt_blocks(s, rows.rows);
       if (!rows.decode && !s.prefilling()) record_anchor_gaps(s);
       if (rows.logits_from == rows.rows) continue;
-      const std::span<const float> row(logits.data() + logit_row++ * vocab, size_t(vocab));
+      const std::span<const float> row(logits_.data() + logit_row++ * vocab, size_t(vocab));
       if (const auto [reason, sent] = take_token(s, row); reason != FinishReason::none)
         ended.emplace_back(s.pending.id, reason, sent);
     }
@@ -416,16 +415,11 @@ class BatchEngine final : public Engine {
 
   void record_decode_step(double seconds) {
     std::vector<std::pair<std::string, double>> stages;
-    if (options_.profile_decode) stages = forward_->take_stage_profile();
+    if (options_.profile_decode) stages = forward_->stage_profile();  // on only during decode-only steps
     std::lock_guard lock(mutex_);
     ++stats_.decode_only_steps;
     stats_.decode_only_seconds += seconds;
-    for (const auto& [name, ms] : stages) {
-      auto it = std::find_if(stats_.decode_stage_ms.begin(), stats_.decode_stage_ms.end(),
-                             [&](const auto& t) { return t.first == name; });
-      if (it == stats_.decode_stage_ms.end()) it = stats_.decode_stage_ms.insert(stats_.decode_stage_ms.end(), {name, 0.0});
-      it->second += ms;
-    }
+    if (options_.profile_decode) stats_.decode_stage_ms = std::move(stages);
   }
 
   // Samples the next token and tells the client. Returns why the sequence ends (none: it goes on) and

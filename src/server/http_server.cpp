@@ -79,6 +79,7 @@ struct HttpServer::Impl {
   std::vector<int32_t> prompt_ids(const CompletionRequest& request);
   uint64_t submit(const CompletionRequest& request, std::vector<int32_t> prompt, std::shared_ptr<Generation> gen);
   void release(uint64_t id, const Generation& gen);
+  void client_left(uint64_t id, Generation& gen);  // cancels the sequence: its KV blocks free at the next step
   // Non-streaming: waits for the completion; false (sequence cancelled and released) if the client left.
   bool wait_or_cancel_if_client_leaves(const httplib::Request& req, uint64_t id, Generation& gen);
   void stream(httplib::Response& res, Endpoint endpoint, const CompletionRequest& request, uint64_t id,
@@ -238,13 +239,17 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
   }
 }
 
+void HttpServer::Impl::client_left(uint64_t id, Generation& gen) {
+  gen.abandon();
+  engine.cancel(id);
+}
+
 bool HttpServer::Impl::wait_or_cancel_if_client_leaves(const httplib::Request& req, uint64_t id, Generation& gen) {
   const auto client = ClientConnection::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
   while (!gen.wait_finished(kHeartbeat)) {
     if (client && client->closed_by_peer()) {
-      gen.abandon();
-      engine.cancel(id);  // frees its KV blocks before the engine's next step
-      gen.take_all();     // the engine ends the sequence (cancelled) at its next step
+      client_left(id, gen);
+      gen.take_all();  // the engine ends the sequence (cancelled) at its next step
       release(id, gen);
       return false;
     }
@@ -291,10 +296,7 @@ void HttpServer::Impl::stream(httplib::Response& res, Endpoint endpoint, const C
         return true;
       },
       [this, id, gen, state](bool success) {
-        if (!success || !state->done) {
-          gen->abandon();
-          engine.cancel(id);  // frees its KV blocks before the engine's next step
-        }
+        if (!success || !state->done) client_left(id, *gen);
         release(id, *gen);
       });
 }

@@ -207,8 +207,8 @@ std::pair<std::string, bool> sse_text(const std::string& body, std::string* fini
   return {text, done};
 }
 
-// Opens a raw streaming request and returns the socket once the first bytes of the response arrived.
-int open_stream(int port, const std::string& body) {
+// Sends a raw completion request and returns its socket, nothing read yet.
+int send_request(int port, const std::string& body) {
   const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -218,6 +218,12 @@ int open_stream(int port, const std::string& body) {
   const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   EXPECT_EQ(::send(sock, request.data(), request.size(), 0), ssize_t(request.size()));
+  return sock;
+}
+
+// Opens a raw streaming request and returns the socket once the first bytes of the response arrived.
+int open_stream(int port, const std::string& body) {
+  const int sock = send_request(port, body);
   char buffer[512];
   EXPECT_GT(::recv(sock, buffer, sizeof(buffer), 0), 0);
   return sock;
@@ -276,16 +282,7 @@ TEST(HttpServer, ClientLeavingMidStreamCancelsItsSequence) {
 TEST(HttpServer, ClientLeavingANonStreamingRequestCancelsItsSequence) {
   Harness h;
   // no response bytes come before the completion ends: send, wait until the engine runs it, leave
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(h.port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  const std::string body = completion_request({5, 6, 7}, 20000, false);
-  const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  ASSERT_EQ(::send(sock, request.data(), request.size(), 0), ssize_t(request.size()));
+  const int sock = send_request(h.port, completion_request({5, 6, 7}, 20000, false));
   const auto start = std::chrono::steady_clock::now();
   while (h.engine.stats().running == 0) {
     ASSERT_LT(std::chrono::steady_clock::now() - start, 5s) << "the request never reached the engine";

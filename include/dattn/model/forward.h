@@ -46,10 +46,10 @@ class ForwardBackend {
   virtual void mlp(int64_t layer, const ForwardBatch& batch) = 0;  // post-attention norm, SwiGLU + residual
   // final norm and lm_head of the rows with logits, (logit_rows, vocab) row-major in sequence order
   virtual void logits(const ForwardBatch& batch, float* out) = 0;
-  // Per-stage device time of the following passes (a GPU backend; others measure nothing): switch on or
-  // off, and read the totals since the last read (ms per stage, in order of first appearance).
+  // Per-stage device time of the passes run while profiling is on (a GPU backend; others measure nothing):
+  // switch on or off, and read the running totals (ms per stage, in order of first appearance).
   virtual void set_stage_profiling(bool /*enabled*/) {}
-  virtual std::vector<std::pair<std::string, double>> take_stage_profile() { return {}; }
+  virtual std::vector<std::pair<std::string, double>> stage_profile() { return {}; }
 };
 
 void forward_layer(ForwardBackend& backend, const ForwardBatch& batch, int64_t layer);

@@ -287,12 +287,10 @@ void CudaForward::logits(const ForwardBatch& batch, float* host_logits) {
   profiler_.collect();  // the pass is complete (a session collects again after its own sync: a no-op)
 }
 
-std::vector<std::pair<std::string, double>> CudaForward::take_stage_profile() {
+std::vector<std::pair<std::string, double>> CudaForward::stage_profile() {
   synchronize();
   profiler_.collect();
-  std::vector<std::pair<std::string, double>> totals = profiler_.totals();
-  profiler_.clear();
-  return totals;
+  return profiler_.totals();
 }
 
 }  // namespace cuda_detail

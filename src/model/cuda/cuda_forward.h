@@ -47,7 +47,7 @@ class CudaForward final : public ForwardBackend {
   // copies the logits to the host and waits for the stream
   void logits(const ForwardBatch& batch, float* host_logits) override;
   void set_stage_profiling(bool enabled) override { profiler_.set_enabled(enabled); }
-  std::vector<std::pair<std::string, double>> take_stage_profile() override;
+  std::vector<std::pair<std::string, double>> stage_profile() override;
 
   void synchronize();
   void sample_memory() { peak_in_use_ = std::max(peak_in_use_, device_bytes_in_use()); }

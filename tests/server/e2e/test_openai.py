@@ -136,13 +136,19 @@ def test_concurrent_greedy_requests_match_sequential(server):
     assert wait_idle(server)["dattn_engine_peak_batch"] > 1  # the requests did share engine steps
 
 
-def test_disconnect_mid_stream_cancels(server):
-    before = server.metrics()
+def send_raw_completion(server, **fields):
+    """A long greedy completion sent over a raw socket (so the test can drop the connection); the socket."""
     body = json.dumps({"model": MODEL_ID, "prompt": haystack_prompt(50), "max_tokens": 3000, "temperature": 0,
-                       "stream": True}).encode()
+                       **fields}).encode()
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return sock
+
+
+def test_disconnect_mid_stream_cancels(server):
+    before = server.metrics()
+    sock = send_raw_completion(server, stream=True)
     received = b""
     while received.count(b"data: ") < 3:  # a few tokens in
         received += sock.recv(4096)
@@ -155,11 +161,7 @@ def test_disconnect_mid_stream_cancels(server):
 
 def test_disconnect_while_waiting_for_a_non_streaming_answer_cancels(server):
     before = server.metrics()
-    body = json.dumps({"model": MODEL_ID, "prompt": haystack_prompt(50), "max_tokens": 3000, "temperature": 0,
-                       "ignore_eos": True}).encode()
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    sock = send_raw_completion(server, ignore_eos=True)
     deadline = time.monotonic() + 30
     while server.metrics()["dattn_engine_generated_tokens_total"] - before["dattn_engine_generated_tokens_total"] < 3:
         assert time.monotonic() < deadline, "the request generated nothing"
