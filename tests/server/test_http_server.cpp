@@ -338,9 +338,16 @@ TEST(HttpServer, AuthAndErrorBodies) {
   res = c.Post("/v1/completions", auth, "{\"model\":\"tiny\",\"prompt\":[1],\"max_tokens\":\"x\"}", "application/json");
   EXPECT_EQ(res->status, 400);
   EXPECT_EQ(json::parse(res->body)["error"]["param"], "max_tokens");
-  const std::string metrics = c.Get("/metrics", auth)->body;
-  EXPECT_NE(metrics.find("dattn_http_requests_total{endpoint=\"/v1/completions\",status=\"413\"} 1"), std::string::npos)
-      << metrics;
+  // httplib's logger (where requests are counted) runs after the response bytes are sent, so on a loaded
+  // machine the count can trail the client by a scheduling slice: poll for it instead of reading once.
+  const std::string counted_413 = "dattn_http_requests_total{endpoint=\"/v1/completions\",status=\"413\"} 1";
+  std::string metrics = c.Get("/metrics", auth)->body;
+  for (const auto start = std::chrono::steady_clock::now();
+       metrics.find(counted_413) == std::string::npos && std::chrono::steady_clock::now() - start < 5s;) {
+    std::this_thread::sleep_for(10ms);
+    metrics = c.Get("/metrics", auth)->body;
+  }
+  EXPECT_NE(metrics.find(counted_413), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("dattn_kv_cache_blocks_used 0"), std::string::npos);
 }
 
