@@ -1,6 +1,6 @@
-// dattn_engine_bench: submits N greedy requests of token-id prompts at once to the serving engine and
-// reports wall time, aggregate generated tokens/s, time to first token and the largest gap between two
-// tokens of one stream; with --max-batch 1 the same requests run one at a time (the baseline).
+// dattn_engine_bench: submits N requests of token-id prompts (greedy, or sampled) at once to the serving
+// engine and reports wall time, aggregate generated tokens/s, time to first token and the largest gap
+// between two tokens of one stream; with --max-batch 1 the same requests run one at a time (the baseline).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   std::string model_dir = DATTN_SOURCE_DIR "/models/dattn-tiny-16k", device = "cpu", mode = "delta";
   int64_t requests = 8, prompt_tokens = 512, new_tokens = 64, max_batch = 8, chunk = 2048, context = 0;
   int64_t window = 256, sink = 128, gamma = 64;
-  double kv_gib = 1.0;
+  double kv_gib = 1.0, temperature = 0.0, top_p = 1.0;
+  int64_t top_k = 0;
   app.add_option("--model", model_dir, "model directory");
   app.add_option("--device", device, "cpu or cuda");
   app.add_option("--requests", requests, "requests submitted at once");
@@ -48,6 +49,9 @@ int main(int argc, char** argv) {
   app.add_option("--sink", sink);
   app.add_option("--gamma", gamma);
   bool profile = false;
+  app.add_option("--temperature", temperature, "0: greedy; above it each request samples (seed = its index)");
+  app.add_option("--top-p", top_p);
+  app.add_option("--top-k", top_k);
   app.add_flag("--profile", profile, "device time per stage of the decode-only steps (cuda)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -74,6 +78,7 @@ int main(int argc, char** argv) {
       server::Request r;
       for (int64_t t = 0; t < prompt_tokens; ++t) r.prompt.push_back(int32_t((t * 7919 + i * 104729 + 13) % vocab));
       r.max_new_tokens = new_tokens;
+      r.sampling = {.temperature = temperature, .top_k = top_k, .top_p = top_p, .seed = uint64_t(i)};
       engine->submit(std::move(r), [&, i](const server::TokenEvent& e) {
         std::lock_guard lock(mutex);
         const auto now = Clock::now();

@@ -11,12 +11,15 @@
 #include <deque>
 #include <mutex>
 #include <numeric>
+#include <span>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <unordered_set>
 
 #include "block_manager.h"
 #include "dattn/core/error.h"
+#include "dattn/core/threads.h"
 #include "dattn/model/cpu_forward.h"
 #include "dattn/model/cuda_session.h"
 
@@ -263,7 +266,20 @@ class BatchEngine final : public Engine {
       }
       for (uint64_t id : cancelled_running) finish(id, FinishReason::cancelled, {});
       admit();
-      if (!running_.empty()) step();
+      if (!running_.empty()) step_or_end_all();
+    }
+  }
+
+  // An error that escapes a step (the forward pass's own errors end its batch inside step(); this is for
+  // the rest: a device error while reading back anchor gaps, say) ends the running sequences with it
+  // instead of ending the scheduling thread, and with it the process.
+  void step_or_end_all() {
+    try {
+      step();
+    } catch (const std::exception& e) {
+      std::vector<uint64_t> ids;
+      for (const auto& s : running_) ids.push_back(s->pending.id);
+      for (uint64_t id : ids) finish(id, FinishReason::error, e.what());
     }
   }
 
@@ -396,8 +412,7 @@ class BatchEngine final : public Engine {
     }
     record_step(std::chrono::duration<double>(Clock::now() - start).count(), prefill_rows, decode_rows);
 
-    int64_t logit_row = 0;
-    std::vector<std::tuple<uint64_t, FinishReason, bool>> ended;
+    std::vector<Choice> choices;
     for (size_t i = 0; i < members.size(); ++i) {
       Sequence& s = *members[i];
       const model::SequenceRows& rows = batch.sequences[i];
@@ -405,11 +420,21 @@ class BatchEngine final : public Engine {
       if (!rows.decode) publish_prompt_blocks(s, rows.rows);
       if (!rows.decode && !s.prefilling()) record_anchor_gaps(s);
       if (rows.logits_from == rows.rows) continue;
-      const std::span<const float> row(logits_.data() + logit_row++ * vocab, size_t(vocab));
-      if (const auto [reason, sent] = take_token(s, row); reason != FinishReason::none)
-        ended.emplace_back(s.pending.id, reason, sent);
+      const auto logit_row = int64_t(choices.size());
+      Choice& c = choices.emplace_back();
+      c.sequence = &s;
+      c.logits = {logits_.data() + logit_row * vocab, size_t(vocab)};
     }
-    for (const auto& [id, reason, sent] : ended) finish(id, reason, {}, sent);
+    choose_tokens(choices);
+    std::vector<std::tuple<uint64_t, FinishReason, bool, std::string>> ended;
+    for (Choice& c : choices) {
+      if (!c.error.empty()) {
+        ended.emplace_back(c.sequence->pending.id, FinishReason::error, false, std::move(c.error));
+      } else if (const auto [reason, sent] = take_token(*c.sequence, c.token); reason != FinishReason::none) {
+        ended.emplace_back(c.sequence->pending.id, reason, sent, std::string());
+      }
+    }
+    for (const auto& [id, reason, sent, error] : ended) finish(id, reason, error, sent);
     if (decode_only) record_decode_step(std::chrono::duration<double>(Clock::now() - start).count());
   }
 
@@ -422,12 +447,33 @@ class BatchEngine final : public Engine {
     if (options_.profile_decode) stats_.decode_stage_ms = std::move(stages);
   }
 
-  // Samples the next token and tells the client. Returns why the sequence ends (none: it goes on) and
+  struct Choice {
+    Sequence* sequence = nullptr;
+    std::span<const float> logits;
+    int32_t token = -1;  // -1: none wanted (max_new_tokens reached)
+    std::string error;   // why no token could be chosen (NaN logits): ends this sequence only
+  };
+
+  // The next token of every sequence in the step, on the shared thread pool: a top-p choice over a 128K
+  // vocabulary costs ~0.4 ms of one core, and 32 of them in a row would take as long as a GPU decode step.
+  // Each sequence has its own sampler, so the tokens do not depend on the thread count.
+  static void choose_tokens(std::vector<Choice>& choices) {
+    parallel_for(int64_t(choices.size()), 0, [&](int64_t i, int) {
+      Choice& c = choices[size_t(i)];
+      if (c.sequence->completion == c.sequence->pending.request.max_new_tokens) return;
+      try {
+        c.token = c.sequence->sampler.sample(c.logits);
+      } catch (const std::exception& e) {
+        c.error = e.what();
+      }
+    });
+  }
+
+  // Takes the chosen token and tells the client. Returns why the sequence ends (none: it goes on) and
   // whether its last event went out already (the token that reached a limit carries finished=true).
-  std::pair<FinishReason, bool> take_token(Sequence& s, std::span<const float> logits) {
+  std::pair<FinishReason, bool> take_token(Sequence& s, int32_t token) {
     const Request& r = s.pending.request;
     if (s.completion == r.max_new_tokens) return {FinishReason::length, false};  // max_new_tokens 0
-    const int32_t token = s.sampler.sample(logits);
     if (std::find(r.stop_ids.begin(), r.stop_ids.end(), token) != r.stop_ids.end())
       return {FinishReason::stop_token, false};
     ++s.completion;

@@ -2,7 +2,10 @@
 // against argmax of full-sequence logits, stop tokens and context limits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <random>
 #include <map>
 #include <set>
 
@@ -60,6 +63,86 @@ TEST(Sampler, TopPKeepsTheSmallestNucleus) {
   for (int32_t t : draws({.temperature = 1.0, .top_p = 0.01, .seed = 3}, 50)) EXPECT_EQ(t, 5);
 }
 
+// The sampler finds the top-k set and the nucleus without sorting the vocabulary (a heap, a quickselect on
+// mass, a cut-off below which no token can be in the nucleus). Checked against a full sort on a vocabulary
+// large enough for those paths to matter: every draw lies in the exact set, and every token of the set with
+// at least 0.5% of its mass shows up in 5000 draws (expected >= 25 times; missing one has odds ~e^-25).
+std::vector<size_t> sorted_by_weight(const std::vector<float>& logits) {
+  std::vector<size_t> order(logits.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  return order;
+}
+
+void expect_draws_cover(const std::vector<float>& logits, SamplingParams params, const std::vector<size_t>& exact_set,
+                        double temperature) {
+  std::set<size_t> allowed(exact_set.begin(), exact_set.end());
+  double mass = 0;
+  for (size_t i : exact_set) mass += std::exp(double(logits[i] - logits[exact_set[0]]) / temperature);
+  Sampler s(params);
+  std::set<size_t> seen;
+  for (int i = 0; i < 5000; ++i) {
+    const size_t t = size_t(s.sample(logits));
+    ASSERT_TRUE(allowed.count(t)) << "token " << t << " is outside the exact set of " << exact_set.size();
+    seen.insert(t);
+  }
+  for (size_t i : exact_set) {
+    if (std::exp(double(logits[i] - logits[exact_set[0]]) / temperature) / mass >= 0.005) {
+      EXPECT_TRUE(seen.count(i)) << "token " << i << " of the exact set was never drawn";
+    }
+  }
+}
+
+TEST(Sampler, NucleusAndTopKMatchAFullSortOnALargeVocabulary) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> logits(4096);
+  for (float& l : logits) l = normal(rng);
+  logits[123] = logits[456] = 14.0f;  // a tie at the top
+  const std::vector<size_t> order = sorted_by_weight(logits);
+  for (double top_p : {0.05, 0.3, 0.8, 0.97}) {
+    const double t = 0.8;
+    double total = 0;
+    for (float l : logits) total += std::exp(double(l - logits[order[0]]) / t);
+    std::vector<size_t> nucleus;
+    double mass = 0;
+    for (size_t i : order) {
+      nucleus.push_back(i);
+      mass += std::exp(double(logits[i] - logits[order[0]]) / t);
+      if (mass >= top_p * total) break;
+    }
+    SCOPED_TRACE(testing::Message() << "top_p " << top_p << ", nucleus of " << nucleus.size());
+    expect_draws_cover(logits, {.temperature = t, .top_p = top_p, .seed = 11}, nucleus, t);
+  }
+  for (int64_t k : {1, 2, 3, 37, 500}) {
+    SCOPED_TRACE(testing::Message() << "top_k " << k);
+    const std::vector<size_t> best(order.begin(), order.begin() + k);
+    expect_draws_cover(logits, {.temperature = 1.3, .top_k = k, .seed = 12}, best, 1.3);
+  }
+  EXPECT_EQ(draws({.temperature = 1.0, .top_k = 1}, 1), std::vector<int32_t>{5});  // the lower id of a tie
+  std::vector<float> tie = {0.0f, 9.0f, 9.0f};
+  EXPECT_EQ(Sampler({.temperature = 1.0, .top_k = 1, .seed = 1}).sample(tie), 1);
+}
+
+TEST(Sampler, InfiniteLogits) {
+  const float inf = std::numeric_limits<float>::infinity();
+  // -inf tokens are never drawn; a +inf token takes all the mass (the lowest id of several)
+  std::vector<float> masked = {-inf, 1.0f, -inf, 2.0f};
+  for (const SamplingParams& p : {SamplingParams{.temperature = 1.0, .seed = 2},
+                                  SamplingParams{.temperature = 1.0, .top_p = 0.99, .seed = 2},
+                                  SamplingParams{.temperature = 1.0, .top_k = 3, .seed = 2}}) {
+    Sampler s(p);
+    std::set<int32_t> seen;
+    for (int i = 0; i < 500; ++i) seen.insert(s.sample(masked));
+    EXPECT_EQ(seen, (std::set<int32_t>{1, 3})) << "top_p " << p.top_p << ", top_k " << p.top_k;
+  }
+  std::vector<float> forced = {1.0f, inf, 3.0f, inf};
+  EXPECT_EQ(Sampler({.temperature = 1.0}).sample(forced), 1);
+  std::vector<float> none = {-inf, -inf};
+  EXPECT_EQ(Sampler({.temperature = 1.0}).sample(none), 0);
+  EXPECT_EQ(argmax(none), 0);
+}
+
 TEST(Sampler, InvalidParametersAndNaNLogitsAreErrors) {
   EXPECT_THROW(Sampler({.temperature = -1}), Error);
   EXPECT_THROW(Sampler({.top_k = -2}), Error);
@@ -67,7 +150,14 @@ TEST(Sampler, InvalidParametersAndNaNLogitsAreErrors) {
   EXPECT_THROW(Sampler({.top_p = 1.5}), Error);
   Sampler s({.temperature = 1.0});
   std::vector<float> bad = {1.0f, std::nanf("")};
-  EXPECT_THROW(s.sample(bad), Error);
+  try {
+    s.sample(bad);
+    ADD_FAILURE() << "a NaN logit was sampled from";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("logit 1 is NaN"), std::string::npos) << e.what();
+  }
+  Sampler greedy({});
+  EXPECT_THROW(greedy.sample(bad), Error);
 }
 
 class Generation : public ::testing::Test {

@@ -5,7 +5,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <limits>
+#include <cstring>
+#include <fstream>
 #include <mutex>
+
+#include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
 #include "dattn/model/cuda_session.h"
@@ -223,6 +227,55 @@ TEST(Engine, BadRequestsAreErrorsNamingTheValue) {
                  return o;
                }()),
                Error);
+}
+
+// The fixture with its final norm's weights set to NaN: attention's inputs stay finite (the operator's
+// check passes), every logit is NaN.
+std::shared_ptr<const model::Model> model_with_nan_logits(const test::TempDir& dir) {
+  std::filesystem::copy(test::models_dir() / kModel, dir.path, std::filesystem::copy_options::recursive);
+  const auto file = dir.path / "model.safetensors";
+  std::vector<char> bytes(std::filesystem::file_size(file));
+  std::ifstream(file, std::ios::binary).read(bytes.data(), std::streamsize(bytes.size()));
+  uint64_t header_size = 0;
+  std::memcpy(&header_size, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(std::string(bytes.data() + 8, header_size));
+  const auto& norm = header.at("model.norm.weight");
+  const size_t begin = 8 + header_size + norm["data_offsets"][0].get<size_t>();
+  const size_t end = 8 + header_size + norm["data_offsets"][1].get<size_t>();
+  const std::string dtype = norm["dtype"];
+  const std::vector<uint8_t> nan = dtype == "F32"    ? std::vector<uint8_t>{0x00, 0x00, 0xc0, 0x7f}
+                                   : dtype == "BF16" ? std::vector<uint8_t>{0xc0, 0x7f}
+                                                     : std::vector<uint8_t>{0x00, 0x7e};  // F16
+  for (size_t i = begin; i < end; ++i) bytes[i] = char(nan[(i - begin) % nan.size()]);
+  test::write_file(file, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  return model::Model::load(dir.path);
+}
+
+// A model that produces NaN logits ends each request with an error naming it, greedy or sampled, and the
+// engine goes on serving (the error used to escape the scheduling thread and end the process).
+TEST(Engine, NaNLogitsEndTheRequestWithAnErrorAndTheEngineGoesOn) {
+  test::TempDir dir;
+  auto model = model_with_nan_logits(dir);
+  auto engine = Engine::create(model, small_options());
+  for (const model::SamplingParams& sampling :
+       {model::SamplingParams{}, model::SamplingParams{.temperature = 0.7, .top_p = 0.9, .seed = 3}}) {
+    std::vector<std::unique_ptr<Collector>> collectors;
+    for (int i = 0; i < 3; ++i) {
+      Request r;
+      r.prompt = prompt_ids(10 + 7 * i, model->config().vocab_size, i);
+      r.max_new_tokens = 4;
+      r.sampling = sampling;
+      collectors.push_back(std::make_unique<Collector>());
+      engine->submit(r, collectors.back()->callback());
+    }
+    for (auto& c : collectors) {
+      c->wait();
+      EXPECT_TRUE(c->tokens.empty());
+      EXPECT_EQ(c->last.reason, FinishReason::error);
+      EXPECT_NE(c->last.error.find("is NaN"), std::string::npos) << c->last.error;
+    }
+  }
+  EXPECT_EQ(engine->stats().kv_blocks_used, 0);
 }
 
 // A long prompt is prefilled a chunk per step while an already running sequence keeps decoding, and its
