@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -426,15 +427,15 @@ class BatchEngine final : public Engine {
       c.logits = {logits_.data() + logit_row * vocab, size_t(vocab)};
     }
     choose_tokens(choices);
-    std::vector<std::tuple<uint64_t, FinishReason, bool, std::string>> ended;
+    std::vector<std::tuple<uint64_t, FinishReason, std::string, std::optional<TokenEvent>>> ended;
     for (Choice& c : choices) {
       if (!c.error.empty()) {
-        ended.emplace_back(c.sequence->pending.id, FinishReason::error, false, std::move(c.error));
-      } else if (const auto [reason, sent] = take_token(*c.sequence, c.token); reason != FinishReason::none) {
-        ended.emplace_back(c.sequence->pending.id, reason, sent, std::string());
+        ended.emplace_back(c.sequence->pending.id, FinishReason::error, std::move(c.error), std::nullopt);
+      } else if (auto [reason, last] = take_token(*c.sequence, c.token); reason != FinishReason::none) {
+        ended.emplace_back(c.sequence->pending.id, reason, std::string(), std::move(last));
       }
     }
-    for (const auto& [id, reason, sent, error] : ended) finish(id, reason, error, sent);
+    for (auto& [id, reason, error, last] : ended) finish(id, reason, error, std::move(last));
     if (decode_only) record_decode_step(std::chrono::duration<double>(Clock::now() - start).count());
   }
 
@@ -470,13 +471,14 @@ class BatchEngine final : public Engine {
     });
   }
 
-  // Takes the chosen token and tells the client. Returns why the sequence ends (none: it goes on) and
-  // whether its last event went out already (the token that reached a limit carries finished=true).
-  std::pair<FinishReason, bool> take_token(Sequence& s, int32_t token) {
+  // Takes the chosen token and tells the client. Returns why the sequence ends (none: it goes on) and, when
+  // the token itself reached a limit, its event (finished=true): finish() sends that one once the
+  // sequence's blocks are back, so that a client never sees its last event before the stats do.
+  std::pair<FinishReason, std::optional<TokenEvent>> take_token(Sequence& s, int32_t token) {
     const Request& r = s.pending.request;
-    if (s.completion == r.max_new_tokens) return {FinishReason::length, false};  // max_new_tokens 0
+    if (s.completion == r.max_new_tokens) return {FinishReason::length, std::nullopt};  // max_new_tokens 0
     if (std::find(r.stop_ids.begin(), r.stop_ids.end(), token) != r.stop_ids.end())
-      return {FinishReason::stop_token, false};
+      return {FinishReason::stop_token, std::nullopt};
     ++s.completion;
     if (s.completion == 1) s.ttft_ms = ms_since(s.pending.submitted);
     s.tokens.push_back(token);
@@ -490,9 +492,8 @@ class BatchEngine final : public Engine {
     else if (s.cached >= options_.max_context)
       e.reason = FinishReason::context;
     e.finished = e.reason != FinishReason::none;
-    const bool go_on = deliver(s, e);
-    if (e.finished) return {e.reason, true};
-    return {go_on ? FinishReason::none : FinishReason::cancelled, false};
+    if (e.finished) return {e.reason, e};
+    return {deliver(s, e) ? FinishReason::none : FinishReason::cancelled, std::nullopt};
   }
 
   // The client's callback; one that throws is treated like one that returns false.
@@ -527,28 +528,33 @@ class BatchEngine final : public Engine {
     }
   }
 
-  // Ends a running sequence: its last event (unless the token that ended it carried it) and its blocks back.
-  void finish(uint64_t id, FinishReason reason, const std::string& error, bool event_sent = false) {
+  // Ends a running sequence: its blocks back and the counts published, then its last event (the token
+  // that ended it, or one with token -1).
+  void finish(uint64_t id, FinishReason reason, const std::string& error, std::optional<TokenEvent> last = {}) {
     auto it = std::find_if(running_.begin(), running_.end(), [&](const auto& s) { return s->pending.id == id; });
     if (it == running_.end()) return;
     std::unique_ptr<Sequence> s = std::move(*it);
     running_.erase(it);
     block_manager_->release(s->blocks);
-    if (event_sent)
-      count_finished();
-    else
-      notify_finish(*s, reason, error);
     publish_counts();
+    if (last) {
+      count_finished();
+      deliver(*s, *last);
+    } else {
+      notify_finish(*s, reason, error);
+    }
   }
 
+  // The last event of a sequence that no token ended; counted first, so that the stats a client reads
+  // after it include it.
   void notify_finish(Sequence& s, FinishReason reason, const std::string& error) {
     TokenEvent e = event(s, -1);
     e.prompt_tokens = int64_t(s.pending.request.prompt.size());
     e.finished = true;
     e.reason = reason;
     e.error = error;
-    deliver(s, e);
     count_finished();
+    deliver(s, e);
   }
 
   void count_finished() {
