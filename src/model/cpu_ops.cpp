@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "dattn/core/threads.h"
+#include "small_batch_linear.h"
 
 namespace dattn::model::cpu_ops {
 
@@ -48,6 +49,8 @@ void linear(const float* x, const float* weight, const float* bias, int64_t n, i
     if (rows == 1) {
       cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(count), blasint(k), 1.0f, w, blasint(k), x, 1, beta,
                   out + first, 1);
+    } else if (rows <= kSmallBatchMaxRows) {
+      small_batch_linear(x, w, rows, count, k, out + first, n, accumulate);
     } else {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(count), blasint(k), 1.0f, x,
                   blasint(k), w, blasint(k), beta, out + first, blasint(n));
