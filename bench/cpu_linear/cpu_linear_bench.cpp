@@ -65,6 +65,6 @@ void small_batch(benchmark::State& s) { step<true>(s); }
 
 }  // namespace
 
-BENCHMARK(sgemm)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Unit(benchmark::kMillisecond);
-BENCHMARK(small_batch)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Unit(benchmark::kMillisecond);
+BENCHMARK(sgemm)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(24)->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(small_batch)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(24)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

@@ -4,9 +4,10 @@
 
 namespace dattn::model::cpu_ops {
 
-// Rows up to this many take small_batch_linear (measured against OpenBLAS sgemm on the 2-core development
-// VM: faster up to 8 rows, even at 16; docs/BENCHMARKS.md).
-inline constexpr int64_t kSmallBatchMaxRows = 8;
+// Rows up to this many take small_batch_linear. Against OpenBLAS sgemm over a model's worth of weights on
+// one core (bench/cpu_linear, docs/BENCHMARKS.md): 2.05x at 2 rows, 1.60x at 8, 1.32x at 16, even at 24,
+// slower at 32.
+inline constexpr int64_t kSmallBatchMaxRows = 16;
 
 // out[r * out_stride + j] (+)= sum_i x[r * k + i] * w[j * k + i] for r < rows, j < features; one thread.
 // accumulate=false never reads out (as sgemm with beta 0).

@@ -25,7 +25,7 @@ TEST(CpuLinear, EveryPathMatchesAnFp64ReferenceWithinTheDotProductBound) {
       std::vector<float> w(static_cast<size_t>(features * k)), bias(static_cast<size_t>(features));
       for (float& v : w) v = normal(rng);
       for (float& v : bias) v = normal(rng);
-      for (int64_t rows : {1, 2, 3, 4, 5, 7, 8, 9, 17}) {
+      for (int64_t rows : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 20}) {
         std::vector<float> x(size_t(rows * k)), start(size_t(rows * features));
         for (float& v : x) v = normal(rng);
         for (float& v : start) v = normal(rng);
