@@ -95,7 +95,7 @@ double softmax_weights(std::span<const float> logits, float max_logit, double te
   for (size_t i = 0; i < n; ++i) w[i] = exp_nonpositive((l[i] - max_logit) * inv_t);
   double total = 0;
   for (size_t b = 0; b < s.block_sums.size(); ++b) {
-    float sum = 0;  // 256 terms in [0, 1]: fp32 loses < 1e-5 of a block's mass, far below sampling noise
+    float sum = 0;  // 256 terms in [0, 1]: fp32 loses ~1e-5 of a block's mass, far below sampling noise
     for (size_t i = b * kBlock, end = std::min(n, i + kBlock); i < end; ++i) sum += w[i];
     s.block_sums[b] = sum;
     total += sum;
@@ -103,16 +103,20 @@ double softmax_weights(std::span<const float> logits, float max_logit, double te
   return total;
 }
 
-// The token whose cumulative weight (in index order) first exceeds target; the last token of non-zero
-// weight when rounding left a sliver.
+// The token whose cumulative weight (in index order) first exceeds target. Rounding (block sums in fp32,
+// the walk in fp64) can leave a sliver at the end of a block: it goes to the block's last token of
+// non-zero weight, or the vocabulary's when the target lies past every block.
 int32_t draw_in_index_order(const Scratch& s, double target) {
   const size_t n = s.weights.size();
   size_t b = 0;
   for (; b + 1 < s.block_sums.size() && target >= s.block_sums[b]; ++b) target -= s.block_sums[b];
+  int64_t last_weighted = -1;
   for (size_t i = b * kBlock, end = std::min(n, i + kBlock); i < end; ++i) {
+    if (s.weights[i] > 0) last_weighted = int64_t(i);
     target -= s.weights[i];
     if (target < 0) return int32_t(i);
   }
+  if (last_weighted >= 0) return int32_t(last_weighted);
   for (size_t i = n; i-- > 0;)
     if (s.weights[i] > 0) return int32_t(i);
   return 0;
