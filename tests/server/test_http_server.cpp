@@ -76,6 +76,10 @@ class EchoEngine : public Engine {
     return last_stop_ids_;
   }
 
+  // A sequence that reaches this many tokens ends with reason error, as the real engine ends one whose
+  // logits are NaN (set before the requests it applies to).
+  std::atomic<int64_t> fail_after_tokens{-1};
+
   // Ids whose sequence ended cancelled (by cancel() or by the callback returning false).
   std::set<uint64_t> cancelled() const {
     std::lock_guard lock(mutex_);
@@ -111,6 +115,15 @@ class EchoEngine : public Engine {
         if (cancel) {
           event.finished = true;
           event.reason = FinishReason::cancelled;
+          event.completion_tokens = s->generated;
+          s->on_event(event);
+          done.insert(s->id);
+          continue;
+        }
+        if (s->generated == fail_after_tokens) {
+          event.finished = true;
+          event.reason = FinishReason::error;
+          event.error = "logit 7 is NaN: the model produced invalid values";
           event.completion_tokens = s->generated;
           s->on_event(event);
           done.insert(s->id);
@@ -295,6 +308,34 @@ TEST(HttpServer, ClientLeavingANonStreamingRequestCancelsItsSequence) {
     std::this_thread::sleep_for(5ms);
   }
   auto res = h.client().Get("/health");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+// An engine error (NaN logits, say): the non-streaming answer is a 500 naming it; a stream that already sent
+// tokens ends with an error event and [DONE]; the server goes on answering.
+TEST(HttpServer, AnEngineErrorIsA500OrAnErrorEventAndTheServerGoesOn) {
+  Harness h;
+  h.engine.fail_after_tokens = 3;
+  const std::vector<int32_t> prompt = tokenizer().encode("In the beginning", false);
+  auto res = h.client().Post("/v1/completions", completion_request(prompt, 10, false), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 500);
+  const json error = json::parse(res->body)["error"];
+  EXPECT_EQ(error["code"], "engine_error");
+  EXPECT_NE(error["message"].get<std::string>().find("logit 7 is NaN"), std::string::npos) << res->body;
+
+  res = h.client().Post("/v1/completions", completion_request(prompt, 10, true), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);  // the status went out with the first tokens
+  const size_t error_at = res->body.find("\"engine_error\"");
+  ASSERT_NE(error_at, std::string::npos) << res->body;
+  EXPECT_LT(res->body.find("\"text\""), error_at) << "the tokens before the error are streamed";
+  EXPECT_NE(res->body.rfind("logit 7 is NaN", error_at), std::string::npos) << res->body;  // in the same event
+  EXPECT_TRUE(res->body.ends_with("data: [DONE]\n\n")) << res->body;
+
+  h.engine.fail_after_tokens = -1;
+  res = h.client().Post("/v1/completions", completion_request(prompt, 4, false), "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
 }
