@@ -328,11 +328,15 @@ TEST(HttpServer, AnEngineErrorIsA500OrAnErrorEventAndTheServerGoesOn) {
   res = h.client().Post("/v1/completions", completion_request(prompt, 10, true), "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);  // the status went out with the first tokens
-  const size_t error_at = res->body.find("\"engine_error\"");
+  const size_t error_at = res->body.find("data: {\"error\"");
   ASSERT_NE(error_at, std::string::npos) << res->body;
   EXPECT_LT(res->body.find("\"text\""), error_at) << "the tokens before the error are streamed";
-  EXPECT_NE(res->body.rfind("logit 7 is NaN", error_at), std::string::npos) << res->body;  // in the same event
-  EXPECT_TRUE(res->body.ends_with("data: [DONE]\n\n")) << res->body;
+  const size_t error_end = res->body.find("\n\n", error_at);
+  ASSERT_NE(error_end, std::string::npos);
+  const json event = json::parse(res->body.substr(error_at + 6, error_end - error_at - 6))["error"];
+  EXPECT_EQ(event["code"], "engine_error");
+  EXPECT_NE(event["message"].get<std::string>().find("logit 7 is NaN"), std::string::npos) << res->body;
+  EXPECT_EQ(res->body.substr(error_end + 2), "data: [DONE]\n\n") << res->body;
 
   h.engine.fail_after_tokens = -1;
   res = h.client().Post("/v1/completions", completion_request(prompt, 4, false), "application/json");
