@@ -42,7 +42,9 @@ void run_logits(const LogitsFlags& f, bool ids_given) {
   options.attention = plan;
   options.num_threads = f.threads;
   std::unique_ptr<model::InferenceSession> session = open_session(f.prefill.device, f.model_dir, options);
-  std::vector<float> logits = session->prefill(ids, {.all_logits = true});
+  model::PrefillOptions all_rows;
+  all_rows.all_logits = true;
+  std::vector<float> logits = session->prefill(ids, all_rows);
   const int64_t vocab = int64_t(logits.size() / ids.size());
   files.stage(f.out, {npy::file_header(npy::ElementType::f32, {int64_t(ids.size()), vocab}),
                       npy::byte_view(logits.data(), logits.size() * sizeof(float))});

@@ -75,8 +75,9 @@ void check_window_sink_geometry() {
                 }
               const bool listed = b < visited.sink_blocks || (b >= visited.window_block && b <= visited.last_block);
               EXPECT_EQ(listed, any) << "window " << window << " sink " << sink << " block " << b;
-              if (ws::rows_see_all_keys(first, last, b * block, b * block + block - 1, window, sink))
+              if (ws::rows_see_all_keys(first, last, b * block, b * block + block - 1, window, sink)) {
                 EXPECT_TRUE(all) << "window " << window << " sink " << sink << " block " << b;
+              }
             }
             for (Int step = 1; step <= 3; ++step)
               for (Int b = 0; b * block <= last - (last - first) % step; ++b) {

@@ -152,7 +152,9 @@ TEST(HostileFiles, ModelFilesMustBeRegularFiles) {
       const fs::path model = copy_fixture(kTokenizerModel, dir.path);
       fs::remove(model / file);
       if (kind == std::string("a directory")) fs::create_directory(model / file);
-      if (kind == std::string("a FIFO")) ASSERT_EQ(::mkfifo((model / file).c_str(), 0600), 0);
+      if (kind == std::string("a FIFO")) {
+        ASSERT_EQ(::mkfifo((model / file).c_str(), 0600), 0);
+      }
       if (kind == std::string("a character device")) fs::create_symlink("/dev/zero", model / file);
       const bool tokenizer_file = std::string(file) == "tokenizer_config.json";
       const std::string message = error_of([&] { tokenizer_file ? load_tokenizer(model) : load_model(model); });

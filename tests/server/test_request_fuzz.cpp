@@ -91,7 +91,9 @@ TEST(ServerRequestFuzz, ParserNeverCrashesOrAcceptsOutOfRange) {
       ASSERT_TRUE(r.sampling.temperature >= 0 && r.sampling.temperature <= 2);
       ASSERT_TRUE(r.sampling.top_p > 0 && r.sampling.top_p <= 1);
       ASSERT_GE(r.sampling.top_k, 0);
-      if (endpoint == Endpoint::chat) ASSERT_FALSE(r.messages.empty());
+      if (endpoint == Endpoint::chat) {
+        ASSERT_FALSE(r.messages.empty());
+      }
       if (r.prompt_ids) {
         for (int32_t id : *r.prompt_ids) ASSERT_TRUE(id >= 0 && id < limits.vocab_size);
       }
