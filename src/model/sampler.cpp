@@ -4,14 +4,16 @@
 // 32 sampled streams spent 0.6 s a step in it (bench/sampling).
 #include "dattn/model/sampler.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "cpu/simd.h"  // the attention kernels' exp2_ps: one vector exp in the project
 #include "dattn/core/error.h"
 
 namespace dattn::model {
@@ -20,55 +22,33 @@ namespace {
 
 constexpr size_t kBlock = 256;  // weights summed per block, so that the draw skips whole blocks
 
-// The largest logit; NaN never wins, as in a scan with '>'. (omp simd: GCC vectorises a max reduction
-// only when told that the order does not matter.)
-float max_logit_of(std::span<const float> logits) {
+// The largest logit (NaN never wins, as in a scan with '>') and whether there is a NaN, in one pass.
+// (omp simd: GCC vectorises these reductions only when told that their order does not matter.)
+std::pair<float, bool> max_and_nan(std::span<const float> logits) {
   float best = -std::numeric_limits<float>::infinity();
+  int nan = 0;
   const float* l = logits.data();
-#pragma omp simd reduction(max : best)
-  for (size_t i = 0; i < logits.size(); ++i) best = l[i] > best ? l[i] : best;
-  return best;
+#pragma omp simd reduction(max : best) reduction(| : nan)
+  for (size_t i = 0; i < logits.size(); ++i) {
+    best = l[i] > best ? l[i] : best;
+    nan |= l[i] != l[i];
+  }
+  return {best, nan != 0};
 }
 
 // The largest logit; a NaN fails with its index.
 float checked_max(std::span<const float> logits) {
-  const float* l = logits.data();
-  int nan = 0;
-#pragma omp simd reduction(| : nan)
-  for (size_t i = 0; i < logits.size(); ++i) nan |= l[i] != l[i];
+  const auto [best, nan] = max_and_nan(logits);
   if (nan) {
     const auto bad = std::find_if(logits.begin(), logits.end(), [](float l) { return std::isnan(l); });
     fail("logit {} is NaN: the model produced invalid values", bad - logits.begin());
   }
-  return max_logit_of(logits);
+  return best;
 }
 
 size_t first_index_of(std::span<const float> logits, float value) {
   const auto it = std::find(logits.begin(), logits.end(), value);
   return it == logits.end() ? 0 : size_t(it - logits.begin());
-}
-
-// e^x for x <= 0 in fp32: 2^(x log2 e) as 2^whole (the exponent bits) times a degree-7 Taylor series of
-// 2^f, |f| <= 0.5; exactly 0 below 2^-126, the smallest normal. Relative error (against double exp, steps
-// of 1e-4): < 1e-6 on [-20, 0], < 4e-6 down to -87, mostly from rounding x log2 e to fp32. Plain arithmetic
-// on purpose: GCC vectorises the loop that calls it, where std::exp stays a libm call per element.
-inline float exp_nonpositive(float x) {
-  const float y = x * 1.44269504088896341f;
-  const bool in_range = y >= -126.0f;
-  const float clamped = in_range ? y : -126.0f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
-  const float whole = (clamped + kRound) - kRound;
-  const float f = clamped - whole;
-  float p = 1.5252733804059840e-05f;
-  p = p * f + 1.5403530393381606e-04f;
-  p = p * f + 1.3333558146428443e-03f;
-  p = p * f + 9.6181291076284770e-03f;
-  p = p * f + 5.5504108664821580e-02f;
-  p = p * f + 2.4022650695910071e-01f;
-  p = p * f + 6.9314718055994531e-01f;
-  p = p * f + 1.0f;
-  const float scaled = std::bit_cast<float>(std::bit_cast<int32_t>(p) + (int32_t(whole) << 23));
-  return in_range ? scaled : 0.0f;
 }
 
 // Per-thread scratch: a sampler belongs to one sequence, and a vocabulary-sized buffer per sequence would
@@ -88,11 +68,20 @@ double softmax_weights(std::span<const float> logits, float max_logit, double te
   const size_t n = logits.size();
   s.weights.resize(n);
   s.block_sums.resize((n + kBlock - 1) / kBlock);
-  const float inv_t = float(1.0 / temperature);
+  // e^x = 2^(x log2 e); -inf logits (and weights below 2^-125) give exactly 0
+  const __m256 scale = _mm256_set1_ps(float(1.4426950408889634 / temperature)), max = _mm256_set1_ps(max_logit);
   float* w = s.weights.data();
   const float* l = logits.data();
-#pragma omp simd
-  for (size_t i = 0; i < n; ++i) w[i] = exp_nonpositive((l[i] - max_logit) * inv_t);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(w + i, cpu::exp2_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(l + i), max), scale)));
+  if (i < n) {  // the last few through an -inf-padded vector
+    alignas(32) float tail[8];
+    std::fill(tail, tail + 8, -std::numeric_limits<float>::infinity());
+    std::copy(l + i, l + n, tail);
+    _mm256_store_ps(tail, cpu::exp2_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_load_ps(tail), max), scale)));
+    std::copy(tail, tail + (n - i), w + i);
+  }
   double total = 0;
   for (size_t b = 0; b < s.block_sums.size(); ++b) {
     float sum = 0;  // 256 terms in [0, 1]: fp32 loses ~1e-5 of a block's mass, far below sampling noise
@@ -153,11 +142,52 @@ std::pair<size_t, double> nucleus(std::vector<std::pair<float, int32_t>>& c, dou
   return {lo, before};
 }
 
+// c = the k best logits as (weight, id): a heap whose front is the lightest kept, so most tokens fail one
+// comparison. Returns their total weight (std::exp: k is small).
+double top_k_weights(std::span<const float> logits, float max_logit, size_t k, double temperature,
+                     std::vector<std::pair<float, int32_t>>& c) {
+  c.clear();
+  float lightest_kept = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] < lightest_kept) continue;  // the common case once the heap is full
+    const std::pair<float, int32_t> token{logits[i], int32_t(i)};
+    if (c.size() < k) {
+      c.push_back(token);
+      std::push_heap(c.begin(), c.end(), heavier);
+      if (c.size() == k) lightest_kept = c.front().first;
+    } else if (heavier(token, c.front())) {
+      std::pop_heap(c.begin(), c.end(), heavier);
+      c.back() = token;
+      std::push_heap(c.begin(), c.end(), heavier);
+      lightest_kept = c.front().first;
+    }
+  }
+  double total = 0;
+  for (auto& [w, id] : c) {
+    w = float(std::exp(double(w - max_logit) / temperature));
+    total += w;
+  }
+  return total;
+}
+
+// s.candidates = the tokens that can be in a top_p nucleus, as (weight, id); returns the weight of all
+// tokens. Tokens lighter than (1 - top_p) total / vocab are never in it: together they weigh less than the
+// (1 - top_p) total that the nucleus leaves out, and they are the lightest.
+double nucleus_candidates(std::span<const float> logits, float max_logit, double temperature, double top_p,
+                          Scratch& s) {
+  const double total = softmax_weights(logits, max_logit, temperature, s);
+  const float floor = float((1 - top_p) * total / double(logits.size()));
+  s.candidates.clear();
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (s.weights[i] >= floor) s.candidates.emplace_back(s.weights[i], int32_t(i));
+  return total;
+}
+
 }  // namespace
 
 int32_t argmax(std::span<const float> logits) {
   DATTN_CHECK(!logits.empty(), "argmax of empty logits");
-  return int32_t(first_index_of(logits, max_logit_of(logits)));
+  return int32_t(first_index_of(logits, max_and_nan(logits).first));
 }
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {
@@ -185,41 +215,9 @@ int32_t Sampler::sample(std::span<const float> logits) {
   }
 
   auto& c = s.candidates;
-  c.clear();
-  double kept = 0;  // the weight top-p is a share of: all tokens', or the k best's
-  if (top_k_cuts) {
-    // the k best logits (a heap whose front is the lightest kept: most tokens fail one comparison), as
-    // weights; top-p then cuts within them
-    const size_t k = size_t(params_.top_k);
-    float lightest_kept = -std::numeric_limits<float>::infinity();
-    for (size_t i = 0; i < vocab; ++i) {
-      if (logits[i] < lightest_kept) continue;  // the common case once the heap is full
-      const std::pair<float, int32_t> token{logits[i], int32_t(i)};
-      if (c.size() < k) {
-        c.push_back(token);
-        std::push_heap(c.begin(), c.end(), heavier);
-        if (c.size() == k) lightest_kept = c.front().first;
-      } else if (heavier(token, c.front())) {
-        std::pop_heap(c.begin(), c.end(), heavier);
-        c.back() = token;
-        std::push_heap(c.begin(), c.end(), heavier);
-        lightest_kept = c.front().first;
-      }
-    }
-    const float inv_t = float(1.0 / params_.temperature);
-    for (auto& [w, id] : c) {
-      w = exp_nonpositive((w - max_logit) * inv_t);
-      kept += w;
-    }
-  } else {
-    const double total = softmax_weights(logits, max_logit, params_.temperature, s);
-    kept = total;
-    // Tokens lighter than (1 - top_p) total / vocab are never in the nucleus: together they weigh less
-    // than the (1 - top_p) total that the nucleus leaves out, and they are the lightest.
-    const float floor = float((1 - params_.top_p) * total / double(vocab));
-    for (size_t i = 0; i < vocab; ++i)
-      if (s.weights[i] >= floor) c.emplace_back(s.weights[i], int32_t(i));
-  }
+  // the weight top-p is a share of: the k best tokens', or all tokens'
+  double kept = top_k_cuts ? top_k_weights(logits, max_logit, size_t(params_.top_k), params_.temperature, c)
+                           : nucleus_candidates(logits, max_logit, params_.temperature, params_.top_p, s);
   size_t size = c.size();
   if (params_.top_p < 1) std::tie(size, kept) = nucleus(c, params_.top_p * kept);
   double target = uniform() * kept;
