@@ -4,16 +4,14 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <limits>
-#include <cstring>
 #include <fstream>
+#include <limits>
 #include <mutex>
-
-#include <nlohmann/json.hpp>
 
 #include "dattn/core/error.h"
 #include "dattn/model/cuda_session.h"
 #include "dattn/model/generate.h"
+#include "dattn/model/safetensors.h"
 #include "dattn/server/engine.h"
 #include "model_fixtures.h"
 
@@ -268,20 +266,16 @@ TEST(Engine, BadRequestsAreErrorsNamingTheValue) {
 std::shared_ptr<const model::Model> model_with_nan_logits(const test::TempDir& dir) {
   std::filesystem::copy(test::models_dir() / kModel, dir.path, std::filesystem::copy_options::recursive);
   const auto file = dir.path / "model.safetensors";
-  std::vector<char> bytes(std::filesystem::file_size(file));
-  std::ifstream(file, std::ios::binary).read(bytes.data(), std::streamsize(bytes.size()));
-  uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes.data(), 8);
-  const auto header = nlohmann::json::parse(std::string(bytes.data() + 8, header_size));
-  const auto& norm = header.at("model.norm.weight");
-  const size_t begin = 8 + header_size + norm["data_offsets"][0].get<size_t>();
-  const size_t end = 8 + header_size + norm["data_offsets"][1].get<size_t>();
-  const std::string dtype = norm["dtype"];
-  const std::vector<uint8_t> nan = dtype == "F32"    ? std::vector<uint8_t>{0x00, 0x00, 0xc0, 0x7f}
-                                   : dtype == "BF16" ? std::vector<uint8_t>{0xc0, 0x7f}
-                                                     : std::vector<uint8_t>{0x00, 0x7e};  // F16
-  for (size_t i = begin; i < end; ++i) bytes[i] = char(nan[(i - begin) % nan.size()]);
-  test::write_file(file, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  std::vector<uint8_t> bytes(std::filesystem::file_size(file));
+  std::ifstream(file, std::ios::binary).read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+  const model::SafetensorsHeader header =
+      model::parse_safetensors_header(std::as_bytes(std::span(bytes)), bytes.size(), file.string());
+  const model::TensorInfo& norm = header.tensors.at("model.norm.weight");
+  const std::vector<uint8_t> nan = norm.dtype == model::StDType::f32    ? std::vector<uint8_t>{0x00, 0x00, 0xc0, 0x7f}
+                                   : norm.dtype == model::StDType::bf16 ? std::vector<uint8_t>{0xc0, 0x7f}
+                                                                        : std::vector<uint8_t>{0x00, 0x7e};  // f16
+  for (uint64_t i = norm.begin; i < norm.end; ++i) bytes[header.data_offset + i] = nan[(i - norm.begin) % nan.size()];
+  test::write_file(file, bytes);
   return model::Model::load(dir.path);
 }
 
